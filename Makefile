@@ -1,0 +1,48 @@
+# The project's commands. `make run` and `make test` are all a newcomer needs.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CUSTOMERS ?= 100000
+CLV_DATA_DIR ?= data
+export CUSTOMERS CLV_DATA_DIR
+# Offline by default: no telemetry from SQLMesh (Soda's is switched off by clv itself).
+export SQLMESH__DISABLE_ANONYMIZED_ANALYTICS := 1
+
+.PHONY: setup run test lint fmt bench clean lock
+
+setup: $(STAMP)  ## virtualenv in .venv with the pinned dependency tree
+
+$(STAMP): requirements.txt requirements.lock requirements-nodeps.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+run: setup  ## generate the default dataset (if absent) and print its summary
+	$(BIN)/clv run
+
+test: setup  ## lint + the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/pytest -n 2
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup  ## benchmarks; results land in bench/RESULTS.md
+	$(BIN)/python bench/bench_generator.py
+
+lock: setup  ## re-resolve requirements.lock after changing requirements.txt
+	{ echo "# The full resolved dependency tree (pip freeze), used as constraints by \`make setup\`."; \
+	  echo "# Regenerate with \`make lock\` after changing requirements.txt."; \
+	  $(BIN)/pip freeze --exclude-editable | grep -v -iE '^(soda-core-duckdb|clv-churn)=='; } > requirements.lock
+
+clean:  ## remove generated data (not the virtualenv)
+	rm -rf "$(CLV_DATA_DIR)" .pytest_cache .ruff_cache bench/out

@@ -1,0 +1,113 @@
+"""The `clv` command: every step of the pipeline, runnable without Airflow.
+
+Errors a user can cause print one line and exit with code 2; tracebacks are for bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+
+from clv import settings
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called or what it was pointed at (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from generator.cli import main as generator_main
+
+    return generator_main(args.generator_args)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    """The main job. At this stage: make sure the default history exists, then summarise it."""
+    from generator import runner
+
+    paths = settings.paths(args.data_dir)
+    if not (paths.state / runner.META).exists():
+        summary = runner.history(
+            paths, args.customers, args.start, args.end, chaos=args.chaos, progress=sys.stderr.isatty()
+        )
+        print(summary.line())
+    print(dataset_summary(paths))
+    return 0
+
+
+def dataset_summary(paths: settings.Paths) -> str:
+    """A short report on the landed data and the ground truth behind it."""
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+
+    from generator import runner
+
+    meta = runner.read_meta(paths)
+    lines = [
+        f"Data directory: {paths.data_dir}",
+        f"History: {meta['customers']:,} customers, {meta['start']} .. {meta['end']} "
+        f"(seed {meta['seed']}, chaos {meta['chaos']})",
+    ]
+    batches = sorted(p for p in paths.landing.iterdir() if (p / "_manifest.json").exists())
+    for b in batches:
+        m = json.loads((b / "_manifest.json").read_text())
+        rows = sum(f["rows"] for f in m["files"].values())
+        size = sum(f["bytes"] for f in m["files"].values())
+        lines.append(f"  batch {b.name:<24} {m['kind']:<8} {rows:>12,} rows {size / 1e6:>9,.1f} MB")
+    truth = pcsv.read_csv(paths.truth / "customers.csv")
+    churned = pc.sum(truth["churned"]).as_py()
+    fut = pc.sum(truth["future_revenue_365d"]).as_py()
+    lines += [
+        f"Ground truth ({paths.truth}): {churned:,} of {truth.num_rows:,} customers "
+        f"({churned / truth.num_rows:.1%}) had churned by {meta['end']}; "
+        f"actual revenue in the next 365 days: ${fut:,.0f}",
+    ]
+    return "\n".join(lines)
+
+
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid date {value!r}: use YYYY-MM-DD") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="clv", description="Customer lifetime value & churn pipeline.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    g = sub.add_parser(
+        "generate", help="synthetic source data (same as `python -m generator`)", add_help=False
+    )
+    g.add_argument("generator_args", nargs=argparse.REMAINDER)
+    g.set_defaults(func=_cmd_generate)
+    r = sub.add_parser("run", help="the main job: generate the default data if absent, then summarise")
+    r.add_argument("--data-dir", default=None, help="default: $CLV_DATA_DIR or ./data")
+    r.add_argument("--customers", type=int, default=settings.default_customers())
+    r.add_argument("--start", type=_date, default=dt.date(2022, 1, 1))
+    r.add_argument("--end", type=_date, default=dt.date(2024, 12, 31))
+    r.add_argument("--chaos", default="realistic", choices=["none", "realistic", "heavy"])
+    r.set_defaults(func=_cmd_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as e:
+        print(f"clv: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # user-facing errors raised by library modules
+        from generator.runner import GeneratorError
+
+        if isinstance(e, GeneratorError):
+            print(f"clv: error: {e}", file=sys.stderr)
+            return 2
+        raise

@@ -1,0 +1,59 @@
+"""Every setting in one place, read from environment variables with defaults that work from a clone.
+
+Paths derive from one data directory (``CLV_DATA_DIR``, default ``./data`` under the working
+directory) so that a whole deployment can be relocated by one variable.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SEEDS_DIR = PROJECT_ROOT / "sqlmesh_project" / "seeds"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The places the pipeline reads and writes, all under one data directory."""
+
+    data_dir: Path
+
+    @property
+    def landing(self) -> Path:
+        return self.data_dir / "landing"
+
+    @property
+    def truth(self) -> Path:
+        return self.data_dir / "truth"
+
+    @property
+    def state(self) -> Path:
+        return self.data_dir / "state"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.data_dir / "warehouse.duckdb"
+
+    @property
+    def serving(self) -> Path:
+        return self.data_dir / "serving.duckdb"
+
+    @property
+    def reports(self) -> Path:
+        return self.data_dir / "reports"
+
+
+def data_dir(override: str | os.PathLike[str] | None = None) -> Path:
+    """The data directory: an explicit override, else ``CLV_DATA_DIR``, else ``./data``."""
+    raw = override if override is not None else os.environ.get("CLV_DATA_DIR", "data")
+    return Path(raw).expanduser().resolve()
+
+
+def paths(override: str | os.PathLike[str] | None = None) -> Paths:
+    return Paths(data_dir(override))
+
+
+def default_customers() -> int:
+    return int(os.environ.get("CUSTOMERS", "100000"))
