@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"clv: error: {e}", file=sys.stderr)
         return 2
     except Exception as e:  # user-facing errors raised by library modules
-        from generator.runner import GeneratorError
+        from generator.profiles import GeneratorError
 
         if isinstance(e, GeneratorError):
             print(f"clv: error: {e}", file=sys.stderr)

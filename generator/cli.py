@@ -7,7 +7,7 @@ import datetime as dt
 import sys
 
 from clv import settings
-from generator import chaos, runner
+from generator.profiles import PROFILES, GeneratorError
 
 
 def _date(value: str) -> dt.date:
@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--chaos",
         default="realistic",
-        choices=list(chaos.PROFILES),
+        choices=list(PROFILES),
         help="fault injection level: duplicates, malformed rows, orphans, late events, "
         "schema drift, redelivered batches (default: realistic)",
     )
@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     paths = settings.paths(args.data_dir)
+    from generator import runner  # heavy (numpy, pyarrow, scipy): not needed for --help or bad args
+
     try:
         if args.mode == "history":
             summary = runner.history(
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             summary = runner.day(paths, args.date, chaos=args.chaos)
-    except runner.GeneratorError as e:
+    except GeneratorError as e:
         print(f"generator: error: {e}", file=sys.stderr)
         return 2
     print(summary.line())

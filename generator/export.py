@@ -35,6 +35,9 @@ def csv_bytes(table: pa.Table) -> bytes:
     """CSV rows without a header. Fields are quoted only when a value needs it: Arrow's writer
     either quotes every string or none, so try none first and fall back for the rare chunk with a
     delimiter or quote in a value."""
+    # One chunk per column: Arrow 26's writer emitted garbage bytes between rows for some
+    # multi-chunk tables (seen with quoting "none" on tables read from several parquet files).
+    table = table.combine_chunks()
     buf = io.BytesIO()
     try:
         pcsv.write_csv(table, buf, _PLAIN)
@@ -92,7 +95,15 @@ def finalize(source: Source, table: pa.Table, as_of_day: int) -> pa.Table:
         )
         renew_arr = pa.array(np.asarray(renew, dtype=np.int32), pa.date32(), mask=~active)
         table = table.append_column("renewal_date", renew_arr)
-    return table.select(list(source.column_names))
+    table = table.select(list(source.column_names))
+    return table.cast(_wire_schema(table.schema))
+
+
+def _wire_schema(schema: pa.Schema) -> pa.Schema:
+    """Timestamps at whole seconds, whatever a parquet round trip made of them."""
+    return pa.schema(
+        [pa.field(f.name, pa.timestamp("s")) if pa.types.is_timestamp(f.type) else f for f in schema]
+    )
 
 
 @dataclass

@@ -40,6 +40,7 @@ from generator.export import (
     write_faults,
 )
 from generator.model import PARAMS, daily_signup_rate, signup_days
+from generator.profiles import GeneratorError
 from generator.simulate import Window, simulate_chunk
 
 GENERATOR_VERSION = 1
@@ -48,10 +49,6 @@ CHUNK_CUSTOMERS = 25_000
 #: Day-batch signups get ids in a block per day after the history's ids, so days never collide.
 DAY_SIGNUP_CAP = 100_000
 META = "meta.json"
-
-
-class GeneratorError(Exception):
-    """A user mistake (bad argument, missing history): reported in one line, exit code 2."""
 
 
 @dataclass
@@ -219,8 +216,8 @@ def _pool(workers: int | None, n_jobs: int):
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
 
 
-def day(paths: Paths, date: dt.date, chaos: str = "realistic") -> Summary:
-    profile = chaos_mod.profile(chaos)
+def day(paths: Paths, date: dt.date, chaos: str | chaos_mod.ChaosProfile = "realistic") -> Summary:
+    profile = chaos if isinstance(chaos, chaos_mod.ChaosProfile) else chaos_mod.profile(chaos)
     meta = read_meta(paths)
     end, horizon = dt.date.fromisoformat(meta["end"]), dt.date.fromisoformat(meta["horizon"])
     if date <= end:

@@ -150,6 +150,67 @@ def _pick(rng, probs, n: int) -> np.ndarray:
 
 
 @dataclass
+class Profiles:
+    """Who the customers are: market, names, email, demographics (strings as Arrow arrays)."""
+
+    market: np.ndarray
+    gender: np.ndarray  # index into contract.GENDERS
+    first: pa.Array
+    last: pa.Array
+    first_slug: pa.Array
+    last_slug: pa.Array
+    email: pa.Array
+    city_i: np.ndarray  # index into names.pool("city").values
+    country: pa.Array
+    dob: np.ndarray  # days since 1970
+    opt_in: np.ndarray
+
+
+def draw_profiles(rng: np.random.Generator, signup_t: np.ndarray) -> Profiles:
+    """Names and cities of the customer's own country, an email made from the name."""
+    n = len(signup_t)
+    market = _pick(rng, [m.weight for m in MARKETS], n)
+    gender = _pick(rng, [0.48, 0.48, 0.02, 0.02], n)  # M, F, Other, Unknown
+    fem = pa.array((gender == 1) | ((gender >= 2) & (rng.random(n) < 0.5)))
+    male_p, female_p, last_p, city_p = (names.pool(k) for k in names.KINDS)
+    fi_f, fi_m, li = female_p.draw(rng, market), male_p.draw(rng, market), last_p.draw(rng, market)
+    first_slug = pc.if_else(fem, pc.take(female_p.slugs, fi_f), pc.take(male_p.slugs, fi_m))
+    last_slug = pc.take(last_p.slugs, li)
+    age_days = (18 + np.minimum(rng.gamma(3.0, 7.0, n), 67)) * 365.25
+    return Profiles(
+        market=market,
+        gender=gender,
+        first=pc.if_else(fem, pc.take(female_p.values, fi_f), pc.take(male_p.values, fi_m)),
+        last=pc.take(last_p.values, li),
+        first_slug=first_slug,
+        last_slug=last_slug,
+        email=names.emails(rng, first_slug, last_slug),
+        city_i=city_p.draw(rng, market),
+        country=pc.take(COUNTRIES, pa.array(market)),
+        dob=signup_t - age_days,
+        opt_in=rng.random(n) < 0.55,
+    )
+
+
+def profiles_table(cid: pa.Array, who: Profiles, signup_t: np.ndarray) -> pa.Table:
+    """The customers export for a set of profiles with no changes yet (one row each)."""
+    return pa.table(
+        {
+            "customer_id": cid,
+            "first_name": who.first,
+            "last_name": who.last,
+            "email": who.email,
+            "gender": pc.take(GENDERS, pa.array(who.gender)),
+            "date_of_birth": _date(who.dob),
+            "signup_datetime": _ts(signup_t),
+            "city": pc.take(names.pool("city").values, pa.array(who.city_i)),
+            "country": who.country,
+            "marketing_opt_in": pa.array(who.opt_in),
+        }
+    )
+
+
+@dataclass
 class Chunk:
     tables: dict[str, pa.Table]
     truth: pa.Table | None
@@ -171,21 +232,9 @@ def simulate_chunk(
     lat = draw_latents(rng, n, params)
     lam, p, nu = lat["lambda"], lat["p"], lat["nu"]
 
-    # --- who they are ------------------------------------------------------------------
-    market = _pick(rng, [m.weight for m in MARKETS], n)
-    gender = _pick(rng, [0.48, 0.48, 0.02, 0.02], n)  # M, F, Other, Unknown
-    fem = pa.array((gender == 1) | ((gender >= 2) & (rng.random(n) < 0.5)))
-    male_p, female_p, last_p, city_p = (names.pool(k) for k in names.KINDS)
-    fi_f, fi_m, li = female_p.draw(rng, market), male_p.draw(rng, market), last_p.draw(rng, market)
-    first = pc.if_else(fem, pc.take(female_p.values, fi_f), pc.take(male_p.values, fi_m))
-    first_slug = pc.if_else(fem, pc.take(female_p.slugs, fi_f), pc.take(male_p.slugs, fi_m))
-    last, last_slug = pc.take(last_p.values, li), pc.take(last_p.slugs, li)
-    city_i = city_p.draw(rng, market)
-    email = names.emails(rng, first_slug, last_slug)
-    age_days = (18 + np.minimum(rng.gamma(3.0, 7.0, n), 67)) * 365.25
-    dob = signup_t - age_days
-    opt_in = rng.random(n) < 0.55
-    country = pc.take(COUNTRIES, pa.array(market))
+    who = draw_profiles(rng, signup_t)
+    market, city_i, country = who.market, who.city_i, who.country
+    city_p = names.pool("city")
 
     # --- purchases: BG/NBD ------------------------------------------------------------
     t0 = signup_t + rng.uniform(2, 90, n) / 1440.0  # first order minutes after signup
@@ -427,25 +476,7 @@ def simulate_chunk(
     tickets = pa.concat_tables(parts)
 
     subscriptions = _subscriptions(rng, n, cidx, cid, signup_t, death_t, lat, H, params)
-    customers = _customer_versions(
-        rng,
-        n,
-        cid,
-        first,
-        last,
-        first_slug,
-        last_slug,
-        email,
-        gender,
-        dob,
-        signup_t,
-        city_i,
-        country,
-        market,
-        opt_in,
-        H,
-        params,
-    )
+    customers = _customer_versions(rng, cid, who, signup_t, H, params)
     financial = _financial(rng, n, cid, signup_t, market, lat, H, params)
 
     tables = {
@@ -592,25 +623,9 @@ def _empty_subscriptions() -> pa.Table:
     )
 
 
-def _customer_versions(
-    rng,
-    n,
-    cid,
-    first,
-    last,
-    first_slug,
-    last_slug,
-    email,
-    gender,
-    dob,
-    signup_t,
-    city_i,
-    country,
-    market,
-    opt_in,
-    H,
-    params: Params,
-) -> pa.Table:
+def _customer_versions(rng, cid, who: Profiles, signup_t, H, params: Params) -> pa.Table:
+    n = len(signup_t)
+    city_i, market, email = who.city_i, who.market, who.email
     rate = params.profile_change_rate_per_year / 365.25
     k = rng.poisson(rate * (H - signup_t))
     owner, t = _uniform_in(rng, signup_t + 1.0, np.maximum(H, signup_t + 1.0), k)
@@ -632,7 +647,7 @@ def _customer_versions(
     ch = vkind == 1
     if ch.any():
         cc = pa.array(vc[ch])
-        fresh = names.emails(rng, pc.take(first_slug, cc), pc.take(last_slug, cc))
+        fresh = names.emails(rng, pc.take(who.first_slug, cc), pc.take(who.last_slug, cc))
         new_email = pc.replace_with_mask(new_email, pa.array(ch), fresh)
     # forward-fill each attribute from the latest version that set it
     city_src = np.maximum.accumulate(np.where((vkind == 0) | (vkind == -1), pos, 0))
@@ -646,15 +661,15 @@ def _customer_versions(
     return pa.table(
         {
             "customer_id": pc.take(cid, vcs),
-            "first_name": pc.take(first, vcs),
-            "last_name": pc.take(last, vcs),
+            "first_name": pc.take(who.first, vcs),
+            "last_name": pc.take(who.last, vcs),
             "email": pc.take(new_email, pa.array(email_src)),
-            "gender": pc.take(GENDERS, pa.array(gender[vc])),
-            "date_of_birth": _date(dob[vc]),
+            "gender": pc.take(GENDERS, pa.array(who.gender[vc])),
+            "date_of_birth": _date(who.dob[vc]),
             "signup_datetime": _ts(signup_t[vc]),
             "city": pc.take(names.pool("city").values, pa.array(new_city[city_src])),
-            "country": pc.take(country, vcs),
-            "marketing_opt_in": pa.array(opt_in[vc] ^ flips),
+            "country": pc.take(who.country, vcs),
+            "marketing_opt_in": pa.array(who.opt_in[vc] ^ flips),
             "_event_day": pa.array(vday),
             "_delivery": pa.array(vday),
             "_t": pa.array(vt),

@@ -1,0 +1,37 @@
+"""Shared fixtures: small generated datasets, made once per test session (per xdist worker)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import pytest
+
+os.environ.setdefault("SQLMESH__DISABLE_ANONYMIZED_ANALYTICS", "1")
+
+from clv.settings import Paths
+from generator import runner
+
+END = dt.date(2023, 12, 31)
+START = dt.date(2023, 1, 1)
+DAYS = [END + dt.timedelta(days=i) for i in range(1, 6)]
+
+
+def make_dataset(root, customers: int, chaos: str, days: list[dt.date], seed: int = 7) -> Paths:
+    paths = Paths(root)
+    runner.history(paths, customers, START, END, seed=seed, chaos=chaos, progress=False, workers=1)
+    for d in days:
+        runner.day(paths, d, chaos=chaos)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def clean_data(tmp_path_factory) -> Paths:
+    """1,500 customers, one year of history and five day batches, no injected faults."""
+    return make_dataset(tmp_path_factory.mktemp("clean"), 1_500, "none", DAYS)
+
+
+@pytest.fixture(scope="session")
+def heavy_data(tmp_path_factory) -> Paths:
+    """4,000 customers under heavy chaos: every fault kind at a measurable rate."""
+    return make_dataset(tmp_path_factory.mktemp("heavy"), 4_000, "heavy", DAYS)
