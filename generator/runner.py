@@ -45,7 +45,7 @@ from generator.simulate import Window, simulate_chunk
 
 GENERATOR_VERSION = 1
 HOLDOUT_DAYS = 365
-CHUNK_CUSTOMERS = 25_000
+CHUNK_CUSTOMERS = 5_000
 #: Day-batch signups get ids in a block per day after the history's ids, so days never collide.
 DAY_SIGNUP_CAP = 100_000
 META = "meta.json"
