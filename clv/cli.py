@@ -42,6 +42,50 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_load(args: argparse.Namespace) -> int:
+    from clv import ingest
+    from clv.warehouse import WarehouseBusy
+
+    try:
+        summary = ingest.load(settings.data_dir(args.data_dir),
+                              allow_additive_columns=args.allow_additive_columns,
+                              max_rows_per_file=args.max_rows_per_file)
+    except (ingest.IngestError, WarehouseBusy, ingest.RunawayBatch) as e:
+        raise UsageError(str(e)) from None
+    if args.json:
+        print(json.dumps(summary.as_dict(), indent=2))
+    else:
+        print("\n".join(summary.lines()))
+    return 1 if summary.failed else 0
+
+
+def _cmd_reconcile(args: argparse.Namespace) -> int:
+    from clv import ingest
+    from clv.warehouse import WarehouseBusy, connect
+
+    paths = settings.paths(args.data_dir)
+    if not paths.warehouse.exists():
+        raise UsageError(f"no warehouse at {paths.warehouse}; run `clv load` first")
+    try:
+        con = connect(paths.warehouse)
+    except WarehouseBusy as e:
+        raise UsageError(str(e)) from None
+    rows = ingest.reconcile(con)
+    con.close()
+    bad = [r for r in rows if not r["reconciled"]]
+    if args.json:
+        print(json.dumps({"files": len(rows), "mismatched": bad}, indent=2, default=str))
+    else:
+        total = sum(r["rows_in_file"] for r in rows)
+        print(f"reconcile: {len(rows)} files, {total:,} rows in files = "
+              f"{sum(r['rows_in_raw'] for r in rows):,} in raw + "
+              f"{sum(r['rows_quarantined'] for r in rows):,} quarantined; {len(bad)} mismatched")
+        for r in bad:
+            print(f"  MISMATCH {r['source_file']}: {r['rows_in_file']:,} in file, {r['rows_in_raw']:,} in raw, "
+                  f"{r['rows_quarantined']:,} quarantined (difference {r['difference']:,})")
+    return 1 if bad else 0
+
+
 def dataset_summary(paths: settings.Paths) -> str:
     """A short report on the landed data and the ground truth behind it."""
     import pyarrow.compute as pc
@@ -87,6 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("generator_args", nargs=argparse.REMAINDER)
     g.set_defaults(func=_cmd_generate)
+    ld = sub.add_parser("load", help="load landed batches into the warehouse's raw zone")
+    ld.add_argument("--data-dir", default=None, help="default: $CLV_DATA_DIR or ./data")
+    ld.add_argument("--allow-additive-columns", action="store_true",
+                    help="load files whose only schema change is extra columns (dropped, with a warning)")
+    ld.add_argument("--max-rows-per-file", type=int, default=None,
+                    help="refuse any file with more rows (default: $CLV_MAX_ROWS_PER_FILE, no limit)")
+    ld.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ld.set_defaults(func=_cmd_load)
+    rc = sub.add_parser("reconcile", help="prove every landed row is in raw or in quarantine")
+    rc.add_argument("--data-dir", default=None)
+    rc.add_argument("--json", action="store_true")
+    rc.set_defaults(func=_cmd_reconcile)
     r = sub.add_parser("run", help="the main job: generate the default data if absent, then summarise")
     r.add_argument("--data-dir", default=None, help="default: $CLV_DATA_DIR or ./data")
     r.add_argument("--customers", type=int, default=settings.default_customers())

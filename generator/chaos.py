@@ -104,7 +104,7 @@ def inject_row_faults(
             columns[col] = pc.replace_with_mask(as_text, pa.array(mask), new)
             log["fault"] += [kind] * len(idx)
             log["row_number"] += (idx + 1).tolist()
-            log["key"] += [str(x) for x in key_values]
+            log["key"] += ["" if x is None else str(x) for x in key_values]
             log["column"] += [col] * len(idx)
             log["value"] += new.to_pylist()
             log["detail"] += [""] * len(idx)
@@ -116,7 +116,7 @@ def inject_row_faults(
         table = pa.concat_tables([table, dup.cast(table.schema)])
         log["fault"] += ["duplicate"] * k
         log["row_number"] += (n + 1 + np.arange(k)).tolist()
-        log["key"] += [str(x) for x in pc.take(keys, pa.array(idx)).to_pylist()]
+        log["key"] += ["" if x is None else str(x) for x in pc.take(table.column(pk), pa.array(idx)).to_pylist()]
         log["column"] += [""] * k
         log["value"] += [""] * k
         log["detail"] += [f"copy of row {i + 1}" for i in idx]

@@ -1,0 +1,599 @@
+"""Raw zone: load landed batches into the warehouse, atomically, idempotently, losing nothing.
+
+For each landed file not loaded before (by path and sha256), in batch order:
+
+1. The header is checked against the contract (``clv.contract``). A drifted file (missing,
+   renamed or unexpected column) is quarantined whole in ``raw_invalid.files``; with
+   ``allow_additive_columns`` a file whose only change is extra columns loads without them.
+2. DuckDB's CSV reader parses it with the contract's types, in parallel. Lines it cannot parse
+   (wrong field count, bad encoding, a value that is not a date, ...) are kept by its reject
+   facility (``store_rejects``) with the line number and the reason.
+3. In SQL, parsed rows that break the contract's row rules (a required id or time missing, a value
+   outside its enum or range) join the rejected lines in ``raw_invalid.<source>``; every other row
+   goes to ``raw_data.<source>`` with its lineage (load id, batch date, row number in the file,
+   load time). ``raw.<source>`` is a view that adds the file path and sha256 from the manifest.
+4. The file's rows, its quarantine and its ``ops.load_manifest`` row commit in one transaction.
+   A crash leaves nothing of the file behind; the next run loads it whole.
+
+``ops.load_reconciliation`` then shows, per file, that the rows counted in the file equal rows in
+raw plus rows quarantined.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+from duckdb import sqltypes
+
+from clv import settings
+from clv.contract import SOURCES, Source
+
+MANIFEST = "_manifest.json"
+LOADED, QUARANTINED, FAILED, DUPLICATE = "loaded", "quarantined", "failed", "duplicate"
+LINEAGE = ("_load_id", "_batch_date", "_row_number", "_loaded_at")
+MAX_LINE_BYTES = 2_000_000
+
+
+class IngestError(Exception):
+    """A user mistake: the landing directory is missing or not a directory (exit code 2)."""
+
+
+class RunawayBatch(Exception):
+    """A file is far larger than the configured guard allows (``CLV_MAX_ROWS_PER_FILE``)."""
+
+
+@dataclass
+class FileResult:
+    batch: str
+    source: str
+    path: str
+    status: str
+    rows_in_file: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    seconds: float = 0.0
+    message: str = ""
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class LoadSummary:
+    files: list[FileResult] = field(default_factory=list)
+    skipped: int = 0
+    incomplete_batches: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rows_loaded(self) -> int:
+        return sum(f.rows_loaded for f in self.files)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(f.rows_quarantined for f in self.files)
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [f for f in self.files if f.status == FAILED]
+
+    def reasons(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for f in self.files:
+            for k, v in f.reasons.items():
+                out[k] = out.get(k, 0) + v
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+    def as_dict(self) -> dict:
+        return {
+            "files": len(self.files),
+            "files_by_status": {s: sum(f.status == s for f in self.files) for s in
+                                (LOADED, QUARANTINED, DUPLICATE, FAILED)},
+            "rows_loaded": self.rows_loaded,
+            "rows_quarantined": self.rows_quarantined,
+            "quarantine_reasons": self.reasons(),
+            "skipped_already_loaded": self.skipped,
+            "incomplete_batches": self.incomplete_batches,
+            "seconds": round(self.seconds, 3),
+            "failed": [{"file": f.path, "message": f.message} for f in self.failed],
+        }
+
+    def lines(self) -> list[str]:
+        d = self.as_dict()
+        s = d["files_by_status"]
+        out = [f"load: {d['files']} files ({s[LOADED]} loaded, {s[QUARANTINED]} quarantined, "
+               f"{s[DUPLICATE]} duplicate deliveries skipped, {s[FAILED]} failed), "
+               f"{self.rows_loaded:,} rows loaded, {self.rows_quarantined:,} quarantined, "
+               f"{self.skipped} already loaded, {self.seconds:.1f} s"]
+        for reason, n in d["quarantine_reasons"].items():
+            out.append(f"  quarantined {n:>9,}  {reason}")
+        for b in self.incomplete_batches:
+            out.append(f"  waiting: batch {b} has no {MANIFEST} yet (still arriving)")
+        for f in self.failed:
+            out.append(f"  FAILED {f.path}: {f.message}")
+        return out
+
+
+# --- schema ------------------------------------------------------------------------------
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the raw zone's schemas, tables and views if absent (idempotent)."""
+    for schema in ("raw", "raw_data", "raw_invalid", "ops"):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    con.execute("""
+        CREATE TABLE IF NOT EXISTS ops.load_manifest (
+            load_id INTEGER PRIMARY KEY,
+            batch VARCHAR NOT NULL,
+            batch_date DATE,
+            source VARCHAR,
+            source_file VARCHAR NOT NULL,
+            file_sha256 VARCHAR,
+            file_bytes BIGINT,
+            rows_in_file BIGINT,
+            rows_delivered BIGINT,
+            rows_loaded BIGINT NOT NULL DEFAULT 0,
+            rows_quarantined BIGINT NOT NULL DEFAULT 0,
+            status VARCHAR NOT NULL,
+            message VARCHAR,
+            duplicate_of INTEGER,
+            started_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP NOT NULL,
+            seconds DOUBLE
+        )""")
+    con.execute("""
+        CREATE TABLE IF NOT EXISTS raw_invalid.files (
+            load_id INTEGER NOT NULL,
+            batch VARCHAR NOT NULL,
+            batch_date DATE,
+            source VARCHAR,
+            source_file VARCHAR NOT NULL,
+            file_sha256 VARCHAR,
+            reason VARCHAR NOT NULL,
+            expected_columns VARCHAR[],
+            found_columns VARCHAR[],
+            rows_in_file BIGINT,
+            recorded_at TIMESTAMP NOT NULL
+        )""")
+    for src in SOURCES.values():
+        cols = ", ".join(f"{_q(c.name)} {c.type}" for c in src.columns)
+        con.execute(f"""CREATE TABLE IF NOT EXISTS raw_data.{src.name} ({cols},
+            _load_id INTEGER NOT NULL, _batch_date DATE NOT NULL, _row_number BIGINT NOT NULL,
+            _loaded_at TIMESTAMP NOT NULL)""")
+        text_cols = ", ".join(f"{_q(c.name)} VARCHAR" for c in src.columns)
+        con.execute(f"""CREATE TABLE IF NOT EXISTS raw_invalid.{src.name} ({text_cols},
+            _raw_line VARCHAR, _reason VARCHAR NOT NULL, _load_id INTEGER NOT NULL,
+            _batch_date DATE NOT NULL, _row_number BIGINT NOT NULL, _loaded_at TIMESTAMP NOT NULL)""")
+        con.execute(f"""CREATE OR REPLACE VIEW raw.{src.name} AS
+            SELECT d.*, m.source_file AS _source_file, m.file_sha256 AS _file_sha256, m.batch AS _batch
+            FROM raw_data.{src.name} AS d JOIN ops.load_manifest AS m ON m.load_id = d._load_id""")
+    _create_reconciliation_view(con)
+
+
+def _create_reconciliation_view(con: duckdb.DuckDBPyConnection) -> None:
+    raw_counts = " UNION ALL ".join(
+        f"SELECT _load_id, count(*) AS n FROM raw_data.{s} GROUP BY ALL" for s in SOURCES)
+    bad_counts = " UNION ALL ".join(
+        f"SELECT _load_id, count(*) AS n FROM raw_invalid.{s} GROUP BY ALL" for s in SOURCES)
+    con.execute(f"""
+        CREATE OR REPLACE VIEW ops.load_reconciliation AS
+        WITH in_raw AS (SELECT _load_id AS load_id, sum(n) AS n FROM ({raw_counts}) GROUP BY ALL),
+             in_bad AS (SELECT _load_id AS load_id, sum(n) AS n FROM ({bad_counts}) GROUP BY ALL),
+             bad_files AS (SELECT load_id, sum(rows_in_file) AS n FROM raw_invalid.files GROUP BY ALL)
+        SELECT m.load_id, m.batch, m.source, m.source_file, m.file_sha256, m.status,
+               m.rows_in_file,
+               coalesce(r.n, 0) AS rows_in_raw,
+               coalesce(b.n, 0) + coalesce(f.n, 0) AS rows_quarantined,
+               m.rows_in_file - coalesce(r.n, 0) - coalesce(b.n, 0) - coalesce(f.n, 0) AS difference,
+               m.rows_delivered,
+               (m.rows_in_file = coalesce(r.n, 0) + coalesce(b.n, 0) + coalesce(f.n, 0)) AS reconciled
+        FROM ops.load_manifest m
+        LEFT JOIN in_raw r USING (load_id)
+        LEFT JOIN in_bad b USING (load_id)
+        LEFT JOIN bad_files f USING (load_id)
+        WHERE m.status IN ('{LOADED}', '{QUARANTINED}')
+    """)
+
+
+# --- finding work ------------------------------------------------------------------------
+
+@dataclass
+class Landed:
+    batch: str
+    batch_date: dt.date | None
+    path: Path
+    source: str | None  # None: not a file of the contract
+    rows_delivered: int | None
+
+
+def _batch_date(batch: str, manifest: dict) -> dt.date | None:
+    value = manifest.get("batch_date") or batch[:10]
+    try:
+        return dt.date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
+
+
+def discover(landing: Path) -> tuple[list[Landed], list[str]]:
+    """Files of complete batches (those with a manifest), in batch order; and incomplete batches."""
+    if not landing.exists():
+        raise IngestError(f"landing directory {landing} does not exist; generate data first "
+                          "(`make run` or `python -m generator history`) or set CLV_DATA_DIR")
+    if not landing.is_dir():
+        raise IngestError(f"landing path {landing} is not a directory")
+    files: list[Landed] = []
+    waiting: list[str] = []
+    for batch_dir in sorted(p for p in landing.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        mpath = batch_dir / MANIFEST
+        if not mpath.exists():
+            waiting.append(batch_dir.name)
+            continue
+        try:
+            manifest = json.loads(mpath.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            manifest = {}
+        delivered = {v.get("file"): v.get("rows") for v in manifest.get("files", {}).values()
+                     if isinstance(v, dict)}
+        bdate = _batch_date(batch_dir.name, manifest)
+        by_file = {s.filename: s.name for s in SOURCES.values()}
+        order = {s.filename: i for i, s in enumerate(SOURCES.values())}
+        entries = sorted((p for p in batch_dir.iterdir()
+                          if (p.is_file() or p.is_symlink()) and not p.name.startswith((".", "_"))),
+                         key=lambda p: (order.get(p.name, len(order)), p.name))
+        for p in entries:
+            files.append(Landed(batch_dir.name, bdate, p, by_file.get(p.name), delivered.get(p.name)))
+    return files, waiting
+
+
+# --- loading -------------------------------------------------------------------------------
+
+def _scan_file(path: Path) -> tuple[str, int, int, bytes]:
+    """sha256, size, line count (records, when no field holds a line break), first line."""
+    h = hashlib.sha256()
+    size = lines = 0
+    first = b""
+    last = b""
+    with open(path, "rb") as f:
+        while block := f.read(8 << 20):
+            if not first:
+                first = block[:MAX_LINE_BYTES]
+            h.update(block)
+            size += len(block)
+            lines += block.count(b"\n")
+            last = block[-1:]
+    if size and last != b"\n":
+        lines += 1  # a last line without a line break is still a line
+    rows = max(lines - 1, 0)  # minus the header
+    return h.hexdigest(), size, rows, first.split(b"\n", 1)[0]
+
+
+def _parse_header(first_line: bytes) -> list[str] | None:
+    try:
+        text = first_line.decode("utf-8-sig").rstrip("\r")
+    except UnicodeDecodeError:
+        return None
+    return [c.strip() for c in next(csv.reader(io.StringIO(text)), [])]
+
+
+def _row_rules(src: Source) -> str:
+    """A SQL expression: '' for a row that meets the contract's row rules, else the reasons."""
+    parts = []
+    for c in src.columns:
+        col = _q(c.name)
+        if c.required:
+            kind = "id" if c.name in src.required_ids else "value"
+            parts.append(f"CASE WHEN {col} IS NULL THEN 'missing required {kind} {c.name}' END")
+        if c.enum:
+            allowed = ", ".join(_lit(v.lower()) for v in c.enum)
+            parts.append(f"CASE WHEN lower(trim({col})) NOT IN ({allowed}) "
+                         f"THEN 'invalid {c.name}: not one of {'/'.join(c.enum)}' END")
+        if c.min is not None:
+            parts.append(f"CASE WHEN {col} < {c.min} THEN 'out of range {c.name}: below {c.min:g}' END")
+        if c.max is not None:
+            parts.append(f"CASE WHEN {col} > {c.max} THEN 'out of range {c.name}: above {c.max:g}' END")
+    return "concat_ws('; ', " + ", ".join(parts) + ")" if parts else "''"
+
+
+def _row_violations(src: Source) -> str:
+    """A SQL boolean: the row breaks a row rule. Cheap (no strings built) for the common path."""
+    preds = []
+    for c in src.columns:
+        col = _q(c.name)
+        if c.required:
+            preds.append(f"{col} IS NULL")
+        if c.enum:
+            exact = ", ".join(_lit(v) for v in c.enum)
+            folded = ", ".join(_lit(v.lower()) for v in c.enum)
+            preds.append(f"coalesce({col} NOT IN ({exact}) AND lower(trim({col})) NOT IN ({folded}), false)")
+        if c.min is not None:
+            preds.append(f"coalesce({col} < {c.min}, false)")
+        if c.max is not None:
+            preds.append(f"coalesce({col} > {c.max}, false)")
+    return "(" + " OR ".join(preds) + ")" if preds else "false"
+
+
+_ROW_NUMBER_UDF = "clv_file_row_number"
+_REJECT_REASONS = {"MISSING COLUMNS": "too few fields", "TOO MANY COLUMNS": "too many fields",
+                   "UNQUOTED VALUE": "unterminated quote", "INVALID ENCODING": "not UTF-8",
+                   "LINE SIZE OVER MAXIMUM": f"line longer than {MAX_LINE_BYTES:,} bytes"}
+_REJECT_REASON_SQL = (
+    "CASE WHEN error_type = 'CAST' AND column_name IS NOT NULL THEN 'unparseable ' || column_name "
+    + " ".join(f"WHEN error_type = {_lit(k)} THEN {_lit(v)}" for k, v in _REJECT_REASONS.items())
+    + " ELSE lower(error_type) END"
+)
+
+
+def _reject_reason(error_type: str, column: str | None) -> str:
+    """Parser rejects grouped by kind and column, as in the quarantine's reason."""
+    if error_type == "CAST" and column:
+        return f"unparseable {column}"
+    return _REJECT_REASONS.get(error_type, error_type.lower())
+
+
+@dataclass
+class _Rows:
+    """A file whose header passed: load its rows."""
+
+    source: Source
+    header: list[str]
+    message: str
+
+
+class Loader:
+    def __init__(self, con: duckdb.DuckDBPyConnection, allow_additive_columns: bool = False,
+                 max_rows_per_file: int | None = None) -> None:
+        self.con = con
+        self.allow_additive = allow_additive_columns
+        self.max_rows = max_rows_per_file
+        self._gaps = np.zeros(0, dtype=np.int64)
+        try:
+            con.create_function(_ROW_NUMBER_UDF, self._file_row_number, [sqltypes.BIGINT], sqltypes.BIGINT,
+                                type="arrow", side_effects=False)
+        except duckdb.CatalogException:  # a previous Loader on this connection registered it
+            con.remove_function(_ROW_NUMBER_UDF)
+            con.create_function(_ROW_NUMBER_UDF, self._file_row_number, [sqltypes.BIGINT], sqltypes.BIGINT,
+                                type="arrow", side_effects=False)
+
+    def _file_row_number(self, parsed: pa.Array) -> pa.Array:
+        """File row number of the k-th parsed row: vectorised over DuckDB's chunks."""
+        k = parsed.to_numpy()
+        return pa.array(k + 1 + np.searchsorted(self._gaps, k, side="right"))
+
+    def _next_load_id(self) -> int:
+        return self.con.execute("SELECT coalesce(max(load_id), 0) + 1 FROM ops.load_manifest").fetchone()[0]
+
+    def _already(self, path: str, sha: str) -> tuple[str, int | None] | None:
+        """('same', id) if this exact file was processed; ('dup', id) if its bytes came before."""
+        row = self.con.execute(
+            f"SELECT load_id FROM ops.load_manifest WHERE source_file = ? AND file_sha256 = ? "
+            f"AND status IN ('{LOADED}', '{QUARANTINED}', '{DUPLICATE}') LIMIT 1", [path, sha]).fetchone()
+        if row:
+            return "same", row[0]
+        row = self.con.execute(
+            f"SELECT load_id FROM ops.load_manifest WHERE file_sha256 = ? "
+            f"AND status IN ('{LOADED}', '{QUARANTINED}') ORDER BY load_id LIMIT 1", [sha]).fetchone()
+        return ("dup", row[0]) if row else None
+
+    def _manifest_row(self, load_id, f: Landed, sha, size, rows_in_file, loaded, quarantined, status,
+                      message, started, dup_of=None) -> None:
+        finished = dt.datetime.now()
+        self.con.execute(
+            "INSERT INTO ops.load_manifest VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [load_id, f.batch, f.batch_date, f.source, str(f.path), sha, size, rows_in_file,
+             f.rows_delivered, loaded, quarantined, status, message, dup_of, started, finished,
+             (finished - started).total_seconds()])
+
+    def load_file(self, f: Landed) -> FileResult | None:
+        t0 = time.perf_counter()
+        started = dt.datetime.now()
+        path = str(f.path)
+        try:
+            sha, size, rows_in_file, first = _scan_file(f.path)
+        except OSError as e:
+            res = FileResult(f.batch, f.source or "?", path, FAILED, message=f"cannot read file: {e.strerror or e}")
+            self.con.execute("BEGIN")
+            self._manifest_row(self._next_load_id(), f, None, None, None, 0, 0, FAILED, res.message, started)
+            self.con.execute("COMMIT")
+            return res
+        seen = self._already(path, sha)
+        if seen and seen[0] == "same":
+            return None
+        if self.max_rows is not None and rows_in_file > self.max_rows:
+            raise RunawayBatch(
+                f"{path} has {rows_in_file:,} rows, more than the guard of {self.max_rows:,} "
+                "(CLV_MAX_ROWS_PER_FILE); refusing to load it — check the delivery or raise the guard")
+        load_id = self._next_load_id()
+        plan = None if seen else self._check(f, size, first)
+        if isinstance(plan, _Rows):
+            # Parse outside the transaction: the staged rows' rowids are then their parse order.
+            try:
+                self._stage(load_id, f, plan)
+            except duckdb.Error as e:
+                plan = (f"unreadable as CSV: {str(e).splitlines()[0][:300]}", plan.header)
+        self.con.execute("BEGIN")
+        try:
+            if seen:
+                res = FileResult(f.batch, f.source or "?", path, DUPLICATE, rows_in_file,
+                                 message=f"same bytes as load {seen[1]}; nothing loaded")
+                self._manifest_row(load_id, f, sha, size, rows_in_file, 0, 0, DUPLICATE, res.message,
+                                   started, dup_of=seen[1])
+            elif isinstance(plan, _Rows):
+                res = self._load_rows(load_id, f, plan, sha, size, rows_in_file, started)
+            else:
+                reason, found = plan
+                res = self._quarantine_file(load_id, f, sha, size, rows_in_file if size else 0, reason,
+                                            found, started)
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            self._drop_stage(load_id)
+        res.seconds = time.perf_counter() - t0
+        return res
+
+    def _quarantine_file(self, load_id, f: Landed, sha, size, rows_in_file, reason, found, started) -> FileResult:
+        src = SOURCES.get(f.source) if f.source else None
+        self.con.execute(
+            "INSERT INTO raw_invalid.files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [load_id, f.batch, f.batch_date, f.source, str(f.path), sha, reason,
+             list(src.column_names) if src else None, found, rows_in_file, dt.datetime.now()])
+        self._manifest_row(load_id, f, sha, size, rows_in_file, 0, rows_in_file, QUARANTINED, reason, started)
+        return FileResult(f.batch, f.source or "?", str(f.path), QUARANTINED, rows_in_file, 0, rows_in_file,
+                          message=reason, reasons={f"file: {reason.split(':')[0]}": rows_in_file})
+
+    def _check(self, f: Landed, size: int, first: bytes) -> _Rows | tuple[str, list[str] | None]:
+        """Decide from the header alone: load the rows, or quarantine the whole file (reason, header)."""
+        if f.source is None:
+            return "not a file of the source contract", None
+        if f.batch_date is None:
+            return "batch date unknown: name the folder YYYY-MM-DD or set batch_date in its manifest", None
+        src = SOURCES[f.source]
+        if size == 0:
+            return "empty file: no header", None
+        header = _parse_header(first)
+        if header is None:
+            return "header is not valid UTF-8", None
+        expected = list(src.column_names)
+        missing = [c for c in expected if c not in header]
+        extra = [c for c in header if c not in expected]
+        duplicated = len(set(header)) != len(header)
+        if missing or duplicated or (extra and not self.allow_additive):
+            detail = "; ".join(x for x in (
+                f"missing {', '.join(missing)}" if missing else "",
+                f"unexpected {', '.join(extra)}" if extra else "",
+                "duplicated column names" if duplicated else "") if x)
+            return f"schema drift: {detail}", header
+        return _Rows(src, header, f"additive columns dropped: {', '.join(extra)}" if extra else "")
+
+    def _stage(self, load_id: int, f: Landed, plan: _Rows) -> None:
+        src = plan.source
+        types = {c.name: c.type for c in src.columns}
+        spec = ", ".join(f"{_lit(h)}: {_lit(types.get(h, 'VARCHAR'))}" for h in plan.header)
+        rej_t, rej_s = f"rejects_{load_id}", f"reject_scans_{load_id}"
+        self.con.execute(f"DROP TABLE IF EXISTS {rej_t}; DROP TABLE IF EXISTS {rej_s}")
+        # Parse in parallel with the contract's types; insertion order is preserved, so a staged
+        # row's rowid is its position among the file's parsed rows.
+        self.con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _stage AS
+            SELECT *, {_row_violations(src)} AS _broken FROM read_csv({_lit(str(f.path))}, header = true,
+                delim = ',', quote = '"', escape = '"', auto_detect = false, columns = {{{spec}}},
+                store_rejects = true, rejects_table = '{rej_t}', rejects_scan = '{rej_s}',
+                max_line_size = {MAX_LINE_BYTES}, timestampformat = '%Y-%m-%d %H:%M:%S',
+                dateformat = '%Y-%m-%d', encoding = 'utf-8')
+        """)
+
+    def _drop_stage(self, load_id: int) -> None:
+        self.con.execute(f"DROP TABLE IF EXISTS _stage; DROP TABLE IF EXISTS _rejected; "
+                         f"DROP TABLE IF EXISTS rejects_{load_id}; DROP TABLE IF EXISTS reject_scans_{load_id}")
+
+    def _load_rows(self, load_id, f: Landed, plan: _Rows, sha, size, rows_in_file, started) -> FileResult:
+        con, src = self.con, plan.source
+        rej_t = f"rejects_{load_id}"
+        loaded_at = dt.datetime.now()
+        base = con.execute("SELECT coalesce(min(rowid), 0) FROM _stage").fetchone()[0]
+        # Parser rejects: one quarantine row per rejected line, all its errors as the reason.
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _rejected AS
+            SELECT line - 1 AS rn, any_value(csv_line) AS raw_line,
+                   string_agg(DISTINCT error_type || coalesce(':' || column_name, ''), ',') AS kinds,
+                   string_agg(DISTINCT {_REJECT_REASON_SQL}, '; ') || ' (' || any_value(error_message) || ')'
+                       AS messages
+            FROM {rej_t} GROUP BY line
+        """)
+        bad_lines = np.array([r[0] for r in con.execute("SELECT rn FROM _rejected ORDER BY rn").fetchall()],
+                             dtype=np.int64)
+        rejected = len(bad_lines)
+        # The k-th parsed row (rowid k of the staged table) is file row k + 1 + the number of
+        # rejected lines before it; the i-th rejected line b_i has b_i - i parsed rows before it.
+        self._gaps = bad_lines - np.arange(1, rejected + 1)
+        parsed = f"(rowid - {base})"
+        row_number = f"{_ROW_NUMBER_UDF}{parsed}" if rejected else f"{parsed} + 1"
+        cols = ", ".join(_q(c) for c in src.column_names)
+        text_cols = ", ".join(f"CAST({_q(c)} AS VARCHAR) AS {_q(c)}" for c in src.column_names)
+        lineage = (f"{load_id} AS _load_id, DATE '{f.batch_date.isoformat()}' AS _batch_date, "
+                   f"{row_number} AS _row_number, TIMESTAMP '{loaded_at.isoformat(sep=' ')}' AS _loaded_at")
+        con.execute("SET preserve_insertion_order = false")
+        try:
+            loaded = con.execute(f"INSERT INTO raw_data.{src.name} SELECT {cols}, {lineage} "
+                                 "FROM _stage WHERE NOT _broken").fetchone()[0]
+            ruled = con.execute(f"INSERT INTO raw_invalid.{src.name} SELECT {text_cols}, NULL, "
+                                f"{_row_rules(src)}, {lineage} FROM _stage WHERE _broken").fetchone()[0]
+        finally:
+            con.execute("SET preserve_insertion_order = true")
+        nulls = ", ".join("NULL" for _ in src.column_names)
+        con.execute(f"""INSERT INTO raw_invalid.{src.name}
+            SELECT {nulls}, raw_line, messages, {load_id}, DATE '{f.batch_date.isoformat()}', rn,
+                   TIMESTAMP '{loaded_at.isoformat(sep=' ')}' FROM _rejected""")
+        reasons: dict[str, int] = {}
+        for why, n in con.execute(f"SELECT _reason, count(*) FROM raw_invalid.{src.name} "
+                                  f"WHERE _load_id = {load_id} AND _raw_line IS NULL GROUP BY 1").fetchall():
+            for part in why.split("; "):
+                key = re.sub(r": .*", "", part) if part.startswith(("invalid", "out of range")) else part
+                reasons[key] = reasons.get(key, 0) + n
+        for kinds, n in con.execute("""SELECT kinds, count(*) FROM _rejected GROUP BY 1""").fetchall():
+            for k in kinds.split(","):
+                etype, _, column = k.partition(":")
+                key = _reject_reason(etype, column or None)
+                reasons[key] = reasons.get(key, 0) + n
+        quarantined = ruled + rejected
+        self._manifest_row(load_id, f, sha, size, rows_in_file, loaded, quarantined, LOADED, plan.message,
+                           started)
+        return FileResult(f.batch, src.name, str(f.path), LOADED, rows_in_file, loaded, quarantined,
+                          message=plan.message, reasons=reasons)
+
+
+def load(data_dir: Path | None = None, con: duckdb.DuckDBPyConnection | None = None,
+         allow_additive_columns: bool = False, max_rows_per_file: int | None = None) -> LoadSummary:
+    """Load every landed file not yet loaded. The one entry point for the CLI and Airflow."""
+    paths = settings.paths(data_dir)
+    t0 = time.perf_counter()
+    files, waiting = discover(paths.landing)
+    own = con is None
+    if own:
+        from clv.warehouse import connect
+
+        con = connect(paths.warehouse)
+    if max_rows_per_file is None and os.environ.get("CLV_MAX_ROWS_PER_FILE"):
+        max_rows_per_file = int(os.environ["CLV_MAX_ROWS_PER_FILE"])
+    try:
+        con.execute("SET preserve_insertion_order = true")
+        ensure_schema(con)
+        loader = Loader(con, allow_additive_columns, max_rows_per_file)
+        summary = LoadSummary(incomplete_batches=waiting)
+        for f in files:
+            res = loader.load_file(f)
+            if res is None:
+                summary.skipped += 1
+            else:
+                summary.files.append(res)
+        summary.seconds = time.perf_counter() - t0
+        return summary
+    finally:
+        if own:
+            con.close()
+
+
+def reconcile(con: duckdb.DuckDBPyConnection) -> list[dict]:
+    """Per file: rows in file vs rows in raw + quarantined. Empty warehouse: no rows."""
+    ensure_schema(con)
+    cur = con.execute("SELECT * FROM ops.load_reconciliation ORDER BY load_id")
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]
