@@ -167,3 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"clv: error: {e}", file=sys.stderr)
             return 2
         raise
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -29,6 +29,7 @@ import json
 import os
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -284,6 +285,13 @@ def _scan_file(path: Path) -> tuple[str, int, int, bytes]:
     return h.hexdigest(), size, rows, first.split(b"\n", 1)[0]
 
 
+def _scan_file_safe(path: Path) -> tuple[str, int, int, bytes] | OSError:
+    try:
+        return _scan_file(path)
+    except OSError as e:
+        return e
+
+
 def _parse_header(first_line: bytes) -> list[str] | None:
     try:
         text = first_line.decode("utf-8-sig").rstrip("\r")
@@ -400,12 +408,16 @@ class Loader:
              f.rows_delivered, loaded, quarantined, status, message, dup_of, started, finished,
              (finished - started).total_seconds()])
 
-    def load_file(self, f: Landed) -> FileResult | None:
+    def load_file(self, f: Landed, scanned: tuple | OSError | None = None) -> FileResult | None:
         t0 = time.perf_counter()
         started = dt.datetime.now()
         path = str(f.path)
         try:
-            sha, size, rows_in_file, first = _scan_file(f.path)
+            if scanned is None:
+                scanned = _scan_file_safe(f.path)
+            if isinstance(scanned, OSError):
+                raise scanned
+            sha, size, rows_in_file, first = scanned
         except OSError as e:
             res = FileResult(f.batch, f.source or "?", path, FAILED, message=f"cannot read file: {e.strerror or e}")
             self.con.execute("BEGIN")
@@ -578,12 +590,17 @@ def load(data_dir: Path | None = None, con: duckdb.DuckDBPyConnection | None = N
         ensure_schema(con)
         loader = Loader(con, allow_additive_columns, max_rows_per_file)
         summary = LoadSummary(incomplete_batches=waiting)
-        for f in files:
-            res = loader.load_file(f)
-            if res is None:
-                summary.skipped += 1
-            else:
-                summary.files.append(res)
+        # Hash and count the next file on a thread while DuckDB loads the current one.
+        with ThreadPoolExecutor(1) as pool:
+            scans = [pool.submit(_scan_file_safe, files[0].path)] if files else []
+            for i, f in enumerate(files):
+                if i + 1 < len(files):
+                    scans.append(pool.submit(_scan_file_safe, files[i + 1].path))
+                res = loader.load_file(f, scans[i].result())
+                if res is None:
+                    summary.skipped += 1
+                else:
+                    summary.files.append(res)
         summary.seconds = time.perf_counter() - t0
         return summary
     finally:
