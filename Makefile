@@ -18,10 +18,11 @@ $(STAMP): requirements.txt requirements.lock requirements-nodeps.txt pyproject.t
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -r requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e . > $(VENV)/install.log 2>&1 \
+		|| { cat $(VENV)/install.log; exit 1; }
 	touch $(STAMP)
 
-run: setup  ## generate the default dataset (if absent) and print its summary
+run: setup  ## generate the default dataset (if absent), load it into the warehouse, reconcile
 	$(BIN)/clv run
 
 test: setup  ## lint + the whole test suite
@@ -38,6 +39,7 @@ fmt: setup
 
 bench: setup  ## benchmarks; results land in bench/RESULTS.md
 	$(BIN)/python bench/bench_generator.py
+	$(BIN)/python bench/bench_ingest.py
 
 lock: setup  ## re-resolve requirements.lock after changing requirements.txt
 	{ echo "# The full resolved dependency tree (pip freeze), used as constraints by \`make setup\`."; \

@@ -39,14 +39,29 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="clv-bench-ingest-"))
     try:
         data = tmp / "data"
-        run([PY, "-m", "generator", "history", "--customers", str(args.customers), "--data-dir", str(data),
-             "--quiet"])
+        run(
+            [
+                PY,
+                "-m",
+                "generator",
+                "history",
+                "--customers",
+                str(args.customers),
+                "--data-dir",
+                str(data),
+                "--quiet",
+            ]
+        )
         run([PY, "-m", "generator", "day", "2025-01-01", "--data-dir", str(data)])
         history = data / "landing" / "2024-12-31"
         manifest = json.loads((history / "_manifest.json").read_text())
         rows = sum(f["rows"] for f in manifest["files"].values())
-        day_rows = sum(f["rows"] for f in json.loads(
-            (data / "landing" / "2025-01-01" / "_manifest.json").read_text())["files"].values())
+        day_rows = sum(
+            f["rows"]
+            for f in json.loads((data / "landing" / "2025-01-01" / "_manifest.json").read_text())[
+                "files"
+            ].values()
+        )
         csvs = [str(history / f["file"]) for f in manifest["files"].values()]
         floor = [float(run([PY, "-c", FLOOR, *csvs]).stdout) for _ in range(args.repeats)]
         print(f"floor: bare read_csv of {rows:,} rows into memory: {median(floor):.2f} s", flush=True)
@@ -71,8 +86,11 @@ def main() -> None:
             d = run([PY, "-m", "clv.cli", "load", "--data-dir", str(data), "--json"])
             day_in.append(json.loads(d.stdout)["seconds"])
             day_wall.append(d.seconds)
-            print(f"run {i + 1}: history {hist_in[-1]:.2f} s in-process ({hist_wall[-1]:.2f} s process), "
-                  f"day {day_in[-1]:.2f} s ({day_wall[-1]:.2f} s process), peak {hist_mem[-1]:.0f} MB", flush=True)
+            print(
+                f"run {i + 1}: history {hist_in[-1]:.2f} s in-process ({hist_wall[-1]:.2f} s process), "
+                f"day {day_in[-1]:.2f} s ({day_wall[-1]:.2f} s process), peak {hist_mem[-1]:.0f} MB",
+                flush=True,
+            )
             assert wh.exists()
         rec = run([PY, "-m", "clv.cli", "reconcile", "--data-dir", str(data)]).stdout.strip()
     finally:

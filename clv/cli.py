@@ -29,7 +29,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    """The main job. At this stage: make sure the default history exists, then summarise it."""
+    """The main job so far: generate the default history if absent, load what landed, reconcile."""
+    from clv import ingest
+    from clv.warehouse import WarehouseBusy, connect
     from generator import runner
 
     paths = settings.paths(args.data_dir)
@@ -38,8 +40,23 @@ def _cmd_run(args: argparse.Namespace) -> int:
             paths, args.customers, args.start, args.end, chaos=args.chaos, progress=sys.stderr.isatty()
         )
         print(summary.line())
+    try:
+        loaded = ingest.load(paths.data_dir)
+        print("\n".join(loaded.lines()))
+        con = connect(paths.warehouse)
+    except (ingest.IngestError, WarehouseBusy) as e:
+        raise UsageError(str(e)) from None
+    rows = ingest.reconcile(con)
+    con.close()
+    bad = [r for r in rows if not r["reconciled"]]
+    print(
+        f"reconcile: {len(rows)} files, {sum(r['rows_in_file'] for r in rows):,} rows in files = "
+        f"{sum(r['rows_in_raw'] for r in rows):,} in raw + {sum(r['rows_quarantined'] for r in rows):,} "
+        f"quarantined; {len(bad)} mismatched"
+    )
     print(dataset_summary(paths))
-    return 0
+    print(f"Warehouse: {paths.warehouse} (raw.*, raw_invalid.*, ops.load_manifest, ops.load_reconciliation)")
+    return 1 if bad or loaded.failed else 0
 
 
 def _cmd_load(args: argparse.Namespace) -> int:
@@ -47,9 +64,11 @@ def _cmd_load(args: argparse.Namespace) -> int:
     from clv.warehouse import WarehouseBusy
 
     try:
-        summary = ingest.load(settings.data_dir(args.data_dir),
-                              allow_additive_columns=args.allow_additive_columns,
-                              max_rows_per_file=args.max_rows_per_file)
+        summary = ingest.load(
+            settings.data_dir(args.data_dir),
+            allow_additive_columns=args.allow_additive_columns,
+            max_rows_per_file=args.max_rows_per_file,
+        )
     except (ingest.IngestError, WarehouseBusy, ingest.RunawayBatch) as e:
         raise UsageError(str(e)) from None
     if args.json:
@@ -77,12 +96,16 @@ def _cmd_reconcile(args: argparse.Namespace) -> int:
         print(json.dumps({"files": len(rows), "mismatched": bad}, indent=2, default=str))
     else:
         total = sum(r["rows_in_file"] for r in rows)
-        print(f"reconcile: {len(rows)} files, {total:,} rows in files = "
-              f"{sum(r['rows_in_raw'] for r in rows):,} in raw + "
-              f"{sum(r['rows_quarantined'] for r in rows):,} quarantined; {len(bad)} mismatched")
+        print(
+            f"reconcile: {len(rows)} files, {total:,} rows in files = "
+            f"{sum(r['rows_in_raw'] for r in rows):,} in raw + "
+            f"{sum(r['rows_quarantined'] for r in rows):,} quarantined; {len(bad)} mismatched"
+        )
         for r in bad:
-            print(f"  MISMATCH {r['source_file']}: {r['rows_in_file']:,} in file, {r['rows_in_raw']:,} in raw, "
-                  f"{r['rows_quarantined']:,} quarantined (difference {r['difference']:,})")
+            print(
+                f"  MISMATCH {r['source_file']}: {r['rows_in_file']:,} in file, {r['rows_in_raw']:,} in raw, "
+                f"{r['rows_quarantined']:,} quarantined (difference {r['difference']:,})"
+            )
     return 1 if bad else 0
 
 
@@ -133,17 +156,24 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=_cmd_generate)
     ld = sub.add_parser("load", help="load landed batches into the warehouse's raw zone")
     ld.add_argument("--data-dir", default=None, help="default: $CLV_DATA_DIR or ./data")
-    ld.add_argument("--allow-additive-columns", action="store_true",
-                    help="load files whose only schema change is extra columns (dropped, with a warning)")
-    ld.add_argument("--max-rows-per-file", type=int, default=None,
-                    help="refuse any file with more rows (default: $CLV_MAX_ROWS_PER_FILE, no limit)")
+    ld.add_argument(
+        "--allow-additive-columns",
+        action="store_true",
+        help="load files whose only schema change is extra columns (dropped, with a warning)",
+    )
+    ld.add_argument(
+        "--max-rows-per-file",
+        type=int,
+        default=None,
+        help="refuse any file with more rows (default: $CLV_MAX_ROWS_PER_FILE, no limit)",
+    )
     ld.add_argument("--json", action="store_true", help="print the summary as JSON")
     ld.set_defaults(func=_cmd_load)
     rc = sub.add_parser("reconcile", help="prove every landed row is in raw or in quarantine")
     rc.add_argument("--data-dir", default=None)
     rc.add_argument("--json", action="store_true")
     rc.set_defaults(func=_cmd_reconcile)
-    r = sub.add_parser("run", help="the main job: generate the default data if absent, then summarise")
+    r = sub.add_parser("run", help="the main job: generate the default data if absent, load it, reconcile")
     r.add_argument("--data-dir", default=None, help="default: $CLV_DATA_DIR or ./data")
     r.add_argument("--customers", type=int, default=settings.default_customers())
     r.add_argument("--start", type=_date, default=dt.date(2022, 1, 1))

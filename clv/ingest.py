@@ -98,8 +98,9 @@ class LoadSummary:
     def as_dict(self) -> dict:
         return {
             "files": len(self.files),
-            "files_by_status": {s: sum(f.status == s for f in self.files) for s in
-                                (LOADED, QUARANTINED, DUPLICATE, FAILED)},
+            "files_by_status": {
+                s: sum(f.status == s for f in self.files) for s in (LOADED, QUARANTINED, DUPLICATE, FAILED)
+            },
             "rows_loaded": self.rows_loaded,
             "rows_quarantined": self.rows_quarantined,
             "quarantine_reasons": self.reasons(),
@@ -112,10 +113,12 @@ class LoadSummary:
     def lines(self) -> list[str]:
         d = self.as_dict()
         s = d["files_by_status"]
-        out = [f"load: {d['files']} files ({s[LOADED]} loaded, {s[QUARANTINED]} quarantined, "
-               f"{s[DUPLICATE]} duplicate deliveries skipped, {s[FAILED]} failed), "
-               f"{self.rows_loaded:,} rows loaded, {self.rows_quarantined:,} quarantined, "
-               f"{self.skipped} already loaded, {self.seconds:.1f} s"]
+        out = [
+            f"load: {d['files']} files ({s[LOADED]} loaded, {s[QUARANTINED]} quarantined, "
+            f"{s[DUPLICATE]} duplicate deliveries skipped, {s[FAILED]} failed), "
+            f"{self.rows_loaded:,} rows loaded, {self.rows_quarantined:,} quarantined, "
+            f"{self.skipped} already loaded, {self.seconds:.1f} s"
+        ]
         for reason, n in d["quarantine_reasons"].items():
             out.append(f"  quarantined {n:>9,}  {reason}")
         for b in self.incomplete_batches:
@@ -126,6 +129,7 @@ class LoadSummary:
 
 
 # --- schema ------------------------------------------------------------------------------
+
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
@@ -190,9 +194,11 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 def _create_reconciliation_view(con: duckdb.DuckDBPyConnection) -> None:
     raw_counts = " UNION ALL ".join(
-        f"SELECT _load_id, count(*) AS n FROM raw_data.{s} GROUP BY ALL" for s in SOURCES)
+        f"SELECT _load_id, count(*) AS n FROM raw_data.{s} GROUP BY ALL" for s in SOURCES
+    )
     bad_counts = " UNION ALL ".join(
-        f"SELECT _load_id, count(*) AS n FROM raw_invalid.{s} GROUP BY ALL" for s in SOURCES)
+        f"SELECT _load_id, count(*) AS n FROM raw_invalid.{s} GROUP BY ALL" for s in SOURCES
+    )
     con.execute(f"""
         CREATE OR REPLACE VIEW ops.load_reconciliation AS
         WITH in_raw AS (SELECT _load_id AS load_id, sum(n) AS n FROM ({raw_counts}) GROUP BY ALL),
@@ -215,6 +221,7 @@ def _create_reconciliation_view(con: duckdb.DuckDBPyConnection) -> None:
 
 # --- finding work ------------------------------------------------------------------------
 
+
 @dataclass
 class Landed:
     batch: str
@@ -235,8 +242,10 @@ def _batch_date(batch: str, manifest: dict) -> dt.date | None:
 def discover(landing: Path) -> tuple[list[Landed], list[str]]:
     """Files of complete batches (those with a manifest), in batch order; and incomplete batches."""
     if not landing.exists():
-        raise IngestError(f"landing directory {landing} does not exist; generate data first "
-                          "(`make run` or `python -m generator history`) or set CLV_DATA_DIR")
+        raise IngestError(
+            f"landing directory {landing} does not exist; generate data first "
+            "(`make run` or `python -m generator history`) or set CLV_DATA_DIR"
+        )
     if not landing.is_dir():
         raise IngestError(f"landing path {landing} is not a directory")
     files: list[Landed] = []
@@ -250,20 +259,27 @@ def discover(landing: Path) -> tuple[list[Landed], list[str]]:
             manifest = json.loads(mpath.read_text(encoding="utf-8"))
         except (ValueError, OSError):
             manifest = {}
-        delivered = {v.get("file"): v.get("rows") for v in manifest.get("files", {}).values()
-                     if isinstance(v, dict)}
+        delivered = {
+            v.get("file"): v.get("rows") for v in manifest.get("files", {}).values() if isinstance(v, dict)
+        }
         bdate = _batch_date(batch_dir.name, manifest)
         by_file = {s.filename: s.name for s in SOURCES.values()}
         order = {s.filename: i for i, s in enumerate(SOURCES.values())}
-        entries = sorted((p for p in batch_dir.iterdir()
-                          if (p.is_file() or p.is_symlink()) and not p.name.startswith((".", "_"))),
-                         key=lambda p: (order.get(p.name, len(order)), p.name))
+        entries = sorted(
+            (
+                p
+                for p in batch_dir.iterdir()
+                if (p.is_file() or p.is_symlink()) and not p.name.startswith((".", "_"))
+            ),
+            key=lambda p: (order.get(p.name, len(order)), p.name),
+        )
         for p in entries:
             files.append(Landed(batch_dir.name, bdate, p, by_file.get(p.name), delivered.get(p.name)))
     return files, waiting
 
 
 # --- loading -------------------------------------------------------------------------------
+
 
 def _scan_file(path: Path) -> tuple[str, int, int, bytes]:
     """sha256, size, line count (records, when no field holds a line break), first line."""
@@ -310,8 +326,10 @@ def _row_rules(src: Source) -> str:
             parts.append(f"CASE WHEN {col} IS NULL THEN 'missing required {kind} {c.name}' END")
         if c.enum:
             allowed = ", ".join(_lit(v.lower()) for v in c.enum)
-            parts.append(f"CASE WHEN lower(trim({col})) NOT IN ({allowed}) "
-                         f"THEN 'invalid {c.name}: not one of {'/'.join(c.enum)}' END")
+            parts.append(
+                f"CASE WHEN lower(trim({col})) NOT IN ({allowed}) "
+                f"THEN 'invalid {c.name}: not one of {'/'.join(c.enum)}' END"
+            )
         if c.min is not None:
             parts.append(f"CASE WHEN {col} < {c.min} THEN 'out of range {c.name}: below {c.min:g}' END")
         if c.max is not None:
@@ -338,9 +356,13 @@ def _row_violations(src: Source) -> str:
 
 
 _ROW_NUMBER_UDF = "clv_file_row_number"
-_REJECT_REASONS = {"MISSING COLUMNS": "too few fields", "TOO MANY COLUMNS": "too many fields",
-                   "UNQUOTED VALUE": "unterminated quote", "INVALID ENCODING": "not UTF-8",
-                   "LINE SIZE OVER MAXIMUM": f"line longer than {MAX_LINE_BYTES:,} bytes"}
+_REJECT_REASONS = {
+    "MISSING COLUMNS": "too few fields",
+    "TOO MANY COLUMNS": "too many fields",
+    "UNQUOTED VALUE": "unterminated quote",
+    "INVALID ENCODING": "not UTF-8",
+    "LINE SIZE OVER MAXIMUM": f"line longer than {MAX_LINE_BYTES:,} bytes",
+}
 _REJECT_REASON_SQL = (
     "CASE WHEN error_type = 'CAST' AND column_name IS NOT NULL THEN 'unparseable ' || column_name "
     + " ".join(f"WHEN error_type = {_lit(k)} THEN {_lit(v)}" for k, v in _REJECT_REASONS.items())
@@ -365,19 +387,35 @@ class _Rows:
 
 
 class Loader:
-    def __init__(self, con: duckdb.DuckDBPyConnection, allow_additive_columns: bool = False,
-                 max_rows_per_file: int | None = None) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        allow_additive_columns: bool = False,
+        max_rows_per_file: int | None = None,
+    ) -> None:
         self.con = con
         self.allow_additive = allow_additive_columns
         self.max_rows = max_rows_per_file
         self._gaps = np.zeros(0, dtype=np.int64)
         try:
-            con.create_function(_ROW_NUMBER_UDF, self._file_row_number, [sqltypes.BIGINT], sqltypes.BIGINT,
-                                type="arrow", side_effects=False)
+            con.create_function(
+                _ROW_NUMBER_UDF,
+                self._file_row_number,
+                [sqltypes.BIGINT],
+                sqltypes.BIGINT,
+                type="arrow",
+                side_effects=False,
+            )
         except duckdb.CatalogException:  # a previous Loader on this connection registered it
             con.remove_function(_ROW_NUMBER_UDF)
-            con.create_function(_ROW_NUMBER_UDF, self._file_row_number, [sqltypes.BIGINT], sqltypes.BIGINT,
-                                type="arrow", side_effects=False)
+            con.create_function(
+                _ROW_NUMBER_UDF,
+                self._file_row_number,
+                [sqltypes.BIGINT],
+                sqltypes.BIGINT,
+                type="arrow",
+                side_effects=False,
+            )
 
     def _file_row_number(self, parsed: pa.Array) -> pa.Array:
         """File row number of the k-th parsed row: vectorised over DuckDB's chunks."""
@@ -391,22 +429,55 @@ class Loader:
         """('same', id) if this exact file was processed; ('dup', id) if its bytes came before."""
         row = self.con.execute(
             f"SELECT load_id FROM ops.load_manifest WHERE source_file = ? AND file_sha256 = ? "
-            f"AND status IN ('{LOADED}', '{QUARANTINED}', '{DUPLICATE}') LIMIT 1", [path, sha]).fetchone()
+            f"AND status IN ('{LOADED}', '{QUARANTINED}', '{DUPLICATE}') LIMIT 1",
+            [path, sha],
+        ).fetchone()
         if row:
             return "same", row[0]
         row = self.con.execute(
             f"SELECT load_id FROM ops.load_manifest WHERE file_sha256 = ? "
-            f"AND status IN ('{LOADED}', '{QUARANTINED}') ORDER BY load_id LIMIT 1", [sha]).fetchone()
+            f"AND status IN ('{LOADED}', '{QUARANTINED}') ORDER BY load_id LIMIT 1",
+            [sha],
+        ).fetchone()
         return ("dup", row[0]) if row else None
 
-    def _manifest_row(self, load_id, f: Landed, sha, size, rows_in_file, loaded, quarantined, status,
-                      message, started, dup_of=None) -> None:
+    def _manifest_row(
+        self,
+        load_id,
+        f: Landed,
+        sha,
+        size,
+        rows_in_file,
+        loaded,
+        quarantined,
+        status,
+        message,
+        started,
+        dup_of=None,
+    ) -> None:
         finished = dt.datetime.now()
         self.con.execute(
             "INSERT INTO ops.load_manifest VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [load_id, f.batch, f.batch_date, f.source, str(f.path), sha, size, rows_in_file,
-             f.rows_delivered, loaded, quarantined, status, message, dup_of, started, finished,
-             (finished - started).total_seconds()])
+            [
+                load_id,
+                f.batch,
+                f.batch_date,
+                f.source,
+                str(f.path),
+                sha,
+                size,
+                rows_in_file,
+                f.rows_delivered,
+                loaded,
+                quarantined,
+                status,
+                message,
+                dup_of,
+                started,
+                finished,
+                (finished - started).total_seconds(),
+            ],
+        )
 
     def load_file(self, f: Landed, scanned: tuple | OSError | None = None) -> FileResult | None:
         t0 = time.perf_counter()
@@ -419,7 +490,9 @@ class Loader:
                 raise scanned
             sha, size, rows_in_file, first = scanned
         except OSError as e:
-            res = FileResult(f.batch, f.source or "?", path, FAILED, message=f"cannot read file: {e.strerror or e}")
+            res = FileResult(
+                f.batch, f.source or "?", path, FAILED, message=f"cannot read file: {e.strerror or e}"
+            )
             self.con.execute("BEGIN")
             self._manifest_row(self._next_load_id(), f, None, None, None, 0, 0, FAILED, res.message, started)
             self.con.execute("COMMIT")
@@ -430,7 +503,8 @@ class Loader:
         if self.max_rows is not None and rows_in_file > self.max_rows:
             raise RunawayBatch(
                 f"{path} has {rows_in_file:,} rows, more than the guard of {self.max_rows:,} "
-                "(CLV_MAX_ROWS_PER_FILE); refusing to load it — check the delivery or raise the guard")
+                "(CLV_MAX_ROWS_PER_FILE); refusing to load it — check the delivery or raise the guard"
+            )
         load_id = self._next_load_id()
         plan = None if seen else self._check(f, size, first)
         if isinstance(plan, _Rows):
@@ -442,16 +516,24 @@ class Loader:
         self.con.execute("BEGIN")
         try:
             if seen:
-                res = FileResult(f.batch, f.source or "?", path, DUPLICATE, rows_in_file,
-                                 message=f"same bytes as load {seen[1]}; nothing loaded")
-                self._manifest_row(load_id, f, sha, size, rows_in_file, 0, 0, DUPLICATE, res.message,
-                                   started, dup_of=seen[1])
+                res = FileResult(
+                    f.batch,
+                    f.source or "?",
+                    path,
+                    DUPLICATE,
+                    rows_in_file,
+                    message=f"same bytes as load {seen[1]}; nothing loaded",
+                )
+                self._manifest_row(
+                    load_id, f, sha, size, rows_in_file, 0, 0, DUPLICATE, res.message, started, dup_of=seen[1]
+                )
             elif isinstance(plan, _Rows):
                 res = self._load_rows(load_id, f, plan, sha, size, rows_in_file, started)
             else:
                 reason, found = plan
-                res = self._quarantine_file(load_id, f, sha, size, rows_in_file if size else 0, reason,
-                                            found, started)
+                res = self._quarantine_file(
+                    load_id, f, sha, size, rows_in_file if size else 0, reason, found, started
+                )
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
@@ -461,15 +543,38 @@ class Loader:
         res.seconds = time.perf_counter() - t0
         return res
 
-    def _quarantine_file(self, load_id, f: Landed, sha, size, rows_in_file, reason, found, started) -> FileResult:
+    def _quarantine_file(
+        self, load_id, f: Landed, sha, size, rows_in_file, reason, found, started
+    ) -> FileResult:
         src = SOURCES.get(f.source) if f.source else None
         self.con.execute(
             "INSERT INTO raw_invalid.files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [load_id, f.batch, f.batch_date, f.source, str(f.path), sha, reason,
-             list(src.column_names) if src else None, found, rows_in_file, dt.datetime.now()])
+            [
+                load_id,
+                f.batch,
+                f.batch_date,
+                f.source,
+                str(f.path),
+                sha,
+                reason,
+                list(src.column_names) if src else None,
+                found,
+                rows_in_file,
+                dt.datetime.now(),
+            ],
+        )
         self._manifest_row(load_id, f, sha, size, rows_in_file, 0, rows_in_file, QUARANTINED, reason, started)
-        return FileResult(f.batch, f.source or "?", str(f.path), QUARANTINED, rows_in_file, 0, rows_in_file,
-                          message=reason, reasons={f"file: {reason.split(':')[0]}": rows_in_file})
+        return FileResult(
+            f.batch,
+            f.source or "?",
+            str(f.path),
+            QUARANTINED,
+            rows_in_file,
+            0,
+            rows_in_file,
+            message=reason,
+            reasons={f"file: {reason.split(':')[0]}": rows_in_file},
+        )
 
     def _check(self, f: Landed, size: int, first: bytes) -> _Rows | tuple[str, list[str] | None]:
         """Decide from the header alone: load the rows, or quarantine the whole file (reason, header)."""
@@ -488,10 +593,15 @@ class Loader:
         extra = [c for c in header if c not in expected]
         duplicated = len(set(header)) != len(header)
         if missing or duplicated or (extra and not self.allow_additive):
-            detail = "; ".join(x for x in (
-                f"missing {', '.join(missing)}" if missing else "",
-                f"unexpected {', '.join(extra)}" if extra else "",
-                "duplicated column names" if duplicated else "") if x)
+            detail = "; ".join(
+                x
+                for x in (
+                    f"missing {', '.join(missing)}" if missing else "",
+                    f"unexpected {', '.join(extra)}" if extra else "",
+                    "duplicated column names" if duplicated else "",
+                )
+                if x
+            )
             return f"schema drift: {detail}", header
         return _Rows(src, header, f"additive columns dropped: {', '.join(extra)}" if extra else "")
 
@@ -513,8 +623,10 @@ class Loader:
         """)
 
     def _drop_stage(self, load_id: int) -> None:
-        self.con.execute(f"DROP TABLE IF EXISTS _stage; DROP TABLE IF EXISTS _rejected; "
-                         f"DROP TABLE IF EXISTS rejects_{load_id}; DROP TABLE IF EXISTS reject_scans_{load_id}")
+        self.con.execute(
+            f"DROP TABLE IF EXISTS _stage; DROP TABLE IF EXISTS _rejected; "
+            f"DROP TABLE IF EXISTS rejects_{load_id}; DROP TABLE IF EXISTS reject_scans_{load_id}"
+        )
 
     def _load_rows(self, load_id, f: Landed, plan: _Rows, sha, size, rows_in_file, started) -> FileResult:
         con, src = self.con, plan.source
@@ -530,8 +642,9 @@ class Loader:
                        AS messages
             FROM {rej_t} GROUP BY line
         """)
-        bad_lines = np.array([r[0] for r in con.execute("SELECT rn FROM _rejected ORDER BY rn").fetchall()],
-                             dtype=np.int64)
+        bad_lines = np.array(
+            [r[0] for r in con.execute("SELECT rn FROM _rejected ORDER BY rn").fetchall()], dtype=np.int64
+        )
         rejected = len(bad_lines)
         # The k-th parsed row (rowid k of the staged table) is file row k + 1 + the number of
         # rejected lines before it; the i-th rejected line b_i has b_i - i parsed rows before it.
@@ -540,23 +653,30 @@ class Loader:
         row_number = f"{_ROW_NUMBER_UDF}{parsed}" if rejected else f"{parsed} + 1"
         cols = ", ".join(_q(c) for c in src.column_names)
         text_cols = ", ".join(f"CAST({_q(c)} AS VARCHAR) AS {_q(c)}" for c in src.column_names)
-        lineage = (f"{load_id} AS _load_id, DATE '{f.batch_date.isoformat()}' AS _batch_date, "
-                   f"{row_number} AS _row_number, TIMESTAMP '{loaded_at.isoformat(sep=' ')}' AS _loaded_at")
+        lineage = (
+            f"{load_id} AS _load_id, DATE '{f.batch_date.isoformat()}' AS _batch_date, "
+            f"{row_number} AS _row_number, TIMESTAMP '{loaded_at.isoformat(sep=' ')}' AS _loaded_at"
+        )
         con.execute("SET preserve_insertion_order = false")
         try:
-            loaded = con.execute(f"INSERT INTO raw_data.{src.name} SELECT {cols}, {lineage} "
-                                 "FROM _stage WHERE NOT _broken").fetchone()[0]
-            ruled = con.execute(f"INSERT INTO raw_invalid.{src.name} SELECT {text_cols}, NULL, "
-                                f"{_row_rules(src)}, {lineage} FROM _stage WHERE _broken").fetchone()[0]
+            loaded = con.execute(
+                f"INSERT INTO raw_data.{src.name} SELECT {cols}, {lineage} FROM _stage WHERE NOT _broken"
+            ).fetchone()[0]
+            ruled = con.execute(
+                f"INSERT INTO raw_invalid.{src.name} SELECT {text_cols}, NULL, "
+                f"{_row_rules(src)}, {lineage} FROM _stage WHERE _broken"
+            ).fetchone()[0]
         finally:
             con.execute("SET preserve_insertion_order = true")
         nulls = ", ".join("NULL" for _ in src.column_names)
         con.execute(f"""INSERT INTO raw_invalid.{src.name}
             SELECT {nulls}, raw_line, messages, {load_id}, DATE '{f.batch_date.isoformat()}', rn,
-                   TIMESTAMP '{loaded_at.isoformat(sep=' ')}' FROM _rejected""")
+                   TIMESTAMP '{loaded_at.isoformat(sep=" ")}' FROM _rejected""")
         reasons: dict[str, int] = {}
-        for why, n in con.execute(f"SELECT _reason, count(*) FROM raw_invalid.{src.name} "
-                                  f"WHERE _load_id = {load_id} AND _raw_line IS NULL GROUP BY 1").fetchall():
+        for why, n in con.execute(
+            f"SELECT _reason, count(*) FROM raw_invalid.{src.name} "
+            f"WHERE _load_id = {load_id} AND _raw_line IS NULL GROUP BY 1"
+        ).fetchall():
             for part in why.split("; "):
                 key = re.sub(r": .*", "", part) if part.startswith(("invalid", "out of range")) else part
                 reasons[key] = reasons.get(key, 0) + n
@@ -566,14 +686,28 @@ class Loader:
                 key = _reject_reason(etype, column or None)
                 reasons[key] = reasons.get(key, 0) + n
         quarantined = ruled + rejected
-        self._manifest_row(load_id, f, sha, size, rows_in_file, loaded, quarantined, LOADED, plan.message,
-                           started)
-        return FileResult(f.batch, src.name, str(f.path), LOADED, rows_in_file, loaded, quarantined,
-                          message=plan.message, reasons=reasons)
+        self._manifest_row(
+            load_id, f, sha, size, rows_in_file, loaded, quarantined, LOADED, plan.message, started
+        )
+        return FileResult(
+            f.batch,
+            src.name,
+            str(f.path),
+            LOADED,
+            rows_in_file,
+            loaded,
+            quarantined,
+            message=plan.message,
+            reasons=reasons,
+        )
 
 
-def load(data_dir: Path | None = None, con: duckdb.DuckDBPyConnection | None = None,
-         allow_additive_columns: bool = False, max_rows_per_file: int | None = None) -> LoadSummary:
+def load(
+    data_dir: Path | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
+    allow_additive_columns: bool = False,
+    max_rows_per_file: int | None = None,
+) -> LoadSummary:
     """Load every landed file not yet loaded. The one entry point for the CLI and Airflow."""
     paths = settings.paths(data_dir)
     t0 = time.perf_counter()

@@ -24,8 +24,12 @@ def lock_wait_seconds() -> float:
     return float(os.environ.get("CLV_LOCK_WAIT_SECONDS", "30"))
 
 
-def connect(path: Path | None = None, read_only: bool = False, wait_seconds: float | None = None,
-            threads: int | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    path: Path | None = None,
+    read_only: bool = False,
+    wait_seconds: float | None = None,
+    threads: int | None = None,
+) -> duckdb.DuckDBPyConnection:
     """Open the warehouse (created on first use), waiting for another writer to finish."""
     path = path or settings.paths().warehouse
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -116,7 +116,9 @@ def inject_row_faults(
         table = pa.concat_tables([table, dup.cast(table.schema)])
         log["fault"] += ["duplicate"] * k
         log["row_number"] += (n + 1 + np.arange(k)).tolist()
-        log["key"] += ["" if x is None else str(x) for x in pc.take(table.column(pk), pa.array(idx)).to_pylist()]
+        log["key"] += [
+            "" if x is None else str(x) for x in pc.take(table.column(pk), pa.array(idx)).to_pylist()
+        ]
         log["column"] += [""] * k
         log["value"] += [""] * k
         log["detail"] += [f"copy of row {i + 1}" for i in idx]

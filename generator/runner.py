@@ -63,8 +63,9 @@ class Summary:
 
     def line(self) -> str:
         rows = " ".join(f"{k}={v:,}" for k, v in self.rows.items())
+        who = "customers" if self.mode == "history" else "new signups"
         return (
-            f"{self.mode} batch {self.batch}: customers={self.customers:,} {rows} | "
+            f"{self.mode} batch {self.batch}: {self.customers:,} {who}; rows {rows} | "
             f"{self.bytes / 1e6:,.1f} MB in {self.seconds:.1f} s -> {self.batch_dir}"
         )
 

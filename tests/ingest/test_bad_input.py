@@ -24,8 +24,11 @@ def make_batch(root, files: dict[str, bytes], batch="2024-01-05") -> Paths:
     paths = Paths(root)
     d = paths.landing / batch
     d.mkdir(parents=True)
-    customers = ",".join(SOURCES["customers"].column_names) + "\n" + \
-        "C000000001,Ada,Lovelace,ada@example.com,F,1990-01-01,2023-01-01 00:00:00,Berlin,DE,true\n"
+    customers = (
+        ",".join(SOURCES["customers"].column_names)
+        + "\n"
+        + "C000000001,Ada,Lovelace,ada@example.com,F,1990-01-01,2023-01-01 00:00:00,Berlin,DE,true\n"
+    )
     (d / "customers.csv").write_text(customers)
     for name, data in files.items():
         (d / name).write_bytes(data)
@@ -43,13 +46,16 @@ def by_file(summary) -> dict[str, ingest.FileResult]:
     return {os.path.basename(f.path): f for f in summary.files}
 
 
-@pytest.mark.parametrize("name,data,status,reason", [
-    ("orders.csv", b"", "quarantined", "empty file: no header"),
-    ("orders.csv", os.urandom(4096) + b"\xff\xfe", "quarantined", "header is not valid UTF-8"),
-    ("orders.csv", b"\x00\x01garbage,more\n1,2\n", "quarantined", "schema drift"),
-    ("orders.csv", (HEADER + "\n").encode(), "loaded", ""),
-    ("notes.csv", b"hello\n", "quarantined", "not a file of the source contract"),
-])
+@pytest.mark.parametrize(
+    "name,data,status,reason",
+    [
+        ("orders.csv", b"", "quarantined", "empty file: no header"),
+        ("orders.csv", os.urandom(4096) + b"\xff\xfe", "quarantined", "header is not valid UTF-8"),
+        ("orders.csv", b"\x00\x01garbage,more\n1,2\n", "quarantined", "schema drift"),
+        ("orders.csv", (HEADER + "\n").encode(), "loaded", ""),
+        ("notes.csv", b"hello\n", "quarantined", "not a file of the source contract"),
+    ],
+)
 def test_whole_file_cases(tmp_path, name, data, status, reason):
     paths = make_batch(tmp_path, {name: data})
     summary, con = load(paths)
@@ -82,8 +88,9 @@ def test_row_level_garbage_is_quarantined_and_the_good_rows_load(tmp_path):
     assert "too many fields" in got[4]
     assert "line longer than" in got[5]
     assert "unterminated quote" in got[7] or "too few fields" in got[7]
-    assert con.sql("SELECT list(order_id ORDER BY _row_number), list(_row_number ORDER BY _row_number) "
-                   "FROM raw.orders").fetchone() == (["O1", "O6"], [1, 6])
+    assert con.sql(
+        "SELECT list(order_id ORDER BY _row_number), list(_row_number ORDER BY _row_number) FROM raw.orders"
+    ).fetchone() == (["O1", "O6"], [1, 6])
     assert all(r["reconciled"] for r in ingest.reconcile(con))
 
 
@@ -97,7 +104,9 @@ def test_an_unreadable_file_fails_alone_and_is_retried(tmp_path):
     con.close()
     (tmp_path / "not-there.csv").write_text(HEADER + "\n" + GOOD + "\n")  # the file arrives
     summary, con = load(paths)
-    assert [(os.path.basename(x.path), x.status, x.rows_loaded) for x in summary.files] == [("orders.csv", "loaded", 1)]
+    assert [(os.path.basename(x.path), x.status, x.rows_loaded) for x in summary.files] == [
+        ("orders.csv", "loaded", 1)
+    ]
 
 
 def test_additive_columns_load_only_when_allowed(tmp_path):
@@ -106,7 +115,9 @@ def test_additive_columns_load_only_when_allowed(tmp_path):
     summary, con = load(paths)
     assert by_file(summary)["orders.csv"].status == "quarantined"
     assert con.sql("SELECT found_columns[-1], reason FROM raw_invalid.files").fetchone() == (
-        "coupon_code", "schema drift: unexpected coupon_code")
+        "coupon_code",
+        "schema drift: unexpected coupon_code",
+    )
     con.close()
     other = make_batch(tmp_path / "b", {"orders.csv": data})
     summary, con = load(other, allow_additive_columns=True)
@@ -131,8 +142,13 @@ def test_count_guard_refuses_a_runaway_file(tmp_path):
 
 
 def clv(*args, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "clv.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **(env or {})}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "clv.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **(env or {})},
+        timeout=120,
+    )
 
 
 def test_cli_errors_are_one_line_with_exit_2(tmp_path):
@@ -163,9 +179,16 @@ def test_cli_load_and_reconcile(tmp_path):
 def test_a_second_writer_gets_a_clear_message(tmp_path):
     paths = make_batch(tmp_path, {"orders.csv": (HEADER + "\n" + GOOD + "\n").encode()})
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-         "print('locked', flush=True); time.sleep(60)", str(paths.warehouse)],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+            "print('locked', flush=True); time.sleep(60)",
+            str(paths.warehouse),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         r = clv("load", "--data-dir", str(paths.data_dir), env={"CLV_LOCK_WAIT_SECONDS": "1"})

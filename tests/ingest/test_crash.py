@@ -22,8 +22,16 @@ from generator import runner
 @pytest.fixture(scope="module")
 def landed(tmp_path_factory) -> Paths:
     paths = Paths(tmp_path_factory.mktemp("crash") / "data")
-    runner.history(paths, 15_000, dt.date(2023, 1, 1), dt.date(2023, 12, 31), seed=5, chaos="realistic",
-                   progress=False, workers=1)
+    runner.history(
+        paths,
+        15_000,
+        dt.date(2023, 1, 1),
+        dt.date(2023, 12, 31),
+        seed=5,
+        chaos="realistic",
+        progress=False,
+        workers=1,
+    )
     runner.day(paths, dt.date(2024, 1, 1))
     return paths
 
@@ -36,13 +44,19 @@ def _assert_no_partial_file(con) -> int:
     ingest.ensure_schema(con)
     done = con.sql("SELECT count(*) FROM ops.load_manifest WHERE status = 'loaded'").fetchone()[0]
     for load_id, loaded, quarantined, src in con.sql(
-            "SELECT load_id, rows_loaded, rows_quarantined, source FROM ops.load_manifest "
-            "WHERE status = 'loaded'").fetchall():
-        assert con.sql(f"SELECT count(*) FROM raw_data.{src} WHERE _load_id = {load_id}").fetchone()[0] == loaded
-        assert con.sql(f"SELECT count(*) FROM raw_invalid.{src} WHERE _load_id = {load_id}").fetchone()[0] == quarantined
+        "SELECT load_id, rows_loaded, rows_quarantined, source FROM ops.load_manifest WHERE status = 'loaded'"
+    ).fetchall():
+        assert (
+            con.sql(f"SELECT count(*) FROM raw_data.{src} WHERE _load_id = {load_id}").fetchone()[0] == loaded
+        )
+        assert (
+            con.sql(f"SELECT count(*) FROM raw_invalid.{src} WHERE _load_id = {load_id}").fetchone()[0]
+            == quarantined
+        )
     for n in SOURCES:
-        orphans = con.sql(f"SELECT count(*) FROM raw_data.{n} WHERE _load_id NOT IN "
-                          "(SELECT load_id FROM ops.load_manifest)").fetchone()[0]
+        orphans = con.sql(
+            f"SELECT count(*) FROM raw_data.{n} WHERE _load_id NOT IN (SELECT load_id FROM ops.load_manifest)"
+        ).fetchone()[0]
         assert orphans == 0, f"rows of an uncommitted load in raw_data.{n}"
     return done
 
@@ -61,9 +75,12 @@ def test_sigkill_mid_load_then_rerun(landed, tmp_path):
     for delay in (0.6, 1.2, 2.0):
         paths = Paths(tmp_path / f"kill-{delay}")
         shutil.copytree(landed.data_dir, paths.data_dir)
-        proc = subprocess.Popen([sys.executable, "-m", "clv.cli", "load", "--data-dir", str(paths.data_dir)],
-                                env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "clv.cli", "load", "--data-dir", str(paths.data_dir)],
+            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         assert proc.wait() == -signal.SIGKILL

@@ -36,13 +36,14 @@ def test_a_clean_dataset_loads_exactly(clean_loaded):
 
 
 def test_lineage_points_back_to_the_exact_line(clean_loaded):
-    paths, _, con = clean_loaded
+    _paths, _, con = clean_loaded
     rows = con.sql("""SELECT order_id, _source_file, _row_number, _batch_date, _file_sha256, _loaded_at
                       FROM raw.orders USING SAMPLE 50 ROWS (reservoir, 7)""").fetchall()
     cache = {}
     for order_id, path, rn, batch_date, sha, loaded_at in rows:
         if path not in cache:
-            cache[path] = open(path, encoding="utf-8").read().split("\n")
+            with open(path, encoding="utf-8") as fh:
+                cache[path] = fh.read().split("\n")
         assert cache[path][rn].split(",")[0].strip('"') == order_id
         assert path.split("/")[-2].startswith(str(batch_date))
         assert len(sha) == 64 and loaded_at is not None
@@ -78,9 +79,11 @@ def test_every_malformed_row_kind_is_quarantined_with_its_reason(heavy_loaded):
         if kind not in expected_reason or (f["batch"], f["source"]) in drifted:
             continue
         row = con.execute(
-            f"""SELECT q._reason, q._raw_line FROM raw_invalid.{f['source']} q
+            f"""SELECT q._reason, q._raw_line FROM raw_invalid.{f["source"]} q
                 JOIN ops.load_manifest m ON m.load_id = q._load_id
-                WHERE m.batch = ? AND q._row_number = ?""", [f["batch"], f["row_number"]]).fetchone()
+                WHERE m.batch = ? AND q._row_number = ?""",
+            [f["batch"], f["row_number"]],
+        ).fetchone()
         assert row is not None, f
         reason, raw_line = row
         want = expected_reason[kind].format(column=f["column"])
@@ -98,16 +101,21 @@ def test_duplicates_and_orphans_stay_in_raw(heavy_loaded):
     paths, _, con = heavy_loaded
     faults = [f for f in _faults(paths) if f["fault"] in ("duplicate", "orphan_fk")]
     drifted = {(f["batch"], f["source"]) for f in _faults(paths) if f["fault"] == "schema_drift"}
-    corrupted = {(f["batch"], f["source"], f["row_number"]) for f in _faults(paths)
-                 if f["fault"] in ("bad_date", "bad_enum", "bad_quantity", "missing_id")}
+    corrupted = {
+        (f["batch"], f["source"], f["row_number"])
+        for f in _faults(paths)
+        if f["fault"] in ("bad_date", "bad_enum", "bad_quantity", "missing_id")
+    }
     n = 0
     for f in faults[:300]:
         if (f["batch"], f["source"]) in drifted or (f["batch"], f["source"], f["row_number"]) in corrupted:
             continue
         src = SOURCES[f["source"]]
         got = con.execute(
-            f"""SELECT r.{src.primary_key[0]} FROM raw.{f['source']} r
-                WHERE r._batch = ? AND r._row_number = ?""", [f["batch"], f["row_number"]]).fetchone()
+            f"""SELECT r.{src.primary_key[0]} FROM raw.{f["source"]} r
+                WHERE r._batch = ? AND r._row_number = ?""",
+            [f["batch"], f["row_number"]],
+        ).fetchone()
         if f["fault"] == "duplicate":
             original = int(f["detail"].removeprefix("copy of row "))
             if (f["batch"], f["source"], original) in corrupted:
@@ -115,27 +123,34 @@ def test_duplicates_and_orphans_stay_in_raw(heavy_loaded):
             assert got is not None and got[0] == f["key"]
         else:
             assert got is not None
-            cust = con.execute(f"SELECT customer_id FROM raw.{f['source']} WHERE _batch = ? AND _row_number = ?",
-                               [f["batch"], f["row_number"]]).fetchone()[0]
+            cust = con.execute(
+                f"SELECT customer_id FROM raw.{f['source']} WHERE _batch = ? AND _row_number = ?",
+                [f["batch"], f["row_number"]],
+            ).fetchone()[0]
             assert cust == f["value"]
         n += 1
     assert n > 50
 
 
 def test_drifted_files_are_quarantined_whole_and_siblings_load(heavy_loaded):
-    paths, summary, con = heavy_loaded
+    paths, _summary, con = heavy_loaded
     drifts = {(f["batch"], f["source"]): f for f in _faults(paths) if f["fault"] == "schema_drift"}
     assert drifts
-    quarantined = {(b, s): (reason, found) for b, s, reason, found in con.sql(
-        "SELECT batch, source, reason, found_columns FROM raw_invalid.files").fetchall()}
+    quarantined = {
+        (b, s): (reason, found)
+        for b, s, reason, found in con.sql(
+            "SELECT batch, source, reason, found_columns FROM raw_invalid.files"
+        ).fetchall()
+    }
     assert set(quarantined) == set(drifts)
     for key, (reason, found) in quarantined.items():
         assert reason.startswith("schema drift:")
         header = (paths.landing / key[0] / SOURCES[key[1]].filename).open().readline().rstrip("\n").split(",")
         assert found == header
-    for batch, source in drifts:
-        siblings = con.execute("SELECT count(*) FROM ops.load_manifest WHERE batch = ? AND status = 'loaded'",
-                               [batch]).fetchone()[0]
+    for batch, _source in drifts:
+        siblings = con.execute(
+            "SELECT count(*) FROM ops.load_manifest WHERE batch = ? AND status = 'loaded'", [batch]
+        ).fetchone()[0]
         assert siblings >= len(SOURCES) - sum(1 for b, _ in drifts if b == batch)
 
 
@@ -144,7 +159,9 @@ def test_redelivered_batches_are_recorded_as_duplicates(heavy_loaded):
     redelivered = [b.name for b in batches(paths.landing) if b.name.endswith("-redelivery")]
     assert redelivered, "heavy chaos redelivers a batch for this seed"
     for b in redelivered:
-        rows = con.execute("SELECT status, duplicate_of FROM ops.load_manifest WHERE batch = ?", [b]).fetchall()
+        rows = con.execute(
+            "SELECT status, duplicate_of FROM ops.load_manifest WHERE batch = ?", [b]
+        ).fetchall()
         assert len(rows) == len(SOURCES)
         assert all(status == "duplicate" and dup is not None for status, dup in rows)
         assert con.execute("SELECT count(*) FROM raw.orders WHERE _batch = ?", [b]).fetchone()[0] == 0
