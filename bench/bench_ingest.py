@@ -31,6 +31,21 @@ print(time.perf_counter() - t0)
 """
 
 
+CEILING = """
+import os, sys, time, duckdb
+path = sys.argv[1]
+if os.path.exists(path):
+    os.remove(path)
+con = duckdb.connect(path)
+con.execute("SET preserve_insertion_order = false")
+t0 = time.perf_counter()
+for i, f in enumerate(sys.argv[2:]):
+    con.execute(f"CREATE TABLE t{i} AS SELECT * FROM read_csv('{f}', store_rejects = true)")
+con.execute("CHECKPOINT")
+print(time.perf_counter() - t0)
+"""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--customers", type=int, default=100_000)
@@ -65,6 +80,9 @@ def main() -> None:
         csvs = [str(history / f["file"]) for f in manifest["files"].values()]
         floor = [float(run([PY, "-c", FLOOR, *csvs]).stdout) for _ in range(args.repeats)]
         print(f"floor: bare read_csv of {rows:,} rows into memory: {median(floor):.2f} s", flush=True)
+        ceiling = [float(run([PY, "-c", CEILING, str(tmp / "ceiling.duckdb"), *csvs]).stdout)
+                   for _ in range(args.repeats)]
+        print(f"ceiling: read_csv straight into a database file: {median(ceiling):.2f} s", flush=True)
 
         day_dir = data / "landing" / "2025-01-01"
         parked = tmp / "parked-day"
@@ -107,12 +125,21 @@ def main() -> None:
         "| measure | time | rows/s |",
         "| --- | ---: | ---: |",
         f"| floor: bare `read_csv` of the history files into memory | {f:.2f} s | {rows / f / 1e6:.2f} M |",
+        f"| ceiling: `read_csv` straight into tables of a database file, nothing else | {median(ceiling):.2f} s "
+        f"| {rows / median(ceiling) / 1e6:.2f} M |",
         f"| `clv load` of the history, inside the process | {h:.2f} s | {rows / h / 1e6:.2f} M |",
         f"| `clv load` of the history, whole process (imports, connect) | {hw:.2f} s | {rows / hw / 1e6:.2f} M |",
         f"| `clv load` of one day batch, inside the process | {median(day_in):.2f} s | |",
         f"| `clv load` of one day batch, whole process | {median(day_wall):.2f} s | |",
         "",
-        f"Load / floor: {h / f:.1f}x. Peak memory of the history load (PSS): {max(hist_mem):,.0f} MB.",
+        f"Load / floor: {h / f:.1f}x; load / ceiling: {h / median(ceiling):.1f}x. Peak memory of the history "
+        f"load (PSS): {max(hist_mem):,.0f} MB.",
+        "",
+        "The 1 M rows/s target is not met. The ceiling row shows why: on this machine DuckDB alone needs",
+        "that long to parse the files and write them to a database file, before any of the loader's work.",
+        "The loader adds a second pass (parse into a staging table first, so each row's position in the",
+        "file is known and rejected lines can be accounted for), the contract's row rules, the quarantine,",
+        "lineage columns and one transaction per file.",
         f"Reconciliation after the runs: `{rec}`",
     ]
     write_section("ingest", "\n".join(lines))
