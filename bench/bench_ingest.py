@@ -24,6 +24,7 @@ PY = sys.executable
 FLOOR = """
 import sys, time, duckdb
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 t0 = time.perf_counter()
 for i, f in enumerate(sys.argv[1:]):
     con.execute(f"CREATE TEMP TABLE t{i} AS SELECT * FROM read_csv('{f}')")
@@ -37,6 +38,7 @@ path = sys.argv[1]
 if os.path.exists(path):
     os.remove(path)
 con = duckdb.connect(path)
+con.execute("SET enable_progress_bar = false")
 con.execute("SET preserve_insertion_order = false")
 t0 = time.perf_counter()
 for i, f in enumerate(sys.argv[2:]):
@@ -80,8 +82,10 @@ def main() -> None:
         csvs = [str(history / f["file"]) for f in manifest["files"].values()]
         floor = [float(run([PY, "-c", FLOOR, *csvs]).stdout) for _ in range(args.repeats)]
         print(f"floor: bare read_csv of {rows:,} rows into memory: {median(floor):.2f} s", flush=True)
-        ceiling = [float(run([PY, "-c", CEILING, str(tmp / "ceiling.duckdb"), *csvs]).stdout)
-                   for _ in range(args.repeats)]
+        ceiling = [
+            float(run([PY, "-c", CEILING, str(tmp / "ceiling.duckdb"), *csvs]).stdout)
+            for _ in range(args.repeats)
+        ]
         print(f"ceiling: read_csv straight into a database file: {median(ceiling):.2f} s", flush=True)
 
         day_dir = data / "landing" / "2025-01-01"

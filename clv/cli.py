@@ -109,6 +109,46 @@ def _cmd_reconcile(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _cmd_transform(args: argparse.Namespace) -> int:
+    from clv import transform
+
+    if args.write_external_models:
+        transform.EXTERNAL_MODELS.write_text(transform.external_models_yaml())
+        print(f"wrote {transform.EXTERNAL_MODELS}")
+        return 0
+    paths = settings.paths(args.data_dir)
+    if not paths.warehouse.exists():
+        raise UsageError(f"no warehouse at {paths.warehouse}; run `clv load` first")
+    business_date = args.business_date or _latest_batch_date(paths)
+    ctx = transform.context(paths.data_dir)
+    try:
+        if args.plan:
+            transform.plan_prod(ctx, business_date)
+            print(f"transform: planned and applied prod up to business date {business_date}")
+            return 0
+        ok = transform.run(ctx, business_date, layer=args.layer)
+    finally:
+        ctx.close()
+    print(
+        f"transform: run {'succeeded' if ok else 'FAILED'} up to business date {business_date}"
+        + (f" (layer {args.layer})" if args.layer else "")
+    )
+    return 0 if ok else 1
+
+
+def _latest_batch_date(paths: settings.Paths) -> dt.date:
+    from clv.warehouse import connect
+
+    con = connect(paths.warehouse)
+    try:
+        row = con.execute("SELECT max(batch_date) FROM ops.load_manifest WHERE status = 'loaded'").fetchone()
+    finally:
+        con.close()
+    if not row or row[0] is None:
+        raise UsageError("nothing loaded yet; run `clv load` first or pass --business-date")
+    return row[0]
+
+
 def dataset_summary(paths: settings.Paths) -> str:
     """A short report on the landed data and the ground truth behind it."""
     import pyarrow.compute as pc
@@ -173,6 +213,31 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--data-dir", default=None)
     rc.add_argument("--json", action="store_true")
     rc.set_defaults(func=_cmd_reconcile)
+    t = sub.add_parser("transform", help="run the SQLMesh models (plan with --plan)")
+    t.add_argument("--data-dir", default=None)
+    t.add_argument(
+        "--business-date",
+        type=_date,
+        default=None,
+        help="process intervals up to this date (default: the latest loaded batch)",
+    )
+    t.add_argument(
+        "--layer",
+        choices=["staging", "core", "intermediate", "marts"],
+        default=None,
+        help="run only this layer's models",
+    )
+    t.add_argument(
+        "--plan",
+        action="store_true",
+        help="create or change models in prod and backfill (deploy), instead of a run",
+    )
+    t.add_argument(
+        "--write-external-models",
+        action="store_true",
+        help="regenerate sqlmesh_project/external_models.yaml from the contract",
+    )
+    t.set_defaults(func=_cmd_transform)
     r = sub.add_parser("run", help="the main job: generate the default data if absent, load it, reconcile")
     r.add_argument("--data-dir", default=None, help="default: $CLV_DATA_DIR or ./data")
     r.add_argument("--customers", type=int, default=settings.default_customers())

@@ -51,6 +51,7 @@ def connect(
                 ) from None
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+    con.execute("SET enable_progress_bar = false")  # output belongs to the caller, not DuckDB
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     return con
