@@ -8,7 +8,10 @@ MODEL (
   ),
   grain (customer_id, profile_effective_date),
   tags [staging],
-  audits (not_null(columns := (customer_id, profile_effective_date))),
+  audits (
+    not_null(columns := (customer_id, profile_effective_date)),
+    unique_combination_of_columns(columns := (customer_id, profile_effective_date))
+  ),
   description 'Financial profiles from the credit bureau, one per customer and effective date.',
   column_descriptions (
     customer_id = 'Customer the profile belongs to',

@@ -1,0 +1,71 @@
+/* Web and app engagement per customer on the business date: rolling 30- and 90-day activity,
+   the 90 days before that (to see a decline), the last session and the device mix.
+   Grain: one row per customer_id. */
+MODEL (
+  name intermediate.int_engagement_summary,
+  kind FULL,
+  grain customer_id,
+  tags [intermediate],
+  audits (unique_values(columns := (customer_id)), not_null(columns := (customer_id, sessions_90d))),
+  description 'Rolling session activity, last session and device mix per customer.',
+  column_descriptions (
+    customer_id = 'Customer identifier',
+    sessions_30d = 'Sessions in the 30 days up to the business date',
+    sessions_90d = 'Sessions in the 90 days up to the business date',
+    sessions_prior_90d = 'Sessions in the 90 days before those',
+    engagement_trend = 'sessions_90d / sessions_prior_90d - 1; null without prior sessions',
+    pages_viewed_90d = 'Pages viewed in the last 90 days',
+    bounce_rate_90d = 'Share of the last 90 days'' sessions that dropped off after one page',
+    avg_session_minutes_90d = 'Average session length in the last 90 days',
+    last_session_date = 'Date of the last session',
+    days_since_last_session = 'Days from the last session to the business date',
+    lifetime_sessions = 'Sessions ever',
+    desktop_share = 'Share of lifetime sessions on desktop',
+    mobile_share = 'Share of lifetime sessions on mobile',
+    tablet_share = 'Share of lifetime sessions on tablet',
+    app_share = 'Share of lifetime sessions in the app'
+  )
+);
+
+WITH sessions AS (
+  SELECT * FROM core.fct_activity_logs WHERE session_date <= @business_date()
+), summary AS (
+  SELECT
+    customer_id,
+    COUNT(*) FILTER (WHERE session_date > @business_date() - INTERVAL '30' DAY) AS sessions_30d,
+    COUNT(*) FILTER (WHERE session_date > @business_date() - INTERVAL '90' DAY) AS sessions_90d,
+    COUNT(*) FILTER (
+      WHERE session_date > @business_date() - INTERVAL '180' DAY
+        AND session_date <= @business_date() - INTERVAL '90' DAY
+    ) AS sessions_prior_90d,
+    SUM(pages_viewed) FILTER (WHERE session_date > @business_date() - INTERVAL '90' DAY) AS pages_viewed_90d,
+    AVG(CAST(dropoff_flag AS INT)) FILTER (WHERE session_date > @business_date() - INTERVAL '90' DAY) AS bounce_rate_90d,
+    AVG(duration_minutes) FILTER (WHERE session_date > @business_date() - INTERVAL '90' DAY) AS avg_session_minutes_90d,
+    MAX(session_date) AS last_session_date,
+    COUNT(*) AS lifetime_sessions,
+    AVG(CAST(device_type = 'desktop' AS INT)) AS desktop_share,
+    AVG(CAST(device_type = 'mobile' AS INT)) AS mobile_share,
+    AVG(CAST(device_type = 'tablet' AS INT)) AS tablet_share,
+    AVG(CAST(channel = 'app' AS INT)) AS app_share
+  FROM sessions
+  GROUP BY customer_id
+)
+SELECT
+  b.customer_id,
+  COALESCE(s.sessions_30d, 0) AS sessions_30d,
+  COALESCE(s.sessions_90d, 0) AS sessions_90d,
+  COALESCE(s.sessions_prior_90d, 0) AS sessions_prior_90d,
+  CASE WHEN s.sessions_prior_90d > 0 THEN s.sessions_90d / s.sessions_prior_90d - 1 END AS engagement_trend,
+  COALESCE(s.pages_viewed_90d, 0) AS pages_viewed_90d,
+  s.bounce_rate_90d,
+  s.avg_session_minutes_90d,
+  s.last_session_date,
+  DATE_DIFF('DAY', s.last_session_date, @business_date()) AS days_since_last_session,
+  COALESCE(s.lifetime_sessions, 0) AS lifetime_sessions,
+  s.desktop_share,
+  s.mobile_share,
+  s.tablet_share,
+  s.app_share
+FROM intermediate.int_customer_base AS b
+LEFT JOIN summary AS s
+  ON s.customer_id = b.customer_id

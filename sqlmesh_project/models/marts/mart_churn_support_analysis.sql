@@ -1,0 +1,54 @@
+/* Churn against support experience: customers grouped by how many tickets they raised in the
+   last 90 days, how satisfied they were, and how long resolutions took.
+   Grain: one row per tickets_band, csat_band and resolution_band. */
+MODEL (
+  name marts.mart_churn_support_analysis,
+  kind FULL,
+  grain (tickets_band, csat_band, resolution_band),
+  tags [marts],
+  audits (
+    unique_combination_of_columns(columns := (tickets_band, csat_band, resolution_band)),
+    not_null(columns := (tickets_band, csat_band, resolution_band, customers))
+  ),
+  description 'Churn probability, churned share and revenue at risk by support experience.',
+  column_descriptions (
+    tickets_band = 'Tickets in the last 90 days: 0, 1, 2-3, 4+',
+    csat_band = 'Average CSAT of the last 90 days: low (< 3), mid (3-4), high (> 4), no answer',
+    resolution_band = 'Average resolution of the last 90 days: < 4h, 4-24h, > 24h, no tickets',
+    customers = 'Customers in the group',
+    avg_churn_probability = 'Average churn probability',
+    churned_share = 'Share in the churned lifecycle stage',
+    revenue_at_risk_usd = 'Sum of revenue at risk'
+  )
+);
+
+WITH banded AS (
+  SELECT
+    s.customer_id,
+    CASE WHEN s.tickets_90d = 0 THEN '0' WHEN s.tickets_90d = 1 THEN '1' WHEN s.tickets_90d <= 3 THEN '2-3' ELSE '4+' END AS tickets_band,
+    CASE
+      WHEN s.avg_csat_90d IS NULL THEN 'no answer'
+      WHEN s.avg_csat_90d < 3 THEN 'low'
+      WHEN s.avg_csat_90d <= 4 THEN 'mid'
+      ELSE 'high'
+    END AS csat_band,
+    CASE
+      WHEN s.avg_resolution_hours_90d IS NULL THEN 'no tickets'
+      WHEN s.avg_resolution_hours_90d < 4 THEN '< 4h'
+      WHEN s.avg_resolution_hours_90d <= 24 THEN '4-24h'
+      ELSE '> 24h'
+    END AS resolution_band
+  FROM intermediate.int_support_summary AS s
+)
+SELECT
+  b.tickets_band,
+  b.csat_band,
+  b.resolution_band,
+  COUNT(*) AS customers,
+  AVG(r.churn_probability) AS avg_churn_probability,
+  AVG(CAST(r.lifecycle_stage = 'churned' AS INT)) AS churned_share,
+  CAST(SUM(r.revenue_at_risk_usd) AS DECIMAL(16, 2)) AS revenue_at_risk_usd
+FROM banded AS b
+JOIN marts.mart_churn_risk AS r
+  ON r.customer_id = b.customer_id
+GROUP BY b.tickets_band, b.csat_band, b.resolution_band

@@ -1,0 +1,57 @@
+/* The most valuable customers: value to date and expected over the next 12 months, with a value
+   tier by predicted 12-month CLV (Top 10%, High = next 20%, Medium = next 30%, Low = the rest).
+   Grain: one row per customer_id. */
+MODEL (
+  name marts.mart_clv,
+  kind FULL,
+  grain customer_id,
+  tags [marts],
+  audits (
+    unique_values(columns := (customer_id)),
+    not_null(columns := (customer_id, historical_clv_usd, predicted_clv_12m_usd, value_tier)),
+    accepted_values(column := value_tier, is_in := ('Top 10%', 'High', 'Medium', 'Low'))
+  ),
+  description 'Historical and predicted CLV per customer with value tier.',
+  column_descriptions (
+    customer_id = 'Customer identifier',
+    historical_clv_usd = 'Net revenue to date',
+    predicted_clv_12m_usd = 'Expected net revenue over the next 12 months',
+    total_clv_usd = 'Historical plus predicted 12-month value',
+    value_tier = 'Top 10%, High, Medium or Low by predicted 12-month CLV',
+    value_rank = 'Rank by predicted 12-month CLV, 1 = highest',
+    purchase_days = 'Days with an order',
+    avg_order_value_usd = 'Order revenue per purchase day',
+    tenure_months = 'Months since signup'
+  )
+);
+
+WITH ranked AS (
+  SELECT
+    c.customer_id,
+    c.historical_clv_usd,
+    r.predicted_clv_12m_usd,
+    c.purchase_days,
+    c.avg_order_value_usd,
+    c.tenure_months,
+    ROW_NUMBER() OVER (ORDER BY r.predicted_clv_12m_usd DESC, c.customer_id) AS value_rank,
+    PERCENT_RANK() OVER (ORDER BY r.predicted_clv_12m_usd DESC) AS value_percentile
+  FROM intermediate.int_customer_clv AS c
+  JOIN intermediate.int_revenue_risk AS r
+    ON r.customer_id = c.customer_id
+)
+SELECT
+  customer_id,
+  historical_clv_usd,
+  predicted_clv_12m_usd,
+  CAST(historical_clv_usd + predicted_clv_12m_usd AS DECIMAL(14, 2)) AS total_clv_usd,
+  CASE
+    WHEN value_percentile < 0.1 THEN 'Top 10%'
+    WHEN value_percentile < 0.3 THEN 'High'
+    WHEN value_percentile < 0.6 THEN 'Medium'
+    ELSE 'Low'
+  END AS value_tier,
+  value_rank,
+  purchase_days,
+  avg_order_value_usd,
+  CAST(tenure_months AS DECIMAL(8, 1)) AS tenure_months
+FROM ranked
