@@ -15,33 +15,9 @@ from clv.contract import SOURCES
 from clv.settings import Paths
 from generator import runner
 from tests.conftest import END
+from tests.sqlmesh.conftest import _counts
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    """History loaded and planned at END, then the first day batch loaded and run."""
-    paths = Paths(tmp_path_factory.mktemp("sqlmesh") / "data")
-    runner.history(
-        paths, 1_200, dt.date(2023, 1, 1), END, seed=9, chaos="realistic", progress=False, workers=1
-    )
-    ingest.load(paths.data_dir)
-    ctx = transform.context(paths.data_dir)
-    transform.plan_prod(ctx, END)
-    counts_after_plan = _counts(ctx)
-    runner.day(paths, END + dt.timedelta(days=1), chaos="realistic")
-    runner.day(paths, END + dt.timedelta(days=2), chaos="realistic")
-    ctx.close()
-    ingest.load(paths.data_dir)
-    ctx = transform.context(paths.data_dir)
-    assert transform.run(ctx, END + dt.timedelta(days=2))
-    yield paths, ctx, counts_after_plan
-    ctx.close()
-
-
-def _counts(ctx) -> dict[str, int]:
-    return {t: ctx.engine_adapter.fetchone(f"SELECT count(*) FROM staging.stg_{t}")[0] for t in SOURCES}
 
 
 def _raw_distinct(ctx, source: str) -> int:

@@ -8,7 +8,8 @@ MODEL (
   audits (
     unique_values(columns := (customer_id)),
     not_null(columns := (customer_id, lifecycle_stage, churn_probability, historical_clv_usd, predicted_clv_12m_usd)),
-    accepted_range(column := churn_probability, min_v := 0, max_v := 1)
+    accepted_range(column := churn_probability, min_v := 0, max_v := 1),
+    risk_within_remaining_value
   ),
   description 'Customer 360: profile, CLV, churn risk, lifecycle, engagement, support and segments.',
   column_descriptions (
