@@ -10,10 +10,8 @@ import shutil
 import duckdb
 import pytest
 
-from clv import ingest, transform
+from clv import transform
 from clv.contract import SOURCES
-from clv.settings import Paths
-from generator import runner
 from tests.conftest import END
 from tests.sqlmesh.conftest import _counts
 
