@@ -40,6 +40,7 @@ fmt: setup
 bench: setup  ## benchmarks; results land in bench/RESULTS.md
 	$(BIN)/python bench/bench_generator.py
 	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_transform.py
 
 lock: setup  ## re-resolve requirements.lock after changing requirements.txt
 	{ echo "# The full resolved dependency tree (pip freeze), used as constraints by \`make setup\`."; \

@@ -29,7 +29,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    """The main job so far: generate the default history if absent, load what landed, reconcile."""
+    """The main job so far: generate the default history if absent, load what landed, reconcile,
+    and bring the SQLMesh models up to the latest business date."""
     from clv import ingest
     from clv.warehouse import WarehouseBusy, connect
     from generator import runner
@@ -54,9 +55,45 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"{sum(r['rows_in_raw'] for r in rows):,} in raw + {sum(r['rows_quarantined'] for r in rows):,} "
         f"quarantined; {len(bad)} mismatched"
     )
+    from clv import transform
+
+    business_date = _latest_batch_date(paths)
+    ctx = transform.context(paths.data_dir)
+    try:
+        how = transform.refresh(ctx, business_date)
+        marts = _marts_summary(ctx)
+    finally:
+        ctx.close()
+    print(f"transform: {how} the SQLMesh models up to business date {business_date}")
     print(dataset_summary(paths))
-    print(f"Warehouse: {paths.warehouse} (raw.*, raw_invalid.*, ops.load_manifest, ops.load_reconciliation)")
+    print(marts)
+    print(f"Warehouse: {paths.warehouse} (raw, staging, core, intermediate, marts; ops.load_manifest)")
     return 1 if bad or loaded.failed else 0
+
+
+def _marts_summary(ctx) -> str:
+    q = ctx.engine_adapter.fetchall
+    ((customers, at_risk, clv12, hist),) = q(
+        "SELECT count(*), sum(revenue_at_risk_usd), sum(predicted_clv_12m_usd), sum(historical_clv_usd) "
+        "FROM marts.mart_customer_360"
+    )
+    lines = [
+        f"Marts: {customers:,} customers; historical CLV ${hist:,.0f}; predicted 12-month CLV "
+        f"${clv12:,.0f}; revenue at risk ${at_risk:,.0f}"
+    ]
+    lines.append("  Top customers by predicted 12-month CLV:")
+    for cid, p12, tier in q(
+        "SELECT customer_id, predicted_clv_12m_usd, value_tier FROM marts.mart_clv "
+        "ORDER BY predicted_clv_12m_usd DESC, customer_id LIMIT 5"
+    ):
+        lines.append(f"    {cid}  ${p12:>10,.2f}  {tier}")
+    lines.append("  High-value customers most at risk:")
+    for cid, prob, risk, tier in q(
+        "SELECT customer_id, churn_probability, revenue_at_risk_usd, value_tier FROM marts.mart_churn_risk "
+        "WHERE value_tier IN ('Top 10%', 'High') ORDER BY revenue_at_risk_usd DESC, customer_id LIMIT 5"
+    ):
+        lines.append(f"    {cid}  churn {prob:.0%}  at risk ${risk:>9,.2f}  {tier}")
+    return "\n".join(lines)
 
 
 def _cmd_load(args: argparse.Namespace) -> int:

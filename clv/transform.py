@@ -82,3 +82,22 @@ def run(ctx, business_date: dt.date, layer: str | None = None, environment: str 
         no_auto_upstream=layer is not None,
     )
     return bool(status.is_success if hasattr(status, "is_success") else status)
+
+
+def has_prod(ctx) -> bool:
+    return ctx.state_reader.get_environment("prod") is not None
+
+
+def refresh(ctx, business_date: dt.date) -> str:
+    """The first time, plan prod (create every model and backfill the history); afterwards run
+    the new intervals. Model changes are deployed with a plan, never by a run."""
+    if not has_prod(ctx):
+        plan_prod(ctx, business_date)
+        return "planned"
+    if not run(ctx, business_date):
+        raise TransformError(f"the SQLMesh run up to {business_date} failed; see the log above")
+    return "ran"
+
+
+class TransformError(Exception):
+    """A model or a blocking audit failed: downstream layers must not refresh."""

@@ -78,3 +78,20 @@ def test_a_rebuild_from_raw_reproduces_the_marts(project, tmp_path):
     finally:
         rebuilt.engine_adapter.execute("DETACH daily")
         rebuilt.close()
+
+
+def test_calendar_attributes(project):
+    _, ctx, _ = project
+    rows = ctx.engine_adapter.fetchall("""
+        SELECT date_day, fiscal_year, fiscal_quarter, is_weekend, is_month_end, iso_day_of_week
+        FROM core.dim_time WHERE date_day IN (DATE '2024-03-31', DATE '2024-04-01', DATE '2024-12-31')
+        ORDER BY 1""")
+    assert rows == [
+        (dt.date(2024, 3, 31), 2024, 4, True, True, 7),
+        (dt.date(2024, 4, 1), 2025, 1, False, False, 1),
+        (dt.date(2024, 12, 31), 2025, 3, False, True, 2),
+    ]
+    assert ctx.engine_adapter.fetchone("SELECT count(*), count(DISTINCT date_day) FROM core.dim_time") == (
+        7671,
+        7671,
+    )
