@@ -92,6 +92,6 @@ def test_calendar_attributes(project):
         (dt.date(2024, 12, 31), 2025, 3, False, True, 2),
     ]
     assert ctx.engine_adapter.fetchone("SELECT count(*), count(DISTINCT date_day) FROM core.dim_time") == (
-        7671,
-        7671,
+        7670,
+        7670,
     )
