@@ -14,7 +14,7 @@ def test_external_models_are_generated_from_the_contract():
 def test_sqlmesh_unit_tests_pass(tmp_path):
     ctx = transform.context(tmp_path)
     result = ctx.test()
-    assert result.testsRun >= 23
+    assert result.testsRun >= 25
     assert result.wasSuccessful(), [str(f[1])[-800:] for f in result.failures + result.errors]
 
 

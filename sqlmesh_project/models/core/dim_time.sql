@@ -1,5 +1,6 @@
-/* The calendar: one row per day from 2015 to 2035 with calendar and fiscal attributes (the
-   fiscal year starts on 1 April). Grain: one row per date_day. */
+/* The calendar: one row per day from calendar_start to calendar_end (project variables, 2015 to
+   2035 by default) with calendar and fiscal attributes (the fiscal year starts on 1 April).
+   Grain: one row per date_day. */
 MODEL (
   name core.dim_time,
   kind FULL,
@@ -26,7 +27,9 @@ MODEL (
 WITH days AS (
   SELECT
     CAST(d AS DATE) AS date_day
-  FROM UNNEST(GENERATE_SERIES(CAST('2015-01-01' AS DATE), CAST('2035-12-31' AS DATE), INTERVAL '1' DAY)) AS t(d)
+  FROM UNNEST(
+    GENERATE_SERIES(CAST(@VAR('calendar_start', '2015-01-01') AS DATE), CAST(@VAR('calendar_end', '2035-12-31') AS DATE), INTERVAL '1' DAY)
+  ) AS t(d)
 )
 SELECT
   date_day,
