@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine, median, run, write_section
+from bench.common import generate, machine, median, run, write_section
 
 PY = sys.executable
 FLOOR = """
@@ -56,28 +56,12 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="clv-bench-ingest-"))
     try:
         data = tmp / "data"
-        run(
-            [
-                PY,
-                "-m",
-                "generator",
-                "history",
-                "--customers",
-                str(args.customers),
-                "--data-dir",
-                str(data),
-                "--quiet",
-            ]
-        )
-        run([PY, "-m", "generator", "day", "2025-01-01", "--data-dir", str(data)])
+        parked = generate(data, args.customers)
         history = data / "landing" / "2024-12-31"
         manifest = json.loads((history / "_manifest.json").read_text())
         rows = sum(f["rows"] for f in manifest["files"].values())
         day_rows = sum(
-            f["rows"]
-            for f in json.loads((data / "landing" / "2025-01-01" / "_manifest.json").read_text())[
-                "files"
-            ].values()
+            f["rows"] for f in json.loads((parked / "_manifest.json").read_text())["files"].values()
         )
         csvs = [str(history / f["file"]) for f in manifest["files"].values()]
         floor = [float(run([PY, "-c", FLOOR, *csvs]).stdout) for _ in range(args.repeats)]
@@ -89,8 +73,6 @@ def main() -> None:
         print(f"ceiling: read_csv straight into a database file: {median(ceiling):.2f} s", flush=True)
 
         day_dir = data / "landing" / "2025-01-01"
-        parked = tmp / "parked-day"
-        shutil.move(day_dir, parked)
         hist_in, hist_wall, hist_mem, day_in, day_wall = [], [], [], [], []
         for i in range(args.repeats):
             wh = data / "warehouse.duckdb"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine, median, run, write_section
+from bench.common import generate, machine, median, run, write_section
 
 PY = sys.executable
 STEP = """
@@ -72,22 +72,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="clv-bench-transform-"))
     try:
         data = tmp / "data"
-        run(
-            [
-                PY,
-                "-m",
-                "generator",
-                "history",
-                "--customers",
-                str(args.customers),
-                "--data-dir",
-                str(data),
-                "--quiet",
-            ]
-        )
-        run([PY, "-m", "generator", "day", "2025-01-01", "--data-dir", str(data)])
-        parked = tmp / "day"
-        shutil.move(data / "landing" / "2025-01-01", parked)
+        parked = generate(data, args.customers)
         run([PY, "-m", "clv.cli", "load", "--data-dir", str(data)])
         loaded = tmp / "loaded.duckdb"
         shutil.copy(data / "warehouse.duckdb", loaded)

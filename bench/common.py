@@ -97,3 +97,15 @@ def write_section(name: str, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     RESULTS.write_text(text)
+
+
+def generate(data: Path, customers: int, day: str = "2025-01-01") -> Path:
+    """A history at the given scale plus one day batch, the day batch parked aside (returned)."""
+    import shutil
+
+    py = sys.executable
+    run([py, "-m", "generator", "history", "--customers", str(customers), "--data-dir", str(data), "--quiet"])
+    run([py, "-m", "generator", "day", day, "--data-dir", str(data)])
+    parked = data.parent / f"parked-{day}"
+    shutil.move(data / "landing" / day, parked)
+    return parked

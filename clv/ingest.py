@@ -397,25 +397,21 @@ class Loader:
         self.allow_additive = allow_additive_columns
         self.max_rows = max_rows_per_file
         self._gaps = np.zeros(0, dtype=np.int64)
-        try:
-            con.create_function(
-                _ROW_NUMBER_UDF,
-                self._file_row_number,
-                [sqltypes.BIGINT],
-                sqltypes.BIGINT,
-                type="arrow",
-                side_effects=False,
-            )
-        except duckdb.CatalogException:  # a previous Loader on this connection registered it
-            con.remove_function(_ROW_NUMBER_UDF)
-            con.create_function(
-                _ROW_NUMBER_UDF,
-                self._file_row_number,
-                [sqltypes.BIGINT],
-                sqltypes.BIGINT,
-                type="arrow",
-                side_effects=False,
-            )
+        if _ROW_NUMBER_UDF in {
+            r[0]
+            for r in con.execute(
+                "SELECT function_name FROM duckdb_functions() WHERE function_type = 'scalar'"
+            ).fetchall()
+        }:
+            con.remove_function(_ROW_NUMBER_UDF)  # a previous Loader on this connection registered it
+        con.create_function(
+            _ROW_NUMBER_UDF,
+            self._file_row_number,
+            [sqltypes.BIGINT],
+            sqltypes.BIGINT,
+            type="arrow",
+            side_effects=False,
+        )
 
     def _file_row_number(self, parsed: pa.Array) -> pa.Array:
         """File row number of the k-th parsed row: vectorised over DuckDB's chunks."""
