@@ -186,6 +186,36 @@ def _latest_batch_date(paths: settings.Paths) -> dt.date:
     return row[0]
 
 
+def _cmd_scan(args: argparse.Namespace) -> int:
+    from clv import quality
+    from clv.warehouse import WarehouseBusy, connect
+
+    if args.write_raw_checks:
+        for p in quality.write_raw_checks():
+            print(f"wrote {p}")
+        return 0
+    paths = settings.paths(args.data_dir)
+    if not paths.warehouse.exists():
+        raise UsageError(f"no warehouse at {paths.warehouse}; run `clv load` first")
+    business_date = args.business_date or _latest_batch_date(paths)
+    try:
+        con = connect(paths.warehouse)
+    except WarehouseBusy as e:
+        raise UsageError(str(e)) from None
+    try:
+        result = quality.scan(con, args.layer, business_date, data_dir=paths.data_dir, raise_on_failure=False)
+    finally:
+        con.close()
+    print(result.line())
+    for c in result.failed:
+        print(f"  FAILED {c['name']} (value {c['value']})")
+    for c in result.warned:
+        print(f"  warned {c['name']} (value {c['value']})")
+    for e in result.errors:
+        print(f"  ERROR {e}")
+    return 0 if result.ok else 1
+
+
 def dataset_summary(paths: settings.Paths) -> str:
     """A short report on the landed data and the ground truth behind it."""
     import pyarrow.compute as pc
@@ -275,6 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="regenerate sqlmesh_project/external_models.yaml from the contract",
     )
     t.set_defaults(func=_cmd_transform)
+    sc = sub.add_parser("scan", help="run a layer's Soda checks (exit 1 when a check fails or errors)")
+    sc.add_argument("--layer", choices=["raw", "staging", "core", "intermediate", "marts"], default="raw")
+    sc.add_argument("--data-dir", default=None)
+    sc.add_argument("--business-date", type=_date, default=None, help="default: the latest loaded batch")
+    sc.add_argument(
+        "--write-raw-checks", action="store_true", help="regenerate soda_checks/raw/*.yml from the contract"
+    )
+    sc.set_defaults(func=_cmd_scan)
     r = sub.add_parser("run", help="the main job: generate the default data if absent, load it, reconcile")
     r.add_argument("--data-dir", default=None, help="default: $CLV_DATA_DIR or ./data")
     r.add_argument("--customers", type=int, default=settings.default_customers())
