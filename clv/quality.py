@@ -145,6 +145,7 @@ def scan(
     run_id = run_id or f"{business_date.isoformat()}-{uuid.uuid4().hex[:8]}"
     files = sorted((CHECKS_DIR / layer).glob("*.yml"))
     result = ScanResult(layer, run_id, business_date)
+    ensure_results_table(con)
     if not files:
         result.errors.append(f"no checks in {CHECKS_DIR / layer}")
     else:
