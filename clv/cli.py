@@ -55,16 +55,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"{sum(r['rows_in_raw'] for r in rows):,} in raw + {sum(r['rows_quarantined'] for r in rows):,} "
         f"quarantined; {len(bad)} mismatched"
     )
-    from clv import transform
+    from clv import quality, transform
 
     business_date = _latest_batch_date(paths)
+    run_id = f"{business_date.isoformat()}-run"
     ctx = transform.context(paths.data_dir)
     try:
+        con = ctx.engine_adapter.connection  # scans share the layer's connection: one writer
+        raw = quality.scan(
+            con, "raw", business_date, run_id=run_id, data_dir=paths.data_dir, raise_on_failure=False
+        )
+        print(raw.line())
+        if not raw.ok:
+            print("  raw checks failed: the models were not refreshed; see the report")
+            return 1
         how = transform.refresh(ctx, business_date)
+        print(f"transform: {how} the SQLMesh models up to business date {business_date}")
+        for layer in quality.LAYERS[1:]:
+            result = quality.scan(
+                con, layer, business_date, run_id=run_id, data_dir=paths.data_dir, raise_on_failure=False
+            )
+            print(result.line())
+            if not result.ok:
+                print(f"  {layer} checks failed: " + ", ".join(c["name"] for c in result.failed))
+                return 1
         marts = _marts_summary(ctx)
     finally:
         ctx.close()
-    print(f"transform: {how} the SQLMesh models up to business date {business_date}")
     print(dataset_summary(paths))
     print(marts)
     print(f"Warehouse: {paths.warehouse} (raw, staging, core, intermediate, marts; ops.load_manifest)")

@@ -22,6 +22,25 @@ from clv.soda_runtime import new_scan
 CHECKS_DIR = settings.PROJECT_ROOT / "soda_checks"
 LAYERS = ("raw", "staging", "core", "intermediate", "marts")
 QUARANTINE_WARN, QUARANTINE_FAIL = 0.01, 0.10
+SAMPLE_ROWS = 5
+
+
+def _row_sampler(samples: dict[str, list[dict]]):
+    """A Soda sampler that keeps the first few failing rows of each check, for the report."""
+    from soda.sampler.default_sampler import DefaultSampler
+
+    class RowSampler(DefaultSampler):
+        def store_sample(self, sample_context):
+            try:
+                columns = [c.name for c in sample_context.sample.get_schema().columns]
+                rows = sample_context.sample.get_rows()[:SAMPLE_ROWS]
+                name = sample_context.check_name or sample_context.sample_name
+                samples[name] = [dict(zip(columns, (str(v) for v in r))) for r in rows]
+            except Exception as e:  # a sample is a courtesy: never fail the scan over it
+                samples[sample_context.check_name or "?"] = [{"sample error": str(e)}]
+            return super().store_sample(sample_context)
+
+    return RowSampler()
 
 
 class ScanFailed(Exception):
@@ -35,6 +54,7 @@ class ScanResult:
     business_date: dt.date
     checks: list[dict] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    samples: dict[str, list[dict]] = field(default_factory=dict)
     report: Path | None = None
 
     @property
@@ -161,6 +181,7 @@ def scan(
                 },
                 data_dir=paths.data_dir,
             )
+            s.sampler = _row_sampler(result.samples)
             for f in files:
                 s.add_sodacl_yaml_file(str(f))
             s.execute()
@@ -221,6 +242,18 @@ def _write_report(folder: Path, result: ScanResult) -> Path:
         lines.append(
             f"| {c['dataset']} | {c['name']} | {c['outcome']} | {'' if c['value'] is None else c['value']} |"
         )
+    for c in result.failed:
+        rows = result.samples.get(c["name"])
+        if rows:
+            cols = list(rows[0])
+            lines += [
+                "",
+                f"## {c['name']}: first {len(rows)} failing rows",
+                "",
+                "| " + " | ".join(cols) + " |",
+                "|" + " --- |" * len(cols),
+            ]
+            lines += ["| " + " | ".join(r.get(k, "") for k in cols) + " |" for r in rows]
     for e in result.errors:
         lines.append(f"\n**Scan error:** {e}")
     path = folder / f"{result.layer}.md"

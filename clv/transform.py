@@ -81,7 +81,7 @@ def run(ctx, business_date: dt.date, layer: str | None = None, environment: str 
         select_models=select,
         no_auto_upstream=layer is not None,
     )
-    return bool(status.is_success if hasattr(status, "is_success") else status)
+    return not status.is_failure  # "nothing to do" (no new interval) is a success
 
 
 def has_prod(ctx) -> bool:

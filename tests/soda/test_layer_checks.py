@@ -100,7 +100,15 @@ def test_revenue_sign_and_out_of_range_probability(built):
         "core.fct_revenue",
         "SELECT * REPLACE (CASE WHEN revenue_type = 'refund' THEN -revenue_usd ELSE revenue_usd END AS revenue_usd) FROM {t}",
     )
-    assert "fct_revenue sign matches revenue_type" in failed(con, data, "core")
+    result = quality.scan(con, "core", DAY2, run_id="signs", data_dir=data, raise_on_failure=False)
+    assert "fct_revenue sign matches revenue_type" in {c["name"] for c in result.failed}
+    sample = result.samples["fct_revenue sign matches revenue_type"]
+    assert 0 < len(sample) <= quality.SAMPLE_ROWS and all(r["revenue_type"] == "refund" for r in sample)
+    report = (data / "reports" / "signs" / "core.md").read_text()
+    assert (
+        "## fct_revenue sign matches revenue_type: first" in report
+        and sample[0]["revenue_event_id"] in report
+    )
     tamper(
         con,
         "intermediate.int_churn_scoring",
