@@ -55,6 +55,7 @@ class ScanResult:
     checks: list[dict] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     samples: dict[str, list[dict]] = field(default_factory=dict)
+    soda_results: dict = field(default_factory=dict)
     report: Path | None = None
 
     @property
@@ -188,6 +189,7 @@ def scan(
         finally:
             con.execute(f"SET search_path = '{previous}'")
         results = s.get_scan_results()
+        result.soda_results = results
         for c in results.get("checks", []):
             value = (c.get("diagnostics") or {}).get("value")
             result.checks.append(
@@ -223,6 +225,8 @@ def _write_report(folder: Path, result: ScanResult) -> Path:
                 "business_date": result.business_date.isoformat(),
                 "checks": result.checks,
                 "errors": result.errors,
+                "failing_row_samples": result.samples,
+                "soda_scan_results": result.soda_results,
             },
             indent=2,
             default=str,
