@@ -9,6 +9,8 @@ CLV_DATA_DIR ?= data
 export CUSTOMERS CLV_DATA_DIR
 # Offline by default: no telemetry from SQLMesh (Soda's is switched off by clv itself).
 export SQLMESH__DISABLE_ANONYMIZED_ANALYTICS := 1
+# SQLMesh loads models in one process (forking beside DuckDB's threads can crash; clv/transform.py).
+export MAX_FORK_WORKERS := 1
 
 .PHONY: setup run test lint fmt bench clean lock
 

@@ -51,6 +51,9 @@ def _environ(data_dir: Path | None) -> None:
     paths = settings.paths(data_dir)
     os.environ["CLV_WAREHOUSE"] = str(paths.warehouse)
     os.environ.setdefault("SQLMESH__DISABLE_ANONYMIZED_ANALYTICS", "1")
+    # SQLMesh loads models in forked worker processes by default; forking a process that already
+    # runs DuckDB's threads can crash the child (seen as a segfault in the test suite).
+    os.environ.setdefault("MAX_FORK_WORKERS", "1")
 
 
 def context(data_dir: Path | None = None, **kwargs):

@@ -8,6 +8,7 @@ import os
 import pytest
 
 os.environ.setdefault("SQLMESH__DISABLE_ANONYMIZED_ANALYTICS", "1")
+os.environ.setdefault("MAX_FORK_WORKERS", "1")  # see clv/transform.py
 
 from clv import ingest, transform
 from clv.contract import SOURCES
