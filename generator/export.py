@@ -47,10 +47,6 @@ def csv_bytes(table: pa.Table) -> bytes:
     return buf.getvalue()
 
 
-def is_hidden(name: str) -> bool:
-    return name.startswith("_")
-
-
 def latest_versions(table: pa.Table, source: str) -> pa.Table:
     """For stateful sources keep one row per key: the latest version (by ``_t``)."""
     key = STATEFUL.get(source)

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
-from scipy import special, stats
+from scipy import special
 
 from clv.settings import SEEDS_DIR
 
@@ -237,11 +237,3 @@ def daily_signup_rate(n: int, start_day: int, end_day: int, params: Params = PAR
     """Expected signups per day at the end of the history (the rate a `day` batch continues)."""
     span = end_day - start_day + 1
     return n * 2.0 * params.signup_growth / ((1.0 + params.signup_growth) * span)
-
-
-def expected_spend(nu: np.ndarray, params: Params = PARAMS) -> np.ndarray:
-    return params.gg_p / nu
-
-
-def beta_mean(params: Params = PARAMS) -> float:
-    return float(stats.beta(params.a, params.b).mean())
