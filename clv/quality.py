@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,6 +145,21 @@ def write_raw_checks() -> list[Path]:
     return out
 
 
+MODEL_SCHEMA = re.compile(r"\b(staging|core|intermediate|marts)\.(?=[A-Za-z_])")
+
+
+def env_schema(layer: str, environment: str | None) -> str:
+    """The schema a layer's models live in, in a SQLMesh environment (prod: the layer's name)."""
+    if layer == "raw" or environment in (None, "", "prod"):
+        return layer
+    return f"{layer}__{environment}"
+
+
+def for_environment(sodacl: str, environment: str) -> str:
+    """Point a check file's schema-qualified references at an environment's schemas."""
+    return MODEL_SCHEMA.sub(lambda m: env_schema(m.group(1), environment) + ".", sodacl)
+
+
 def ensure_results_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS ops")
     con.execute("""CREATE TABLE IF NOT EXISTS ops.check_results (
@@ -158,12 +174,20 @@ def scan(
     run_id: str | None = None,
     data_dir: Path | None = None,
     raise_on_failure: bool = True,
+    environment: str | None = None,
 ) -> ScanResult:
-    """Run the layer's checks on this connection; record and report them; raise when they fail."""
+    """Run the layer's checks on this connection; record and report them; raise when they fail.
+
+    With ``environment`` (a SQLMesh virtual environment other than prod), the checks run against
+    that environment's schemas (``marts__<env>``, ...) and the run id carries ``@<env>``.
+    """
     if layer not in LAYERS:
         raise ValueError(f"unknown layer {layer!r}; use one of {', '.join(LAYERS)}")
     paths = settings.paths(data_dir)
     run_id = run_id or f"{business_date.isoformat()}-{uuid.uuid4().hex[:8]}"
+    env = None if environment in (None, "", "prod") else environment
+    if env:
+        run_id = f"{run_id}@{env}"
     files = sorted((CHECKS_DIR / layer).glob("*.yml"))
     result = ScanResult(layer, run_id, business_date)
     ensure_results_table(con)
@@ -171,7 +195,7 @@ def scan(
         result.errors.append(f"no checks in {CHECKS_DIR / layer}")
     else:
         previous = con.execute("SELECT current_setting('search_path')").fetchone()[0]
-        con.execute(f"SET search_path = '{layer}'")
+        con.execute(f"SET search_path = '{env_schema(layer, env)}'")
         try:
             s = new_scan(
                 con,
@@ -184,7 +208,10 @@ def scan(
             )
             s.sampler = _row_sampler(result.samples)
             for f in files:
-                s.add_sodacl_yaml_file(str(f))
+                if env:
+                    s.add_sodacl_yaml_str(for_environment(f.read_text(), env), file_name=str(f))
+                else:
+                    s.add_sodacl_yaml_file(str(f))
             s.execute()
         finally:
             con.execute(f"SET search_path = '{previous}'")

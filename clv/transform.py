@@ -16,6 +16,13 @@ from clv.contract import SOURCES
 
 PROJECT = settings.PROJECT_ROOT / "sqlmesh_project"
 EXTERNAL_MODELS = PROJECT / "external_models.yaml"
+
+
+def project_dir() -> Path:
+    """The SQLMesh project: the repository's, or ``CLV_SQLMESH_PROJECT`` (a changed copy, say)."""
+    return Path(os.environ.get("CLV_SQLMESH_PROJECT") or PROJECT)
+
+
 RAW_LINEAGE = {
     "_load_id": "INT",
     "_batch_date": "DATE",
@@ -61,7 +68,7 @@ def context(data_dir: Path | None = None, **kwargs):
     _environ(data_dir)
     from sqlmesh import Context
 
-    return Context(paths=str(PROJECT), **kwargs)
+    return Context(paths=str(project_dir()), **kwargs)
 
 
 def plan_prod(ctx, business_date: dt.date, environment: str | None = None):
@@ -104,3 +111,77 @@ def refresh(ctx, business_date: dt.date) -> str:
 
 class TransformError(Exception):
     """A model or a blocking audit failed: downstream layers must not refresh."""
+
+
+class PromotionRefused(TransformError):
+    """Prod would get model versions that were not built and checked in the environment."""
+
+
+def _check_environment_name(environment: str) -> str:
+    if not environment or environment == "prod" or not environment.replace("_", "").isalnum():
+        raise ValueError(
+            f"invalid environment {environment!r}: use a name of letters, digits and underscores, not prod"
+        )
+    return environment.lower()
+
+
+def plan_environment(
+    ctx,
+    environment: str,
+    business_date: dt.date,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    models: list[str] | None = None,
+):
+    """Build the local model versions in an isolated virtual environment: changed models are
+    backfilled into new tables for [start, end] (default: their whole history); prod's tables
+    and views are not touched. Every model gets a view in ``<layer>__<environment>``."""
+    environment = _check_environment_name(environment)
+    plan = ctx.plan(
+        environment,
+        start=start.isoformat() if start else None,
+        end=end.isoformat() if end else None,
+        execution_time=execution_time(business_date),
+        select_models=models or None,
+        include_unmodified=True,
+        auto_apply=True,
+        no_prompts=True,
+        skip_tests=False,
+    )
+    return plan
+
+
+def environment_snapshot_ids(ctx, environment: str) -> set:
+    env = ctx.state_reader.get_environment(environment)
+    if env is None:
+        raise PromotionRefused(f"there is no environment {environment!r} to promote; plan it first")
+    return {s.snapshot_id for s in env.snapshots}
+
+
+def promote(ctx, environment: str, business_date: dt.date, models: list[str] | None = None):
+    """Swap prod to the versions built in the environment (a virtual update: views repointed,
+    nothing recomputed). Refused when the local models differ from what the environment holds,
+    so prod only ever gets versions that were built and checked in isolation."""
+    environment = _check_environment_name(environment)
+    checked = environment_snapshot_ids(ctx, environment)
+    plan = ctx.plan_builder(
+        "prod",
+        execution_time=execution_time(business_date),
+        select_models=models or None,
+        skip_tests=True,
+    ).build()
+    unchecked = sorted(s.name for s in plan.new_snapshots if s.snapshot_id not in checked)
+    unchecked += sorted(
+        s.name
+        for s_id, s in plan.modified_snapshots.items()
+        if s_id not in checked and s_id not in plan.context_diff.removed_snapshots and s.name not in unchecked
+    )
+    if unchecked:
+        raise PromotionRefused(
+            f"the models changed since environment {environment!r} was built and checked: "
+            + ", ".join(unchecked[:10])
+            + f"; plan {environment!r} again before promoting"
+        )
+    if plan.has_changes or plan.requires_backfill:
+        ctx.apply(plan)
+    return plan

@@ -1,0 +1,179 @@
+"""Operational records in the warehouse's ``ops`` schema: what ran, and what went wrong.
+
+- ``ops.pipeline_runs``: one row per pipeline step (an Airflow task or a `clv` CLI step) with its
+  status, duration, rows processed and business date — the run history the seed asks for.
+- ``ops.alerts``: one row per failure (DAG, task, run, error summary, time). Every alert is also
+  appended to ``<data dir>/alerts.jsonl`` (so an alert is never lost when the warehouse itself is
+  busy or broken) and handed to an optional hook for email/Slack/pager: set
+  ``CLV_ALERT_HOOK=package.module:function``; the function receives the alert as a dict.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from clv import settings
+
+log = logging.getLogger("clv")
+
+DDL = (
+    "CREATE SCHEMA IF NOT EXISTS ops",
+    """CREATE TABLE IF NOT EXISTS ops.pipeline_runs (
+        dag_id VARCHAR NOT NULL, run_id VARCHAR NOT NULL, task_id VARCHAR NOT NULL, try_number INTEGER,
+        business_date DATE, status VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL,
+        finished_at TIMESTAMP NOT NULL, duration_seconds DOUBLE NOT NULL, rows_processed BIGINT,
+        detail VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS ops.alerts (
+        alerted_at TIMESTAMP NOT NULL, severity VARCHAR NOT NULL, dag_id VARCHAR, task_id VARCHAR,
+        run_id VARCHAR, business_date DATE, summary VARCHAR NOT NULL)""",
+)
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for statement in DDL:
+        con.execute(statement)
+
+
+@dataclass
+class StepRun:
+    """Who is running a step: the Airflow task, or the CLI."""
+
+    dag_id: str = "clv-cli"
+    run_id: str = "manual"
+    task_id: str = "step"
+    try_number: int = 1
+    business_date: dt.date | None = None
+    rows: int | None = None
+    detail: dict = field(default_factory=dict)
+
+
+def _write(data_dir: Path | None, sql: str, params: list, wait_seconds: float = 60) -> bool:
+    from clv.warehouse import WarehouseBusy, connect
+
+    try:
+        con = connect(settings.paths(data_dir).warehouse, wait_seconds=wait_seconds)
+    except (WarehouseBusy, duckdb.Error) as e:
+        log.warning("clv: could not record in the warehouse (%s)", e)
+        return False
+    try:
+        ensure_tables(con)
+        con.execute(sql, params)
+        return True
+    finally:
+        con.close()
+
+
+@contextmanager
+def recorded(data_dir: Path | None, step: StepRun) -> Iterator[StepRun]:
+    """Time a step and record its outcome in ``ops.pipeline_runs``, success or failure.
+
+    The row is written after the step has closed its own connection to the warehouse (one writer).
+    """
+    started = dt.datetime.now()
+    t0 = time.perf_counter()
+    status, error = "success", None
+    try:
+        yield step
+    except BaseException as e:
+        status, error = "failed", f"{type(e).__name__}: {e}"
+        raise
+    finally:
+        detail = dict(step.detail)
+        if error:
+            detail["error"] = error[:2000]
+        _write(
+            data_dir,
+            "INSERT INTO ops.pipeline_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                step.dag_id,
+                step.run_id,
+                step.task_id,
+                step.try_number,
+                step.business_date,
+                status,
+                started,
+                dt.datetime.now(),
+                round(time.perf_counter() - t0, 3),
+                step.rows,
+                json.dumps(detail, default=str) if detail else None,
+            ],
+        )
+
+
+def summarize_error(error: BaseException | str | None) -> str:
+    """One line: the exception's own message, without the traceback."""
+    if error is None:
+        return "failed (no error recorded)"
+    if isinstance(error, BaseException):
+        text = str(error).strip() or type(error).__name__
+        name = type(error).__name__
+        line = text.splitlines()[0] if text else name
+        return line if line.startswith(name) else f"{name}: {line}"
+    return str(error).strip().splitlines()[0] if str(error).strip() else "failed"
+
+
+def alert(
+    data_dir: Path | None,
+    summary: str,
+    *,
+    severity: str = "error",
+    dag_id: str | None = None,
+    task_id: str | None = None,
+    run_id: str | None = None,
+    business_date: dt.date | None = None,
+) -> dict:
+    """Record an alert everywhere it must go; never raises (it runs in failure handlers)."""
+    record = {
+        "alerted_at": dt.datetime.now().isoformat(timespec="seconds"),
+        "severity": severity,
+        "dag_id": dag_id,
+        "task_id": task_id,
+        "run_id": run_id,
+        "business_date": business_date.isoformat() if business_date else None,
+        "summary": summary[:2000],
+    }
+    where = f"{dag_id}.{task_id}" if dag_id else (task_id or "clv")
+    log.error("ALERT [%s] %s (run %s): %s", severity, where, run_id, summary)
+    paths = settings.paths(data_dir)
+    try:
+        paths.data_dir.mkdir(parents=True, exist_ok=True)
+        with (paths.data_dir / "alerts.jsonl").open("a") as f:
+            f.write(json.dumps(record) + "\n")
+    except OSError as e:
+        log.error("clv: could not append to alerts.jsonl: %s", e)
+    try:
+        _write(
+            data_dir,
+            "INSERT INTO ops.alerts VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                dt.datetime.fromisoformat(record["alerted_at"]),
+                severity,
+                dag_id,
+                task_id,
+                run_id,
+                business_date,
+                record["summary"],
+            ],
+            wait_seconds=30,
+        )
+    except Exception as e:  # an alert must never mask the failure that caused it
+        log.error("clv: could not record the alert in the warehouse: %s", e)
+    hook = os.environ.get("CLV_ALERT_HOOK")
+    if hook:
+        try:
+            module, _, func = hook.partition(":")
+            getattr(importlib.import_module(module), func)(record)
+        except Exception as e:
+            log.error("clv: the alert hook %s failed: %s", hook, e)
+    return record
