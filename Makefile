@@ -12,7 +12,7 @@ export SQLMESH__DISABLE_ANONYMIZED_ANALYTICS := 1
 # SQLMesh loads models in one process (forking beside DuckDB's threads can crash; clv/transform.py).
 export MAX_FORK_WORKERS := 1
 
-.PHONY: setup run test lint fmt bench clean lock
+.PHONY: setup run ui test lint fmt bench clean lock
 
 setup: $(STAMP)  ## virtualenv in .venv with the pinned dependency tree
 
@@ -24,8 +24,11 @@ $(STAMP): requirements.txt requirements.lock requirements-nodeps.txt pyproject.t
 		|| { cat $(VENV)/install.log; exit 1; }
 	touch $(STAMP)
 
-run: setup  ## generate the default dataset (if absent), load it into the warehouse, reconcile
+run: setup  ## generate the default dataset (if absent), then the daily refresh end to end through Airflow
 	$(BIN)/clv run
+
+ui: setup  ## Airflow's web UI on http://localhost:8080 (login printed; Ctrl-C stops)
+	$(BIN)/clv ui
 
 test: setup  ## lint + the whole test suite
 	$(BIN)/ruff check .

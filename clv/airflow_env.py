@@ -140,7 +140,8 @@ def dags_test(
 ) -> tuple[int, Path]:
     """Run a DAG end to end in this machine's Airflow (``airflow dags test``); return the exit
     code and the log file."""
-    conf = {"business_date": business_date.isoformat(), **(conf or {})}
+    if conf is None:
+        conf = {"business_date": business_date.isoformat()}
     log = home(data_dir) / "logs" / f"dags-test-{dag_id}-{business_date.isoformat()}.log"
     result = airflow(
         ["dags", "test", dag_id, logical_date_for(business_date), "--conf", json.dumps(conf)],

@@ -29,87 +29,128 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    """The main job so far: generate the default history if absent, load what landed, reconcile,
-    and bring the SQLMesh models up to the latest business date."""
-    from clv import ingest
-    from clv.warehouse import WarehouseBusy, connect
+    """The main job: generate the default history if absent, then the daily refresh end to end
+    through Airflow (`airflow dags test clv_daily_refresh`), then a summary of what came out."""
+    import time
+
+    from clv import airflow_env, pipeline
     from generator import runner
 
     paths = settings.paths(args.data_dir)
+    t0 = time.perf_counter()
     if not (paths.state / runner.META).exists():
         summary = runner.history(
             paths, args.customers, args.start, args.end, chaos=args.chaos, progress=sys.stderr.isatty()
         )
         print(summary.line())
-    try:
-        loaded = ingest.load(paths.data_dir)
-        print("\n".join(loaded.lines()))
-        con = connect(paths.warehouse)
-    except (ingest.IngestError, WarehouseBusy) as e:
-        raise UsageError(str(e)) from None
-    rows = ingest.reconcile(con)
-    con.close()
-    bad = [r for r in rows if not r["reconciled"]]
+    business_date = args.business_date or pipeline.latest_batch(paths.data_dir) or args.end
+    if args.no_airflow:
+        run_id = f"cli-{dt.datetime.now():%Y%m%dT%H%M%S}"
+        print(f"daily refresh for business date {business_date} (in this process, run {run_id})")
+        try:
+            pipeline.daily(paths.data_dir, business_date, run_id)
+            rc = 0
+        except pipeline.CheckFailed as e:
+            print(f"  FAILED: {e}")
+            rc = 1
+        dag_id, log = "clv-cli", None
+    else:
+        print(f"Airflow: {airflow_env.home(paths.data_dir)} (bootstrapping the metadata database and pool)")
+        try:
+            airflow_env.bootstrap(paths.data_dir)
+        except RuntimeError as e:
+            raise UsageError(str(e)) from None
+        print(f"airflow dags test clv_daily_refresh (business date {business_date}) ...", flush=True)
+        rc, log = airflow_env.dags_test("clv_daily_refresh", business_date, paths.data_dir)
+        dag_id, run_id = "clv_daily_refresh", None
+    print(run_report(paths, dag_id, business_date, run_id))
+    if rc != 0:
+        print(f"The daily refresh FAILED; the marts and serving file keep the last good data. Log: {log}")
+        return 1
+    print(serving_summary(paths))
     print(
-        f"reconcile: {len(rows)} files, {sum(r['rows_in_file'] for r in rows):,} rows in files = "
-        f"{sum(r['rows_in_raw'] for r in rows):,} in raw + {sum(r['rows_quarantined'] for r in rows):,} "
-        f"quarantined; {len(bad)} mismatched"
+        f"Done in {time.perf_counter() - t0:,.0f} s. Airflow UI: `make ui`; dashboard data: {paths.serving}"
     )
-    from clv import quality, transform
+    return 0
 
-    business_date = _latest_batch_date(paths)
-    run_id = f"{business_date.isoformat()}-run"
-    ctx = transform.context(paths.data_dir)
+
+def run_report(paths: settings.Paths, dag_id: str, business_date: dt.date, run_id: str | None) -> str:
+    """Per-task status, duration and rows of the latest run (from ops.pipeline_runs), and its alerts."""
+    import duckdb
+
+    if not paths.warehouse.exists():
+        return "no warehouse yet"
+    con = duckdb.connect(str(paths.warehouse), read_only=True)
     try:
-        con = ctx.engine_adapter.connection  # scans share the layer's connection: one writer
-        raw = quality.scan(
-            con, "raw", business_date, run_id=run_id, data_dir=paths.data_dir, raise_on_failure=False
-        )
-        print(raw.line())
-        if not raw.ok:
-            print("  raw checks failed: the models were not refreshed; see the report")
-            return 1
-        how = transform.refresh(ctx, business_date)
-        print(f"transform: {how} the SQLMesh models up to business date {business_date}")
-        for layer in quality.LAYERS[1:]:
-            result = quality.scan(
-                con, layer, business_date, run_id=run_id, data_dir=paths.data_dir, raise_on_failure=False
-            )
-            print(result.line())
-            if not result.ok:
-                print(f"  {layer} checks failed: " + ", ".join(c["name"] for c in result.failed))
-                return 1
-        marts = _marts_summary(ctx)
+        if run_id is None:
+            row = con.execute(
+                "SELECT run_id FROM ops.pipeline_runs WHERE dag_id = ? AND business_date = ? "
+                "ORDER BY finished_at DESC LIMIT 1",
+                [dag_id, business_date],
+            ).fetchone()
+            run_id = row[0] if row else ""
+        steps = con.execute(
+            "SELECT task_id, status, duration_seconds, rows_processed FROM ops.pipeline_runs "
+            "WHERE dag_id = ? AND run_id = ? ORDER BY started_at",
+            [dag_id, run_id],
+        ).fetchall()
+        alerts = con.execute(
+            "SELECT severity, task_id, summary FROM ops.alerts WHERE run_id = ? ORDER BY alerted_at",
+            [run_id],
+        ).fetchall()
+    except duckdb.CatalogException:
+        return "no pipeline runs recorded yet"
     finally:
-        ctx.close()
-    print(dataset_summary(paths))
-    print(marts)
-    print(f"Warehouse: {paths.warehouse} (raw, staging, core, intermediate, marts; ops.load_manifest)")
-    return 1 if bad or loaded.failed else 0
+        con.close()
+    lines = [f"Run {run_id} (business date {business_date}):"]
+    for task_id, status, seconds, rows in steps:
+        rows_txt = "" if rows is None else f"{rows:>12,} rows"
+        lines.append(f"  {task_id:<24} {status:<8} {seconds:>7.1f} s {rows_txt}")
+    lines += [f"  ALERT [{sev}] {task}: {summary}" for sev, task, summary in alerts]
+    return "\n".join(lines)
 
 
-def _marts_summary(ctx) -> str:
-    q = ctx.engine_adapter.fetchall
-    ((customers, at_risk, clv12, hist),) = q(
-        "SELECT count(*), sum(revenue_at_risk_usd), sum(predicted_clv_12m_usd), sum(historical_clv_usd) "
-        "FROM marts.mart_customer_360"
-    )
-    lines = [
-        f"Marts: {customers:,} customers; historical CLV ${hist:,.0f}; predicted 12-month CLV "
-        f"${clv12:,.0f}; revenue at risk ${at_risk:,.0f}"
-    ]
-    lines.append("  Top customers by predicted 12-month CLV:")
-    for cid, p12, tier in q(
-        "SELECT customer_id, predicted_clv_12m_usd, value_tier FROM marts.mart_clv "
-        "ORDER BY predicted_clv_12m_usd DESC, customer_id LIMIT 5"
-    ):
-        lines.append(f"    {cid}  ${p12:>10,.2f}  {tier}")
-    lines.append("  High-value customers most at risk:")
-    for cid, prob, risk, tier in q(
-        "SELECT customer_id, churn_probability, revenue_at_risk_usd, value_tier FROM marts.mart_churn_risk "
-        "WHERE value_tier IN ('Top 10%', 'High') ORDER BY revenue_at_risk_usd DESC, customer_id LIMIT 5"
-    ):
-        lines.append(f"    {cid}  churn {prob:.0%}  at risk ${risk:>9,.2f}  {tier}")
+def serving_summary(paths: settings.Paths) -> str:
+    """What a manager asks first, read from the serving file (never the warehouse)."""
+    import duckdb
+
+    con = duckdb.connect(str(paths.serving), read_only=True)
+    try:
+        q = con.execute
+        ((day, published),) = q("SELECT business_date, published_at FROM serving_info").fetchall()
+        ((customers, at_risk, clv12, hist),) = q(
+            "SELECT count(*), sum(revenue_at_risk_usd), sum(predicted_clv_12m_usd), sum(historical_clv_usd) "
+            "FROM mart_customer_360"
+        ).fetchall()
+        lines = [
+            f"Serving file {paths.serving} (business date {day}, published {published:%Y-%m-%d %H:%M:%S})",
+            f"  {customers:,} customers; historical CLV ${hist:,.0f}; predicted 12-month CLV ${clv12:,.0f}; "
+            f"revenue at risk ${at_risk:,.0f}",
+            "  Top customers by predicted 12-month CLV:",
+        ]
+        for cid, p12, tier in q(
+            "SELECT customer_id, predicted_clv_12m_usd, value_tier FROM mart_clv "
+            "ORDER BY predicted_clv_12m_usd DESC, customer_id LIMIT 5"
+        ).fetchall():
+            lines.append(f"    {cid}  ${p12:>10,.2f}  {tier}")
+        lines.append("  High-value customers most at risk:")
+        for cid, prob, risk, tier in q(
+            "SELECT customer_id, churn_probability, revenue_at_risk_usd, value_tier FROM mart_churn_risk "
+            "WHERE value_tier IN ('Top 10%', 'High') ORDER BY revenue_at_risk_usd DESC, customer_id LIMIT 5"
+        ).fetchall():
+            lines.append(f"    {cid}  churn {prob:.0%}  at risk ${risk:>9,.2f}  {tier}")
+        checks = q(
+            "SELECT layer, count(*) FILTER (outcome = 'pass'), count(*) FILTER (outcome = 'warn'), "
+            "count(*) FILTER (outcome NOT IN ('pass', 'warn')) FROM check_results GROUP BY layer "
+            "ORDER BY list_position(['raw', 'staging', 'core', 'intermediate', 'marts'], layer)"
+        ).fetchall()
+        lines.append(
+            "  Checks: "
+            + "; ".join(f"{layer} {p} passed, {w} warned, {f} failed" for layer, p, w, f in checks)
+        )
+    finally:
+        con.close()
+    lines.append(f"  Reports: {paths.reports}")
     return "\n".join(lines)
 
 
@@ -233,34 +274,122 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
-def dataset_summary(paths: settings.Paths) -> str:
-    """A short report on the landed data and the ground truth behind it."""
-    import pyarrow.compute as pc
-    import pyarrow.csv as pcsv
+def _business_date(paths: settings.Paths, given: dt.date | None) -> dt.date:
+    if given:
+        return given
+    if not paths.warehouse.exists():
+        raise UsageError(f"no warehouse at {paths.warehouse}; run `clv run` first")
+    return _latest_batch_date(paths)
 
-    from generator import runner
 
-    meta = runner.read_meta(paths)
-    lines = [
-        f"Data directory: {paths.data_dir}",
-        f"History: {meta['customers']:,} customers, {meta['start']} .. {meta['end']} "
-        f"(seed {meta['seed']}, chaos {meta['chaos']})",
-    ]
-    batches = sorted(p for p in paths.landing.iterdir() if (p / "_manifest.json").exists())
-    for b in batches:
-        m = json.loads((b / "_manifest.json").read_text())
-        rows = sum(f["rows"] for f in m["files"].values())
-        size = sum(f["bytes"] for f in m["files"].values())
-        lines.append(f"  batch {b.name:<24} {m['kind']:<8} {rows:>12,} rows {size / 1e6:>9,.1f} MB")
-    truth = pcsv.read_csv(paths.truth / "customers.csv")
-    churned = pc.sum(truth["churned"]).as_py()
-    fut = pc.sum(truth["future_revenue_365d"]).as_py()
-    lines += [
-        f"Ground truth ({paths.truth}): {churned:,} of {truth.num_rows:,} customers "
-        f"({churned / truth.num_rows:.1%}) had churned by {meta['end']}; "
-        f"actual revenue in the next 365 days: ${fut:,.0f}",
-    ]
-    return "\n".join(lines)
+def _step_errors():
+    from clv import pipeline, transform
+    from clv.publish import PublishError
+    from clv.warehouse import WarehouseBusy
+
+    return (WarehouseBusy, transform.TransformError, PublishError, pipeline.CheckFailed, ValueError)
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from clv import pipeline
+
+    paths = settings.paths(args.data_dir)
+    day = _business_date(paths, args.business_date)
+    try:
+        out = pipeline.publish(paths.data_dir, day)
+    except _step_errors() as e:
+        raise UsageError(str(e)) from None
+    print(f"published {len(out['tables'])} tables ({sum(out['tables'].values()):,} rows) to {out['serving']}")
+    return 0
+
+
+def _cmd_environment(args: argparse.Namespace) -> int:
+    """`clv deploy` and `clv backfill`: build in an isolated environment, check, maybe promote."""
+    from clv import pipeline
+
+    paths = settings.paths(args.data_dir)
+    day = _business_date(paths, getattr(args, "end", None))
+    models = getattr(args, "models", None) or None
+    try:
+        staged = pipeline.stage_environment(
+            paths.data_dir,
+            day,
+            args.environment,
+            start=getattr(args, "start", None),
+            end=getattr(args, "end", None),
+            models=models,
+        )
+        print(f"environment {staged['environment']}: built {len(staged['changed'])} changed models")
+        for name in staged["changed"]:
+            print(f"  {name}")
+        for line in staged["checks"]:
+            print(f"  {line}")
+        if not args.promote:
+            print(
+                f"not promoted: prod is unchanged (promote with --promote after inspecting *__{args.environment})"
+            )
+            return 0
+        promoted = pipeline.promote(paths.data_dir, day, args.environment, models=models)
+        print(f"promoted {len(promoted['promoted'])} models from {args.environment} to prod")
+        out = pipeline.publish(paths.data_dir, day)
+        print(f"published {out['serving']}")
+    except pipeline.CheckFailed as e:
+        print(
+            f"clv: checks failed in environment {args.environment}; prod is unchanged: {e}", file=sys.stderr
+        )
+        return 1
+    except _step_errors() as e:
+        raise UsageError(str(e)) from None
+    return 0
+
+
+def _cmd_quality(args: argparse.Namespace) -> int:
+    from clv import pipeline
+
+    paths = settings.paths(args.data_dir)
+    day = _business_date(paths, args.business_date)
+    pipeline.reset_quality_report(paths.data_dir, day)
+    try:
+        for func in (
+            pipeline.sqlmesh_tests,
+            pipeline.sqlmesh_audits,
+            pipeline.full_scan,
+            pipeline.reconcile_loads,
+        ):
+            func(paths.data_dir, day)
+        out = pipeline.quality_report(paths.data_dir, day)
+    except pipeline.CheckFailed as e:
+        print(f"clv: {e}", file=sys.stderr)
+        return 1
+    except _step_errors() as e:
+        raise UsageError(str(e)) from None
+    print("\n".join(out["lines"]))
+    print(f"report: {out['report']}")
+    return 0
+
+
+def _cmd_airflow(args: argparse.Namespace) -> int:
+    from clv import airflow_env
+
+    airflow_env.bootstrap(args.data_dir)
+    return airflow_env.airflow(args.airflow_args, args.data_dir, check=False).returncode
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    import os
+
+    from clv import airflow_env
+
+    h = airflow_env.bootstrap(args.data_dir)
+    print(
+        f"Airflow UI: http://localhost:{airflow_env.port()}  user: {airflow_env.ADMIN}  "
+        f"password: {airflow_env.admin_password(args.data_dir)}  (stored in {h / 'passwords.json'})\n"
+        "DAGs start paused: unpause one with its toggle, or trigger it with the play button. Ctrl-C stops.",
+        flush=True,
+    )
+    env = airflow_env.environ(args.data_dir)
+    os.execve(airflow_env.airflow_bin(), [airflow_env.airflow_bin(), "standalone"], env)
+    return 0  # not reached
 
 
 def _date(value: str) -> dt.date:
@@ -330,13 +459,60 @@ def build_parser() -> argparse.ArgumentParser:
         "--write-raw-checks", action="store_true", help="regenerate soda_checks/raw/*.yml from the contract"
     )
     sc.set_defaults(func=_cmd_scan)
-    r = sub.add_parser("run", help="the main job: generate the default data if absent, load it, reconcile")
+    r = sub.add_parser(
+        "run",
+        help="the main job: generate the default data if absent, then the daily refresh through Airflow",
+    )
     r.add_argument("--data-dir", default=None, help="default: $CLV_DATA_DIR or ./data")
     r.add_argument("--customers", type=int, default=settings.default_customers())
-    r.add_argument("--start", type=_date, default=dt.date(2022, 1, 1))
-    r.add_argument("--end", type=_date, default=dt.date(2024, 12, 31))
+    r.add_argument("--start", type=_date, default=dt.date(2022, 1, 1), help="history start (first run)")
+    r.add_argument("--end", type=_date, default=dt.date(2024, 12, 31), help="history end (first run)")
     r.add_argument("--chaos", default="realistic", choices=["none", "realistic", "heavy"])
+    r.add_argument(
+        "--business-date",
+        type=_date,
+        default=None,
+        help="the business day to process (default: the latest landed batch); later days are generated",
+    )
+    r.add_argument("--no-airflow", action="store_true", help="run the same steps in this process")
     r.set_defaults(func=_cmd_run)
+    pb = sub.add_parser("publish", help="rebuild the serving file from the marts (atomic swap)")
+    pb.add_argument("--data-dir", default=None)
+    pb.add_argument("--business-date", type=_date, default=None)
+    pb.set_defaults(func=_cmd_publish)
+    dp = sub.add_parser(
+        "deploy", help="model changes: plan into an isolated environment, check, promote to prod, publish"
+    )
+    dp.add_argument("--data-dir", default=None)
+    dp.add_argument("--environment", default="deploy")
+    dp.add_argument("--no-promote", dest="promote", action="store_false", help="build and check only")
+    dp.set_defaults(func=_cmd_environment)
+    bf = sub.add_parser(
+        "backfill", help="build a date range in an isolated environment, check it, promote with --promote"
+    )
+    bf.add_argument("--data-dir", default=None)
+    bf.add_argument("--start", type=_date, default=None)
+    bf.add_argument("--end", type=_date, default=None)
+    bf.add_argument("--models", nargs="*", default=None, help="model names or selectors (marts.*)")
+    bf.add_argument("--environment", default="backfill")
+    bf.add_argument("--promote", action="store_true")
+    bf.set_defaults(func=_cmd_environment)
+    qc = sub.add_parser(
+        "quality", help="SQLMesh tests + audits, every Soda check, the reconciliation: one report"
+    )
+    qc.add_argument("--data-dir", default=None)
+    qc.add_argument("--business-date", type=_date, default=None)
+    qc.set_defaults(func=_cmd_quality)
+    af = sub.add_parser(
+        "airflow",
+        help="the airflow CLI with this project's settings (e.g. clv airflow dags list)",
+        add_help=False,
+    )
+    af.add_argument("airflow_args", nargs=argparse.REMAINDER)
+    af.set_defaults(func=_cmd_airflow, data_dir=None)
+    ui = sub.add_parser("ui", help="Airflow's web UI on localhost (airflow standalone)")
+    ui.add_argument("--data-dir", default=None)
+    ui.set_defaults(func=_cmd_ui)
     return p
 
 

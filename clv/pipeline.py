@@ -44,7 +44,7 @@ def _batches(landing: Path) -> list[dt.date]:
     out = []
     if landing.is_dir():
         for p in landing.iterdir():
-            if (p / "_manifest.json").exists() or p.name[:10].count("-") == 2:
+            if (p / "_manifest.json").exists():  # a batch is complete once its manifest is written
                 try:
                     out.append(dt.date.fromisoformat(p.name[:10]))
                 except ValueError:
@@ -102,11 +102,16 @@ def extract(data_dir: Path | None, business_date: dt.date, step: ops.StepRun | N
             if not (folder / "_manifest.json").exists() and not any(folder.glob("*.csv")):
                 raise SourceNotReady(f"no batch for {business_date} in {paths.landing} yet")
         elif not (paths.state / runner.META).exists():
+            if any(paths.landing.glob("*/*.csv")):
+                raise ValueError(
+                    f"{paths.landing} holds files the generator did not make; set CLV_SOURCE=landing "
+                    "to process delivered files"
+                )
             customers = settings.default_customers()
             start = min(DEFAULT_START, business_date - dt.timedelta(days=365))
             chaos = os.environ.get("CLV_CHAOS", "realistic")
             s = runner.history(paths, customers, start, business_date, chaos=chaos, progress=False)
-            generated, rows = [business_date.isoformat()], s.rows
+            generated, rows = [business_date.isoformat()], sum(s.rows.values())
         else:
             meta = runner.read_meta(paths)
             latest = max([dt.date.fromisoformat(meta["end"]), *_batches(paths.landing)])
@@ -117,7 +122,7 @@ def extract(data_dir: Path | None, business_date: dt.date, step: ops.StepRun | N
                 except GeneratorError as e:
                     raise ValueError(str(e)) from None
                 generated.append(day.isoformat())
-                rows += s.rows
+                rows += sum(s.rows.values())
                 day += dt.timedelta(days=1)
         step.rows = rows
         step.detail = {"generated": generated}
@@ -327,6 +332,25 @@ def promote(
         step.rows = len(changed)
         step.detail = {"environment": environment, "changed": changed}
         return {"environment": environment, "promoted": changed}
+
+
+DAILY_STEPS = (
+    ("extract", extract, ()),
+    ("load_raw", load, ()),
+    ("scan_raw", scan_raw, ()),
+    *((f"transform_{layer}", transform_layer, (layer,)) for layer in LAYERS),
+    ("publish", publish, ()),
+)
+
+
+def daily(data_dir: Path | None, business_date: dt.date, run_id: str, echo=print) -> None:
+    """The daily refresh without Airflow: the same steps, in the same order, in this process."""
+    for task_id, func, args in DAILY_STEPS:
+        step = ops.StepRun(dag_id="clv-cli", run_id=run_id, task_id=task_id, business_date=business_date)
+        result = func(data_dir, business_date, *args, step=step)
+        echo(f"  {task_id}: done" + (f" ({step.rows:,} rows)" if step.rows is not None else ""))
+        for line in result.get("lines", []) if isinstance(result, dict) else []:
+            echo(f"    {line}")
 
 
 # -- The morning quality run: each part records its findings; the report gates. ---------------

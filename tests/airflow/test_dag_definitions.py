@@ -1,0 +1,117 @@
+"""The DAG bundle as Airflow sees it: a real DagBag parsed in a clean Airflow process."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from clv import airflow_env
+from clv.settings import PROJECT_ROOT
+
+HEAVY = ("duckdb", "sqlmesh", "soda", "pandas", "mimesis", "pyarrow", "scipy", "generator")
+
+PROBE = textwrap.dedent(
+    """
+    import json, sys, time
+    t0 = time.perf_counter()
+    from airflow.dag_processing.dagbag import DagBag
+    bag = DagBag(dag_folder=sys.argv[1])
+    out = {"errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": {}}
+    for dag_id, dag in bag.dags.items():
+        out["dags"][dag_id] = {
+            "tags": sorted(dag.tags), "doc_md": bool(dag.doc_md and dag.doc_md.strip()),
+            "schedule": str(getattr(dag.timetable, "_expression", dag.timetable)), "max_active_runs": dag.max_active_runs,
+            "catchup": dag.catchup,
+            "tasks": {t.task_id: {"retries": t.retries, "pool": t.pool, "owner": t.owner,
+                                  "exp": bool(t.retry_exponential_backoff),
+                                  "max_retry_delay": str(t.max_retry_delay),
+                                  "on_failure": bool(t.on_failure_callback),
+                                  "outlets": [getattr(o, "name", str(o)) for o in t.outlets],
+                                  "upstream": sorted(t.upstream_task_ids)}
+                      for t in dag.tasks},
+        }
+    out["heavy"] = sorted({m.split(".")[0] for m in sys.modules} & set(json.loads(sys.argv[2])))
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def dagbag(tmp_path_factory) -> dict:
+    data = tmp_path_factory.mktemp("dagbag")
+    env = airflow_env.environ(data)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, str(PROJECT_ROOT / "dags"), json.dumps(HEAVY)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_dags_import_without_errors(dagbag):
+    assert dagbag["errors"] == {}
+    assert set(dagbag["dags"]) == set(airflow_env.DAG_IDS)
+
+
+def test_dag_files_import_nothing_heavy(dagbag):
+    assert dagbag["heavy"] == [], f"DAG files imported {dagbag['heavy']} at parse time"
+
+
+def test_every_dag_has_tags_docs_owner_retries_and_one_active_run(dagbag):
+    for dag_id, dag in dagbag["dags"].items():
+        assert "clv" in dag["tags"] and len(dag["tags"]) >= 2, dag_id
+        assert dag["doc_md"], dag_id
+        assert dag["max_active_runs"] == 1, dag_id
+        for task_id, t in dag["tasks"].items():
+            assert t["owner"] == "clv-data-platform", (dag_id, task_id)
+            assert t["on_failure"], f"{dag_id}.{task_id} has no failure callback"
+            assert t["retries"] is not None, (dag_id, task_id)
+
+
+def test_daily_refresh_shape(dagbag):
+    daily = dagbag["dags"]["clv_daily_refresh"]
+    assert "30 2 * * *" in daily["schedule"]
+    assert "30 3 * * *" in dagbag["dags"]["clv_quality_checks"]["schedule"]
+    tasks = daily["tasks"]
+    order = [
+        "extract",
+        "load_raw",
+        "scan_raw",
+        "transform_staging",
+        "transform_core",
+        "transform_intermediate",
+        "transform_marts",
+        "publish",
+    ]
+    for before, after in itertools.pairwise(order):
+        assert before in tasks[after]["upstream"], f"{after} must run after {before}"
+    for name in ("extract", "load_raw"):  # ingestion: 3 retries, exponential back-off, capped
+        assert tasks[name]["retries"] == 3 and tasks[name]["exp"] and tasks[name]["max_retry_delay"] != "None"
+    for layer in ("staging", "core", "intermediate", "marts"):
+        assert tasks[f"transform_{layer}"]["retries"] == 1
+    assert {f"marts.mart_{m}" for m in ("clv", "churn_risk", "customer_360")} <= set(
+        tasks["transform_marts"]["outlets"]
+    )
+    assert tasks["publish"]["outlets"] == ["serving.duckdb"]
+
+
+def test_every_task_that_opens_the_warehouse_uses_the_one_slot_pool(dagbag):
+    no_warehouse = {"resolve_business_date", "wait_for_other_writers", "promotion_requested"}
+    for dag_id, dag in dagbag["dags"].items():
+        for task_id, t in dag["tasks"].items():
+            if task_id not in no_warehouse:
+                assert t["pool"] == airflow_env.POOL, f"{dag_id}.{task_id} is not in the warehouse pool"
+
+
+def test_bootstrap_creates_the_pool_with_one_slot(tmp_path):
+    airflow_env.bootstrap(tmp_path)
+    assert airflow_env.pool_slots(tmp_path) == 1
+    assert airflow_env.admin_password(tmp_path)
