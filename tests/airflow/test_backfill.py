@@ -1,0 +1,108 @@
+"""clv_backfill through real Airflow: a changed model is built and checked in an isolated SQLMesh
+environment; prod and the serving file do not move until promotion; then they show it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import pytest
+
+from clv import airflow_env, pipeline, transform
+from clv.transform import PromotionRefused
+from tests.airflow.helpers import clv, explain, query, sha256
+
+pytestmark = pytest.mark.slow
+
+END = dt.date(2024, 12, 31)
+MODEL = "models/marts/mart_category_ltv.sql"
+NEW_COLUMN = "  CAST(MEDIAN(c.historical_clv_usd) AS DECIMAL(12, 2)) AS median_historical_clv_usd,\n"
+
+
+def columns(data, schema, table="mart_category_ltv", db="warehouse.duckdb"):
+    return {
+        r[0]
+        for r in query(
+            data,
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+            [schema, table],
+            db=db,
+        )
+    }
+
+
+def changed_project(tmp_path):
+    project = tmp_path / "sqlmesh_project"
+    shutil.copytree(transform.PROJECT, project, ignore=shutil.ignore_patterns(".cache", "logs"))
+    sql = (project / MODEL).read_text()
+    anchor = "  CAST(SUM(c.historical_clv_usd) AS DECIMAL(16, 2)) AS total_historical_clv_usd,\n"
+    assert anchor in sql
+    (project / MODEL).write_text(sql.replace(anchor, anchor + NEW_COLUMN))
+    # The change's author updates the model's unit test too: it now checks the old columns only.
+    test = project / "tests" / "test_mart_category_ltv.yaml"
+    text = test.read_text()
+    assert "  outputs:\n    query:\n" in text
+    test.write_text(text.replace("  outputs:\n    query:\n", "  outputs:\n    query:\n      partial: true\n"))
+    return project
+
+
+def test_backfill_in_a_dev_environment_then_promotion(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    built = clv(
+        "run",
+        "--no-airflow",
+        "--data-dir",
+        str(data),
+        "--customers",
+        "1200",
+        "--start",
+        "2024-01-01",
+        "--chaos",
+        "none",
+    )
+    assert built.returncode == 0, explain(built)
+    serving = sha256(data / "serving.duckdb")
+    monkeypatch.setenv("CLV_SQLMESH_PROJECT", str(changed_project(tmp_path)))
+    airflow_env.bootstrap(data)
+
+    rc, log = airflow_env.dags_test("clv_backfill", END, data, conf={"environment": "dev1", "promote": False})
+    assert rc == 0, log.read_text()[-3000:]
+    assert "median_historical_clv_usd" in columns(data, "marts__dev1")
+    assert "median_historical_clv_usd" not in columns(data, "marts"), "prod changed before promotion"
+    assert sha256(data / "serving.duckdb") == serving
+    # the environment's checks ran against the environment's schemas
+    assert query(data, "SELECT count(*) FROM ops.check_results WHERE run_id LIKE '%@dev1'")[0][0] > 0
+
+    rc, log = airflow_env.dags_test("clv_backfill", END, data, conf={"environment": "dev1", "promote": True})
+    assert rc == 0, log.read_text()[-3000:]
+    assert "median_historical_clv_usd" in columns(data, "marts")
+    assert "median_historical_clv_usd" in columns(data, "main", db="serving.duckdb")
+    medians = query(data, "SELECT count(*) FROM marts.mart_category_ltv WHERE median_historical_clv_usd > 0")
+    assert medians[0][0] > 0
+
+
+def test_promotion_is_refused_when_the_models_changed_after_the_checks(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    built = clv(
+        "run",
+        "--no-airflow",
+        "--data-dir",
+        str(data),
+        "--customers",
+        "800",
+        "--start",
+        "2024-06-01",
+        "--chaos",
+        "none",
+    )
+    assert built.returncode == 0, explain(built)
+    project = changed_project(tmp_path)
+    monkeypatch.setenv("CLV_SQLMESH_PROJECT", str(project))
+    staged = pipeline.stage_environment(data, END, "dev2")
+    assert "median_historical_clv_usd" in columns(data, "marts__dev2")
+    assert any("mart_category_ltv" in name for name in staged["changed"])
+    sql = (project / MODEL).read_text()
+    (project / MODEL).write_text(sql.replace("MEDIAN(", "AVG("))  # edited after the checks
+    with pytest.raises(PromotionRefused, match="changed since environment 'dev2'"):
+        pipeline.promote(data, END, "dev2")
+    assert "median_historical_clv_usd" not in columns(data, "marts")
