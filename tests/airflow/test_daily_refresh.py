@@ -46,7 +46,7 @@ def test_daily_refresh_twice_then_a_failed_check_keeps_the_last_good_marts(tmp_p
     assert first.returncode == 0, explain(first)
     assert "history batch 2024-12-31" in first.stdout
     assert "High-value customers most at risk:" in first.stdout and "Checks: raw" in first.stdout
-    run_id, rows = tasks_of_latest_run(data, END)
+    _, rows = tasks_of_latest_run(data, END)
     assert [t for t, _, _ in rows] == TASKS and {s for _, s, _ in rows} == {"success"}, rows
     customers = query(data, "SELECT count(*) FROM mart_customer_360", db="serving.duckdb")[0][0]
     assert customers > 1400
