@@ -47,6 +47,7 @@ def environ(data_dir: Path | None = None) -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(h / "passwords.json"),
         "AIRFLOW__API__PORT": str(port()),
+        "AIRFLOW__API__HOST": "127.0.0.1",  # this machine only; the docker-compose stack opens it
         "AIRFLOW__API__BASE_URL": f"http://localhost:{port()}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port()}/execution/",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
@@ -60,6 +61,8 @@ def environ(data_dir: Path | None = None) -> dict[str, str]:
     env.setdefault("SQLMESH__DISABLE_ANONYMIZED_ANALYTICS", "1")
     env.setdefault("MAX_FORK_WORKERS", "1")
     env.setdefault("PYTHONPATH", str(settings.PROJECT_ROOT))
+    # `airflow standalone` starts its components as `airflow ...` from PATH: ours comes first.
+    env["PATH"] = os.pathsep.join([str(Path(airflow_bin()).parent), env.get("PATH", "")])
     return env
 
 
