@@ -47,6 +47,7 @@ bench: setup  ## benchmarks; results land in bench/RESULTS.md
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_transform.py
 	$(BIN)/python bench/bench_quality.py --data-dir "$(CLV_DATA_DIR)"
+	$(BIN)/python bench/bench_airflow.py
 
 lock: setup  ## re-resolve requirements.lock after changing requirements.txt
 	{ echo "# The full resolved dependency tree (pip freeze), used as constraints by \`make setup\`."; \
