@@ -375,6 +375,21 @@ def _cmd_airflow(args: argparse.Namespace) -> int:
     return airflow_env.airflow(args.airflow_args, args.data_dir, check=False).returncode
 
 
+def _cmd_bootstrap(args: argparse.Namespace) -> int:
+    from clv import airflow_env
+
+    try:
+        h = airflow_env.bootstrap(args.data_dir, force=True)
+    except RuntimeError as e:
+        raise UsageError(str(e)) from None
+    print(
+        f"Airflow home {h}: metadata database migrated, pool {airflow_env.POOL} "
+        f"({airflow_env.pool_slots(args.data_dir)} slot), login {airflow_env.ADMIN} "
+        f"(password in {h / 'passwords.json'})"
+    )
+    return 0
+
+
 def _cmd_ui(args: argparse.Namespace) -> int:
     import os
 
@@ -510,6 +525,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     af.add_argument("airflow_args", nargs=argparse.REMAINDER)
     af.set_defaults(func=_cmd_airflow, data_dir=None)
+    bs = sub.add_parser(
+        "bootstrap", help="create or migrate Airflow's metadata database, the warehouse pool and the login"
+    )
+    bs.add_argument("--data-dir", default=None)
+    bs.set_defaults(func=_cmd_bootstrap)
     ui = sub.add_parser("ui", help="Airflow's web UI on localhost (airflow standalone)")
     ui.add_argument("--data-dir", default=None)
     ui.set_defaults(func=_cmd_ui)
