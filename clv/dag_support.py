@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
 
 from clv import settings
 
@@ -20,15 +21,31 @@ POOL = "clv_warehouse"  # created by `clv airflow-bootstrap` (clv/airflow_env.py
 OWNER = "clv-data-platform"
 WRITER_DAGS = ("clv_daily_refresh", "clv_quality_checks", "clv_backfill", "clv_deploy")
 
+
+def retry_delay_seconds() -> float:
+    """The first retry delay of extract and load, ``CLV_RETRY_DELAY_SECONDS`` (default 20 s).
+
+    Read when the DAG files are parsed. Tests shorten it to watch a real retry in seconds."""
+    value = os.environ.get("CLV_RETRY_DELAY_SECONDS", "20")
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise ValueError(f"CLV_RETRY_DELAY_SECONDS must be a number of seconds >= 0, not {value!r}")
+    return seconds
+
+
 # Ingestion waits out transient source problems: 3 retries, exponential back-off, capped.
 INGEST_RETRIES = {
     "retries": 3,
-    "retry_delay": dt.timedelta(seconds=20),
+    "retry_delay": dt.timedelta(seconds=retry_delay_seconds()),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": dt.timedelta(minutes=10),
 }
-# Transforms get one retry (a crashed process, a lock); failed checks are never retried.
-TRANSFORM_RETRIES = {"retries": 1, "retry_delay": dt.timedelta(seconds=30)}
+# Transforms get one retry (a crashed process, a lock), after 1.5 times the ingest delay (30 s by
+# default); failed checks are never retried.
+TRANSFORM_RETRIES = {"retries": 1, "retry_delay": dt.timedelta(seconds=1.5 * retry_delay_seconds())}
 
 
 def default_args() -> dict:
@@ -92,9 +109,12 @@ def call(func_name: str, context, business_date, *args, **kwargs):
     except (pipeline.CheckFailed, ValueError) as e:
         raise AirflowFailException(str(e)) from e
     except Exception as e:
+        from clv.ingest import IngestError, RunawayBatch
         from clv.transform import PromotionRefused
 
-        if isinstance(e, PromotionRefused):
+        # Retrying cannot fix these: a promotion of unchecked models, a file over the count guard
+        # (raise CLV_MAX_ROWS_PER_FILE or fix the delivery), a landing path that is not there.
+        if isinstance(e, PromotionRefused | RunawayBatch | IngestError):
             raise AirflowFailException(str(e)) from e
         raise
 
