@@ -362,6 +362,11 @@ _REJECT_REASONS = {
     "UNQUOTED VALUE": "unterminated quote",
     "INVALID ENCODING": "not UTF-8",
     "LINE SIZE OVER MAXIMUM": f"line longer than {MAX_LINE_BYTES:,} bytes",
+    # only found by the line-by-line path (``Loader._stage_lines``)
+    "EMPTY LINE": "empty line",
+    "MALFORMED QUOTES": "malformed quotes",
+    "LINE BREAK IN FIELD": "line break inside a field",
+    "NUL BYTE": "NUL byte",
 }
 _REJECT_REASON_SQL = (
     "CASE WHEN error_type = 'CAST' AND column_name IS NOT NULL THEN 'unparseable ' || column_name "
@@ -384,6 +389,7 @@ class _Rows:
     source: Source
     header: list[str]
     message: str
+    by_line: bool = False  # staged line by line (``Loader._stage_lines``): rows carry their number
 
 
 class Loader:
@@ -505,10 +511,19 @@ class Loader:
         plan = None if seen else self._check(f, size, first)
         if isinstance(plan, _Rows):
             # Parse outside the transaction: the staged rows' rowids are then their parse order.
+            # A stray quote or a line break inside a field makes DuckDB's reader join lines, an
+            # empty line it skips: then its rows no longer map one to one to the file's lines, and
+            # the file is read again line by line (slower, exact), each line judged on its own.
             try:
                 self._stage(load_id, f, plan)
-            except duckdb.Error as e:
-                plan = (f"unreadable as CSV: {str(e).splitlines()[0][:300]}", plan.header)
+                exact = self._staged_lines(load_id) == rows_in_file
+            except duckdb.Error:
+                exact = False
+            if not exact:
+                try:
+                    self._stage_lines(load_id, f, plan)
+                except (duckdb.Error, OSError) as e:
+                    plan = (f"unreadable as CSV: {str(e).splitlines()[0][:300]}", plan.header)
         self.con.execute("BEGIN")
         try:
             if seen:
@@ -618,6 +633,133 @@ class Loader:
                 dateformat = '%Y-%m-%d', encoding = 'utf-8')
         """)
 
+    def _staged_lines(self, load_id: int) -> int:
+        """Lines the fast parse accounted for: rows parsed plus distinct lines rejected."""
+        return self.con.execute(
+            f"SELECT (SELECT count(*) FROM _stage) + (SELECT count(DISTINCT line) FROM rejects_{load_id})"
+        ).fetchone()[0]
+
+    def _stage_lines(self, load_id: int, f: Landed, plan: _Rows) -> None:
+        """Stage a file line by line: one line is one row, whatever its quotes.
+
+        Lines that cannot be a row on their own (an unterminated quote, a line break inside a
+        field, an empty line, invalid UTF-8, a wrong number of fields, a line over the limit) are
+        rejected with the same error kinds DuckDB's reader uses; the others are cast to the
+        contract's types in SQL, and a value that does not cast rejects its line."""
+        src, header = plan.source, plan.header
+        width = len(header)
+        if csv.field_size_limit() < MAX_LINE_BYTES:  # a field may be as long as a line
+            csv.field_size_limit(MAX_LINE_BYTES)
+        values: list[list[str | None]] = [[] for _ in header]
+        numbers: list[int] = []
+        texts: list[str] = []
+        rejects: dict[str, list] = {
+            k: [] for k in ("line", "csv_line", "error_type", "column_name", "error_message")
+        }
+
+        def reject(number: int, raw: bytes, kind: str, message: str) -> None:
+            rejects["line"].append(number + 1)  # DuckDB's convention: the header is line 1
+            rejects["csv_line"].append(raw.decode("utf-8", "backslashreplace"))
+            rejects["error_type"].append(kind)
+            rejects["column_name"].append(None)
+            rejects["error_message"].append(message)
+
+        with open(f.path, "rb") as fh:
+            fh.readline()  # the header, checked already
+            for number, raw in enumerate(fh, start=1):
+                line = raw[:-1] if raw.endswith(b"\n") else raw
+                if line.endswith(b"\r"):
+                    line = line[:-1]
+                if len(line) > MAX_LINE_BYTES:
+                    reject(number, line, "LINE SIZE OVER MAXIMUM", f"line of {len(line):,} bytes")
+                    continue
+                try:
+                    text = line.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    reject(number, line, "INVALID ENCODING", f"not UTF-8 at byte {e.start}")
+                    continue
+                if not text:
+                    reject(number, line, "EMPTY LINE", "empty line")
+                    continue
+                if "\x00" in text:
+                    reject(number, line, "NUL BYTE", "NUL byte in the line")
+                    continue
+                try:
+                    fields = next(csv.reader([text], strict=True))
+                except csv.Error as e:
+                    message = str(e)
+                    kind = (
+                        "UNQUOTED VALUE"
+                        if "end of data" in message
+                        else "LINE BREAK IN FIELD"
+                        if "new-line" in message
+                        else "MALFORMED QUOTES"
+                    )
+                    reject(number, line, kind, message.split(" - ")[0])
+                    continue
+                if len(fields) != width:
+                    kind = "MISSING COLUMNS" if len(fields) < width else "TOO MANY COLUMNS"
+                    reject(number, line, kind, f"{len(fields)} fields, expected {width}")
+                    continue
+                for i, v in enumerate(fields):
+                    values[i].append(v if v != "" else None)
+                numbers.append(number)
+                texts.append(text)
+        lines = pa.table(
+            {
+                **{f"c{i}": pa.array(v, pa.string()) for i, v in enumerate(values)},
+                "_row_number": pa.array(numbers, pa.int64()),
+                "_text": pa.array(texts, pa.string()),
+            }
+        )
+        rej = pa.table(
+            {
+                "line": pa.array(rejects["line"], pa.int64()),
+                "csv_line": pa.array(rejects["csv_line"], pa.string()),
+                "error_type": pa.array(rejects["error_type"], pa.string()),
+                "column_name": pa.array(rejects["column_name"], pa.string()),
+                "error_message": pa.array(rejects["error_message"], pa.string()),
+            }
+        )
+        types = {c.name: c.type for c in src.columns}
+
+        def cast(i: int, name: str) -> str:
+            col = f"c{i}"
+            kind = types.get(name, "VARCHAR")
+            if kind == "TIMESTAMP":
+                return f"try_strptime({col}, '%Y-%m-%d %H:%M:%S')"
+            if kind == "DATE":
+                return f"CAST(try_strptime({col}, '%Y-%m-%d') AS DATE)"
+            return f"TRY_CAST({col} AS {kind})"
+
+        con = self.con
+        rej_t = f"rejects_{load_id}"
+        con.execute(f"DROP TABLE IF EXISTS {rej_t}; DROP TABLE IF EXISTS reject_scans_{load_id}")
+        con.register("_clv_lines", lines)
+        con.register("_clv_line_rejects", rej)
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {rej_t} AS SELECT * FROM _clv_line_rejects")
+            typed = ", ".join(f"{cast(i, h)} AS {_q(h)}" for i, h in enumerate(header))
+            failed = " OR ".join(f"(c{i} IS NOT NULL AND {_q(h)} IS NULL)" for i, h in enumerate(header))
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE _typed AS
+                SELECT {typed}, _row_number, _text, {failed} AS _cast_failed FROM _clv_lines""")
+            for i, h in enumerate(header):
+                con.execute(
+                    f"""INSERT INTO {rej_t} SELECT t._row_number + 1, t._text, 'CAST', {_lit(h)},
+                        'could not convert ' || l.c{i} || ' to {types.get(h, "VARCHAR")}'
+                    FROM _typed t JOIN _clv_lines l USING (_row_number)
+                    WHERE l.c{i} IS NOT NULL AND t.{_q(h)} IS NULL"""
+                )
+            names = ", ".join(_q(h) for h in header)
+            con.execute(f"""CREATE OR REPLACE TEMP TABLE _stage AS
+                SELECT {names}, _row_number, {_row_violations(src)} AS _broken FROM _typed
+                WHERE NOT _cast_failed ORDER BY _row_number""")
+        finally:
+            con.unregister("_clv_lines")
+            con.unregister("_clv_line_rejects")
+            con.execute("DROP TABLE IF EXISTS _typed")
+        plan.by_line = True
+
     def _drop_stage(self, load_id: int) -> None:
         self.con.execute(
             f"DROP TABLE IF EXISTS _stage; DROP TABLE IF EXISTS _rejected; "
@@ -647,6 +789,8 @@ class Loader:
         self._gaps = bad_lines - np.arange(1, rejected + 1)
         parsed = f"(rowid - {base})"
         row_number = f"{_ROW_NUMBER_UDF}{parsed}" if rejected else f"{parsed} + 1"
+        if plan.by_line:
+            row_number = "_row_number"
         cols = ", ".join(_q(c) for c in src.column_names)
         text_cols = ", ".join(f"CAST({_q(c)} AS VARCHAR) AS {_q(c)}" for c in src.column_names)
         lineage = (
@@ -677,9 +821,9 @@ class Loader:
                 key = re.sub(r": .*", "", part) if part.startswith(("invalid", "out of range")) else part
                 reasons[key] = reasons.get(key, 0) + n
         for kinds, n in con.execute("""SELECT kinds, count(*) FROM _rejected GROUP BY 1""").fetchall():
-            for k in kinds.split(","):
-                etype, _, column = k.partition(":")
-                key = _reject_reason(etype, column or None)
+            # a line with several errors of one kind (too few fields: one per missing column)
+            # counts once per reason
+            for key in {_reject_reason(*k.partition(":")[::2]) for k in kinds.split(",")}:
                 reasons[key] = reasons.get(key, 0) + n
         quarantined = ruled + rejected
         self._manifest_row(
