@@ -50,7 +50,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         try:
             pipeline.daily(paths.data_dir, business_date, run_id)
             rc = 0
-        except pipeline.CheckFailed as e:
+        except (pipeline.CheckFailed, pipeline.SourceNotReady) as e:
             print(f"  FAILED: {e}")
             rc = 1
         dag_id, log = "clv-cli", None

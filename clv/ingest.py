@@ -29,7 +29,7 @@ import json
 import os
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -316,6 +316,13 @@ def _parse_header(first_line: bytes) -> list[str] | None:
     return [c.strip() for c in next(csv.reader(io.StringIO(text)), [])]
 
 
+def _names(columns: list[str], most: int = 12, width: int = 60) -> str:
+    """Column names for a one-line message: a garbage header can be one 2 MB "column"."""
+    shown = [c if len(c) <= width else c[: width - 3] + "..." for c in columns[:most]]
+    more = f" and {len(columns) - most} more" if len(columns) > most else ""
+    return ", ".join(shown) + more
+
+
 def _row_rules(src: Source) -> str:
     """A SQL expression: '' for a row that meets the contract's row rules, else the reasons."""
     parts = []
@@ -481,6 +488,23 @@ class Loader:
             ],
         )
 
+    def guard(self, f: Landed, rows_in_file: int, seen: tuple | None) -> None:
+        """The count guard: refuse a file with more rows than ``max_rows`` (a file already loaded,
+        or a byte-for-byte redelivery that loads nothing, is not refused)."""
+        if self.max_rows is not None and not seen and rows_in_file > self.max_rows:
+            raise RunawayBatch(
+                f"{f.path} has {rows_in_file:,} rows, more than the guard of {self.max_rows:,} "
+                f"(CLV_MAX_ROWS_PER_FILE); refusing to load batch {f.batch} — nothing of it was loaded; "
+                "check the delivery or raise the guard"
+            )
+
+    def guard_batch(self, batch: list[Landed], scanned: list[tuple | OSError]) -> None:
+        """Count every file of a batch before any of them loads, so a runaway file stops its
+        whole batch (and everything after it) instead of half of it."""
+        for f, scan in zip(batch, scanned):
+            if not isinstance(scan, OSError):
+                self.guard(f, scan[2], self._already(str(f.path), scan[0]))
+
     def load_file(self, f: Landed, scanned: tuple | OSError | None = None) -> FileResult | None:
         t0 = time.perf_counter()
         started = dt.datetime.now()
@@ -502,11 +526,7 @@ class Loader:
         seen = self._already(path, sha)
         if seen and seen[0] == "same":
             return None
-        if self.max_rows is not None and rows_in_file > self.max_rows:
-            raise RunawayBatch(
-                f"{path} has {rows_in_file:,} rows, more than the guard of {self.max_rows:,} "
-                "(CLV_MAX_ROWS_PER_FILE); refusing to load it — check the delivery or raise the guard"
-            )
+        self.guard(f, rows_in_file, seen)
         load_id = self._next_load_id()
         plan = None if seen else self._check(f, size, first)
         if isinstance(plan, _Rows):
@@ -607,8 +627,8 @@ class Loader:
             detail = "; ".join(
                 x
                 for x in (
-                    f"missing {', '.join(missing)}" if missing else "",
-                    f"unexpected {', '.join(extra)}" if extra else "",
+                    f"missing {_names(missing)}" if missing else "",
+                    f"unexpected {_names(extra)}" if extra else "",
                     "duplicated column names" if duplicated else "",
                 )
                 if x
@@ -864,13 +884,23 @@ def load(
         ensure_schema(con)
         loader = Loader(con, allow_additive_columns, max_rows_per_file)
         summary = LoadSummary(incomplete_batches=waiting)
-        # Hash and count the next file on a thread while DuckDB loads the current one.
+        # Hash and count the next file on a thread while DuckDB loads the current one. With a
+        # count guard, every file of a batch is counted before the batch's first file loads.
         with ThreadPoolExecutor(1) as pool:
-            scans = [pool.submit(_scan_file_safe, files[0].path)] if files else []
+            scans: dict[int, Future] = {}
+
+            def scan(j: int) -> Future:
+                if j not in scans:
+                    scans[j] = pool.submit(_scan_file_safe, files[j].path)
+                return scans[j]
+
             for i, f in enumerate(files):
+                if max_rows_per_file is not None and (i == 0 or files[i - 1].batch != f.batch):
+                    same = [j for j in range(i, len(files)) if files[j].batch == f.batch]
+                    loader.guard_batch([files[j] for j in same], [scan(j).result() for j in same])
                 if i + 1 < len(files):
-                    scans.append(pool.submit(_scan_file_safe, files[i + 1].path))
-                res = loader.load_file(f, scans[i].result())
+                    scan(i + 1)
+                res = loader.load_file(f, scan(i).result())
                 if res is None:
                     summary.skipped += 1
                 else:

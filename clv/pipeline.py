@@ -130,7 +130,10 @@ def extract(data_dir: Path | None, business_date: dt.date, step: ops.StepRun | N
 
 
 def load(data_dir: Path | None, business_date: dt.date, step: ops.StepRun | None = None) -> dict:
-    """Load every landed file not loaded yet, then prove every row is in raw or in quarantine."""
+    """Load every landed file not loaded yet, then prove every row is in raw or in quarantine.
+
+    A file that cannot be read (yet) raises ``SourceNotReady`` after the others have loaded, so
+    the task is retried with back-off; a file quarantined whole raises a warning alert."""
     from clv import ingest
     from clv.warehouse import connect
 
@@ -156,7 +159,14 @@ def load(data_dir: Path | None, business_date: dt.date, step: ops.StepRun | None
                 f"{bad[0]['rows_in_file']} rows in file vs {bad[0]['rows_in_raw']} in raw + "
                 f"{bad[0]['rows_quarantined']} quarantined"
             )
-        whole = [f for f in summary.files if f.status in (ingest.QUARANTINED, ingest.FAILED)]
+        if summary.failed:
+            # Everything else is committed; a retry loads only what could not be read.
+            first = summary.failed[0]
+            raise SourceNotReady(
+                f"{len(summary.failed)} landed files could not be read yet, e.g. {first.path}: "
+                f"{first.message}"
+            )
+        whole = [f for f in summary.files if f.status == ingest.QUARANTINED]
         if whole:
             ops.alert(
                 paths.data_dir,

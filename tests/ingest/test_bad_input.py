@@ -1,4 +1,5 @@
-"""Bad input: each case is loaded correctly or quarantined with a reason; the rest of the batch loads."""
+"""Bad input the loader handles besides garbage (tests/reliability/test_s10_garbage_files.py): an
+unreadable file, additive columns, a batch still arriving, and the CLI's errors and exit codes."""
 
 from __future__ import annotations
 
@@ -9,89 +10,9 @@ import subprocess
 import sys
 
 import duckdb
-import pytest
 
-from clv import ingest
-from clv.contract import SOURCES
-from clv.settings import PROJECT_ROOT, Paths
-
-HEADER = ",".join(SOURCES["orders"].column_names)
-GOOD = "O1,C000000001,2024-01-05 10:00:00,P010001,electronics,1,19.99,web,site,Berlin,DE,19"
-
-
-def make_batch(root, files: dict[str, bytes], batch="2024-01-05") -> Paths:
-    """A landed batch holding the given files plus a good customers file."""
-    paths = Paths(root)
-    d = paths.landing / batch
-    d.mkdir(parents=True)
-    customers = (
-        ",".join(SOURCES["customers"].column_names)
-        + "\n"
-        + "C000000001,Ada,Lovelace,ada@example.com,F,1990-01-01,2023-01-01 00:00:00,Berlin,DE,true\n"
-    )
-    (d / "customers.csv").write_text(customers)
-    for name, data in files.items():
-        (d / name).write_bytes(data)
-    (d / "_manifest.json").write_text(json.dumps({"batch_date": batch}))
-    return paths
-
-
-def load(paths: Paths, **kw):
-    summary = ingest.load(paths.data_dir, **kw)
-    con = duckdb.connect(str(paths.warehouse))
-    return summary, con
-
-
-def by_file(summary) -> dict[str, ingest.FileResult]:
-    return {os.path.basename(f.path): f for f in summary.files}
-
-
-@pytest.mark.parametrize(
-    "name,data,status,reason",
-    [
-        ("orders.csv", b"", "quarantined", "empty file: no header"),
-        ("orders.csv", os.urandom(4096) + b"\xff\xfe", "quarantined", "header is not valid UTF-8"),
-        ("orders.csv", b"\x00\x01garbage,more\n1,2\n", "quarantined", "schema drift"),
-        ("orders.csv", (HEADER + "\n").encode(), "loaded", ""),
-        ("notes.csv", b"hello\n", "quarantined", "not a file of the source contract"),
-    ],
-)
-def test_whole_file_cases(tmp_path, name, data, status, reason):
-    paths = make_batch(tmp_path, {name: data})
-    summary, con = load(paths)
-    f = by_file(summary)[name]
-    assert f.status == status and f.message.startswith(reason)
-    assert by_file(summary)["customers.csv"].rows_loaded == 1  # the rest of the batch loads
-    assert all(r["reconciled"] for r in ingest.reconcile(con))
-
-
-def test_row_level_garbage_is_quarantined_and_the_good_rows_load(tmp_path):
-    lines = [
-        HEADER,
-        GOOD,
-        GOOD.replace("O1,", "O2,").replace("Berlin", "Berl\xff\xfe"),  # not UTF-8 once encoded as latin-1
-        "O3,C000000001,2024-01-05 10:00:00,P1,electronics",  # too few fields
-        GOOD.replace("O1,", "O4,") + ",extra",  # too many fields
-        "O5," + "x" * 3_000_000,  # a 3 MB line
-        GOOD.replace("O1,", "O6,"),
-        'O7,C000000001,2024-01-05 10:00:00,P1,"unterminated',  # truncated last line, no newline
-    ]
-    data = "\n".join(lines).encode("latin-1")
-    paths = make_batch(tmp_path, {"orders.csv": data})
-    summary, con = load(paths)
-    f = by_file(summary)["orders.csv"]
-    assert (f.status, f.rows_in_file, f.rows_loaded, f.rows_quarantined) == ("loaded", 7, 2, 5)
-    got = dict(con.sql("SELECT _row_number, _reason FROM raw_invalid.orders ORDER BY 1").fetchall())
-    assert set(got) == {2, 3, 4, 5, 7}
-    assert "not UTF-8" in got[2]
-    assert "too few fields" in got[3]
-    assert "too many fields" in got[4]
-    assert "line longer than" in got[5]
-    assert "unterminated quote" in got[7] or "too few fields" in got[7]
-    assert con.sql(
-        "SELECT list(order_id ORDER BY _row_number), list(_row_number ORDER BY _row_number) FROM raw.orders"
-    ).fetchone() == (["O1", "O6"], [1, 6])
-    assert all(r["reconciled"] for r in ingest.reconcile(con))
+from clv.settings import PROJECT_ROOT
+from tests.ingest.helpers import GOOD, HEADER, by_file, load, make_batch
 
 
 def test_an_unreadable_file_fails_alone_and_is_retried(tmp_path):
@@ -135,12 +56,6 @@ def test_a_batch_without_manifest_waits(tmp_path):
     assert {x.batch for x in summary.files} == {"2024-01-05"}
 
 
-def test_count_guard_refuses_a_runaway_file(tmp_path):
-    paths = make_batch(tmp_path, {"orders.csv": (HEADER + "\n" + (GOOD + "\n") * 50).encode()})
-    with pytest.raises(ingest.RunawayBatch, match="more than the guard of 10"):
-        ingest.load(paths.data_dir, max_rows_per_file=10)
-
-
 def clv(*args, env=None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "clv.cli", *args],
@@ -174,28 +89,3 @@ def test_cli_load_and_reconcile(tmp_path):
     con.close()
     r = clv("reconcile", "--data-dir", str(paths.data_dir))
     assert r.returncode == 1 and "MISMATCH" in r.stdout and "orders.csv" in r.stdout
-
-
-def test_a_second_writer_gets_a_clear_message(tmp_path):
-    paths = make_batch(tmp_path, {"orders.csv": (HEADER + "\n" + GOOD + "\n").encode()})
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-            "print('locked', flush=True); time.sleep(60)",
-            str(paths.warehouse),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        r = clv("load", "--data-dir", str(paths.data_dir), env={"CLV_LOCK_WAIT_SECONDS": "1"})
-        assert r.returncode == 2
-        assert "in use by another process" in r.stderr and "nothing was changed" in r.stderr
-    finally:
-        holder.kill()
-        holder.wait()
-    r = clv("load", "--data-dir", str(paths.data_dir))
-    assert r.returncode == 0 and "2 loaded" in r.stdout
