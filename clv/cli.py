@@ -78,9 +78,14 @@ def run_report(paths: settings.Paths, dag_id: str, business_date: dt.date, run_i
     """Per-task status, duration and rows of the latest run (from ops.pipeline_runs), and its alerts."""
     import duckdb
 
+    from clv.warehouse import WarehouseBusy, connect
+
     if not paths.warehouse.exists():
         return "no warehouse yet"
-    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    try:
+        con = connect(paths.warehouse, read_only=True)  # waits while a manual `clv load` writes
+    except WarehouseBusy as e:
+        return f"no run report: {e}"
     try:
         if run_id is None:
             row = con.execute(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from pathlib import Path
 
 from clv import settings
@@ -63,12 +64,46 @@ def _environ(data_dir: Path | None) -> None:
     os.environ.setdefault("MAX_FORK_WORKERS", "1")
 
 
-def context(data_dir: Path | None = None, **kwargs):
-    """A SQLMesh context on this project and the data directory's warehouse."""
+def context(data_dir: Path | None = None, wait_seconds: float | None = None, **kwargs):
+    """A SQLMesh context on this project and the data directory's warehouse, its connection
+    open: like every writer, it waits up to ``CLV_LOCK_WAIT_SECONDS`` while another process (a
+    manual `clv load`, say) holds the warehouse, then stops with ``WarehouseBusy``."""
     _environ(data_dir)
     from sqlmesh import Context
 
-    return Context(paths=str(project_dir()), **kwargs)
+    ctx = Context(paths=str(project_dir()), **kwargs)
+    try:
+        _open_waiting(ctx, settings.paths(data_dir).warehouse, wait_seconds)
+    except BaseException:
+        ctx.close()
+        raise
+    return ctx
+
+
+def _open_waiting(ctx, warehouse: Path, wait_seconds: float | None) -> None:
+    """SQLMesh opens DuckDB on first use and fails at once on a lock held elsewhere: open it now,
+    retrying with back-off as ``clv.warehouse.connect`` does."""
+    import duckdb
+
+    from clv.warehouse import WarehouseBusy, lock_wait_seconds
+
+    wait = lock_wait_seconds() if wait_seconds is None else wait_seconds
+    deadline = time.monotonic() + wait
+    delay = 0.1
+    while True:
+        try:
+            ctx.engine_adapter.connection.execute("SELECT 1")
+            return
+        except duckdb.IOException as e:
+            if "lock" not in str(e).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise WarehouseBusy(
+                    f"the warehouse {warehouse} is in use by another process; waited {wait:.0f} s "
+                    "(set CLV_LOCK_WAIT_SECONDS to wait longer) — nothing was changed"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
 
 def plan_prod(ctx, business_date: dt.date, environment: str | None = None):

@@ -1,4 +1,5 @@
-"""A load killed mid-file (SIGKILL to the real process) leaves nothing partial; the rerun completes."""
+"""Scenario 7: a load killed mid-file (SIGKILL to the real `clv load` process) leaves no partial
+file in raw; the rerun loads it; the reconciliation is exact."""
 
 from __future__ import annotations
 
@@ -28,11 +29,11 @@ def landed(tmp_path_factory) -> Paths:
         dt.date(2023, 1, 1),
         dt.date(2023, 12, 31),
         seed=5,
-        chaos="realistic",
+        chaos="heavy",
         progress=False,
         workers=1,
     )
-    runner.day(paths, dt.date(2024, 1, 1))
+    runner.day(paths, dt.date(2024, 1, 1), chaos="heavy")
     return paths
 
 
@@ -62,7 +63,8 @@ def _assert_no_partial_file(con) -> int:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_load_then_rerun(landed, tmp_path):
+@pytest.mark.scenario(7, "load killed mid-file")
+def test_sigkill_mid_load_then_rerun(landed, tmp_path, ledger):
     reference = Paths(tmp_path / "ref")
     shutil.copytree(landed.data_dir, reference.data_dir)
     ingest.load(reference.data_dir)
@@ -84,6 +86,7 @@ def test_sigkill_mid_load_then_rerun(landed, tmp_path):
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         assert proc.wait() == -signal.SIGKILL
+        ledger.fault("SIGKILL to clv load")
         if paths.warehouse.exists():
             con = duckdb.connect(str(paths.warehouse))
             done = _assert_no_partial_file(con)
@@ -95,5 +98,8 @@ def test_sigkill_mid_load_then_rerun(landed, tmp_path):
         assert _counts(con) == expected
         rows = ingest.reconcile(con)
         assert len(rows) == total_files and all(r["reconciled"] for r in rows)
+        ledger.recovery("load rerun after SIGKILL completed")
+        ledger.account(paths, con)
         con.close()
     assert interrupted >= 1, "at least one kill landed in the middle of the load"
+    ledger.faults_from_truth(landed)
