@@ -1,10 +1,17 @@
-"""Fixtures of the reliability scenarios: the ledger, and a small warehouse built once.
+"""Fixtures of the reliability scenarios: the ledger, and small warehouses built once.
 
 ``base`` is a realistic-chaos history (800 customers, 2024) taken through the whole daily refresh
 (load, checks, every SQLMesh layer, publish): prod exists, the serving file exists. Scenarios copy
 it and deliver heavy-chaos day batches on top. (A whole history at heavy chaos stops at the staging
 gate by design: about 2% of its rows belong to customers whose own row was quarantined, above the
 1% the staging checks allow.)
+
+``heavy_project`` is a heavy-chaos history (2,000 customers, second half of 2024) with three
+heavy-chaos day batches, each loaded and run through SQLMesh the way the daily refresh does (the
+Soda gates are left out: see above). Heavy chaos in the history matters for late events: lateness
+is drawn when events are simulated, so only a heavy history delivers events up to the maximum
+lateness (7 days) in its day batches. ``next_day_loaded`` adds a fourth day, loaded but not yet
+transformed; ``next_day_clean`` is that day run cleanly, the reference for scenarios 4 and 6.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import shutil
 
 import pytest
 
-from clv import airflow_env, pipeline
+from clv import airflow_env, ingest, pipeline, transform
 from clv.settings import Paths
 from generator import runner
 from tests.reliability.ledger import Ledger, out_dir
@@ -68,4 +75,51 @@ def airflow_base(base, tmp_path_factory) -> Paths:
     """``base`` with its Airflow home bootstrapped (metadata database, the warehouse pool)."""
     paths = copy_data(base, tmp_path_factory.mktemp("reliability-airflow") / "data")
     airflow_env.bootstrap(paths.data_dir)
+    return paths
+
+
+HEAVY_START = dt.date(2024, 7, 1)
+HEAVY_CUSTOMERS = 2_000
+HEAVY_DAYS = 3
+
+
+def run_models(paths: Paths, business_date: dt.date) -> None:
+    ctx = transform.context(paths.data_dir)
+    try:
+        assert transform.run(ctx, business_date)
+    finally:
+        ctx.close()
+
+
+@pytest.fixture(scope="session")
+def heavy_project(tmp_path_factory) -> Paths:
+    paths = Paths(tmp_path_factory.mktemp("reliability-heavy") / "data")
+    runner.history(
+        paths, HEAVY_CUSTOMERS, HEAVY_START, END, seed=21, chaos="heavy", progress=False, workers=1
+    )
+    ingest.load(paths.data_dir)
+    ctx = transform.context(paths.data_dir)
+    try:
+        transform.plan_prod(ctx, END)
+    finally:
+        ctx.close()
+    for i in range(1, HEAVY_DAYS + 1):
+        runner.day(paths, day(i), chaos="heavy")
+        ingest.load(paths.data_dir)
+        run_models(paths, day(i))
+    return paths
+
+
+@pytest.fixture(scope="session")
+def next_day_loaded(heavy_project, tmp_path_factory) -> Paths:
+    paths = copy_data(heavy_project, tmp_path_factory.mktemp("reliability-next-day") / "data")
+    runner.day(paths, day(HEAVY_DAYS + 1), chaos="heavy")
+    ingest.load(paths.data_dir)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def next_day_clean(next_day_loaded, tmp_path_factory) -> Paths:
+    paths = copy_data(next_day_loaded, tmp_path_factory.mktemp("reliability-clean-run") / "data")
+    run_models(paths, day(HEAVY_DAYS + 1))
     return paths

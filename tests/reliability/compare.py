@@ -1,0 +1,68 @@
+"""Comparing layers between two warehouses, and checking each model's grain."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+MARTS = (
+    "mart_clv",
+    "mart_churn_risk",
+    "mart_customer_360",
+    "mart_retention_cohorts",
+    "mart_category_ltv",
+    "mart_churn_support_analysis",
+    "mart_customer_segments",
+)
+FACTS = ("fct_revenue", "fct_activity_logs", "fct_loyalty", "fct_support_logs")
+
+
+def snapshot_copy(warehouse: Path, dst: Path) -> Path:
+    """A copy of a closed warehouse file (and its WAL), to attach read-only beside another."""
+    for suffix in ("", ".wal"):
+        src = warehouse.with_name(warehouse.name + suffix)
+        if src.exists():
+            shutil.copy(src, dst.with_name(dst.name + suffix))
+    return dst
+
+
+def table_diff(con, left: str, right: str) -> tuple[int, int]:
+    """(rows in left, rows differing either way); doubles compared to 9 decimals, since parallel
+    aggregation may change their last bits."""
+    cols = ", ".join(
+        f"round({name}, 9)" if typ in ("DOUBLE", "FLOAT") else name
+        for name, typ, *_ in con.execute(f"DESCRIBE {left}").fetchall()
+    )
+    n = con.execute(f"SELECT count(*) FROM {left}").fetchone()[0]
+    diff = con.execute(f"""
+        SELECT count(*) FROM ((SELECT {cols} FROM {left} EXCEPT ALL SELECT {cols} FROM {right})
+                              UNION ALL
+                              (SELECT {cols} FROM {right} EXCEPT ALL SELECT {cols} FROM {left}))""").fetchone()[
+        0
+    ]
+    return n, diff
+
+
+def grain_columns(model) -> list[str]:
+    """The columns of a SQLMesh model's grain."""
+    cols: list[str] = []
+    for g in model.grains:
+        parts = getattr(g, "expressions", None) or [g]
+        cols += [p.sql(dialect="duckdb") for p in parts]
+    return cols
+
+
+def duplicate_grains(ctx, schemas: tuple[str, ...]) -> dict[str, int]:
+    """Rows beyond the first per grain value, for every model of the given layers that has a
+    grain: all zero when nothing is duplicated."""
+    out = {}
+    for model in ctx.models.values():
+        schema, table = model.name.replace('"', "").split(".")[-2:]
+        if schema not in schemas or not model.grains:
+            continue
+        cols = ", ".join(grain_columns(model))
+        out[f"{schema}.{table}"] = ctx.engine_adapter.fetchone(
+            f"SELECT (SELECT count(*) FROM {schema}.{table}) - "
+            f"(SELECT count(*) FROM (SELECT DISTINCT {cols} FROM {schema}.{table}))"
+        )[0]
+    return out
