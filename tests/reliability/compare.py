@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -24,6 +25,29 @@ def snapshot_copy(warehouse: Path, dst: Path) -> Path:
         if src.exists():
             shutil.copy(src, dst.with_name(dst.name + suffix))
     return dst
+
+
+def physical(con, catalog: str, table: str) -> str:
+    """The table behind a SQLMesh view, in the given catalog.
+
+    SQLMesh's views name their tables with the catalog of the file that built them
+    (``warehouse.sqlmesh__marts.marts__mart_clv__123``): read through a view, a copy attached
+    under another name would silently show the main file's data. Compare physical tables."""
+    schema, name = table.split(".")
+    row = con.execute(
+        "SELECT sql FROM duckdb_views() WHERE database_name = ? AND schema_name = ? AND view_name = ?",
+        [catalog, schema, name],
+    ).fetchone()
+    if row is None:
+        return f"{catalog}.{table}"
+    m = re.search(r"FROM\s+\S+?\.(\S+?)\.(\S+?)\s*;?\s*$", row[0])
+    assert m, row[0]
+    return f"{catalog}.{m.group(1)}.{m.group(2)}"
+
+
+def layer_diff(con, table: str, left: str = "warehouse", right: str = "other") -> tuple[int, int]:
+    """``table_diff`` of one model between two attached warehouses (catalogs)."""
+    return table_diff(con, physical(con, left, table), physical(con, right, table))
 
 
 def table_diff(con, left: str, right: str) -> tuple[int, int]:

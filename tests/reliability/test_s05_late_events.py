@@ -13,7 +13,7 @@ import pytest
 from clv import ingest, transform
 from clv.contract import MAX_LATENESS_DAYS
 from clv.settings import Paths
-from tests.reliability.compare import FACTS, MARTS, snapshot_copy, table_diff
+from tests.reliability.compare import FACTS, MARTS, layer_diff, physical, snapshot_copy
 from tests.reliability.conftest import END, HEAVY_DAYS, day
 from tests.reliability.ledger import read_faults
 
@@ -97,11 +97,13 @@ def test_a_rebuild_from_raw_equals_the_daily_runs(heavy_project, tmp_path, ledge
         con = rebuilt.engine_adapter.connection
         con.execute(f"ATTACH '{daily}' AS daily (READ_ONLY)")
         for table in (*(f"core.{f}" for f in FACTS), *(f"marts.{m}" for m in MARTS)):
-            n, diff = table_diff(con, table, f"daily.{table}")
+            n, diff = layer_diff(con, table, "warehouse", "daily")
             assert n > 0 and diff == 0, (table, n, diff)
         totals = [
-            con.execute(f"SELECT count(*), sum(revenue_usd) FROM {db}core.fct_revenue").fetchone()
-            for db in ("", "daily.")
+            con.execute(
+                f"SELECT count(*), sum(revenue_usd) FROM {physical(con, db, 'core.fct_revenue')}"
+            ).fetchone()
+            for db in ("warehouse", "daily")
         ]
         assert totals[0] == totals[1]
         con.execute("DETACH daily")
