@@ -13,8 +13,8 @@ import pytest
 from clv import ingest, transform
 from clv.contract import MAX_LATENESS_DAYS
 from clv.settings import Paths
-from tests.reliability.compare import FACTS, MARTS, layer_diff, physical, snapshot_copy
-from tests.reliability.conftest import END, HEAVY_DAYS, day
+from tests.reliability.compare import FACTS, MARTS, layer_diff, physical
+from tests.reliability.conftest import END, HEAVY_DAYS, copy_data, day
 from tests.reliability.ledger import read_faults
 
 pytestmark = pytest.mark.slow
@@ -84,30 +84,70 @@ def test_late_events_up_to_the_maximum_lateness_reach_facts_and_marts(heavy_proj
 @pytest.mark.scenario(5, "late and out-of-order events")
 def test_a_rebuild_from_raw_equals_the_daily_runs(heavy_project, tmp_path, ledger):
     """Load every landed batch into a new warehouse and build everything in one plan: the facts
-    and the marts equal what three daily runs with late events built."""
-    fresh = Paths(tmp_path / "data")
+    and the marts equal what the daily runs with late events built.
+
+    One kind of difference is expected, and explained: a subscription whose first delivery was
+    quarantined (a bad start date) and whose corrected row came more than the 7-day lookback
+    after its start. The daily runs never reprocess charges that old; the documented remedy is a
+    restatement of ``core.fct_revenue`` in prod, after which the two agree exactly."""
+    fresh = Paths(tmp_path / "rebuilt")
     shutil.copytree(
         heavy_project.data_dir, fresh.data_dir, ignore=shutil.ignore_patterns("warehouse.duckdb*")
     )
     ingest.load(fresh.data_dir)
     rebuilt = transform.context(fresh.data_dir)
-    daily = snapshot_copy(heavy_project.warehouse, tmp_path / "daily.duckdb")
     try:
         transform.plan_prod(rebuilt, day(HEAVY_DAYS))
-        con = rebuilt.engine_adapter.connection
-        con.execute(f"ATTACH '{daily}' AS daily (READ_ONLY)")
+    finally:
+        rebuilt.close()
+    daily = copy_data(heavy_project, tmp_path / "daily")
+
+    con = duckdb.connect(str(fresh.warehouse))
+    try:
+        con.execute(f"ATTACH '{daily.warehouse}' AS daily (READ_ONLY)")
+        a, b = (physical(con, db, "core.fct_revenue") for db in ("warehouse", "daily"))
+        assert not con.execute(f"SELECT * FROM {b} EXCEPT ALL SELECT * FROM {a}").fetchall()
+        missing = con.execute(
+            f"SELECT revenue_event_id, revenue_type, subscription_id, revenue_date FROM "
+            f"(SELECT * FROM {a} EXCEPT ALL SELECT * FROM {b})"
+        ).fetchall()
+        for event, kind, subscription, charged in missing:
+            first_valid, quarantined = con.execute(
+                """SELECT (SELECT min(_batch_date) FROM daily.raw.subscriptions WHERE subscription_id = $1),
+                          (SELECT count(*) FROM daily.raw_invalid.subscriptions
+                           WHERE subscription_id = $1 OR _raw_line LIKE $1 || ',%')""",
+                [subscription],
+            ).fetchone()
+            assert kind == "subscription" and quarantined > 0, (event, kind, subscription)
+            assert (first_valid - charged).days > MAX_LATENESS_DAYS, (event, first_valid, charged)
+        con.execute("DETACH daily")
+    finally:
+        con.close()
+    if missing:
+        ledger.fault("quarantined row corrected after the lookback window", len({m[2] for m in missing}))
+        ctx = transform.context(daily.data_dir)
+        try:
+            ctx.plan(
+                restate_models=["core.fct_revenue"],
+                start=min(m[3] for m in missing).isoformat(),
+                end=day(HEAVY_DAYS).isoformat(),
+                execution_time=transform.execution_time(day(HEAVY_DAYS)),
+                auto_apply=True,
+                no_prompts=True,
+                skip_tests=True,
+            )
+        finally:
+            ctx.close()
+        ledger.recovery("restatement of core.fct_revenue in prod")
+
+    con = duckdb.connect(str(fresh.warehouse))
+    try:
+        con.execute(f"ATTACH '{daily.warehouse}' AS daily (READ_ONLY)")
         for table in (*(f"core.{f}" for f in FACTS), *(f"marts.{m}" for m in MARTS)):
             n, diff = layer_diff(con, table, "warehouse", "daily")
             assert n > 0 and diff == 0, (table, n, diff)
-        totals = [
-            con.execute(
-                f"SELECT count(*), sum(revenue_usd) FROM {physical(con, db, 'core.fct_revenue')}"
-            ).fetchone()
-            for db in ("warehouse", "daily")
-        ]
-        assert totals[0] == totals[1]
         con.execute("DETACH daily")
         ledger.recovery("full rebuild from raw equals the daily runs")
         ledger.account(fresh, con)
     finally:
-        rebuilt.close()
+        con.close()
