@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import pytest
 
-from tests.airflow.helpers import clv, explain, query, sha256
+from tests.airflow.helpers import clv, explain, query
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +38,9 @@ def tasks_of_latest_run(data, business_date):
     return run_id, rows
 
 
-def test_daily_refresh_twice_then_a_failed_check_keeps_the_last_good_marts(tmp_path):
+def test_daily_refresh_twice(tmp_path):
+    """The first run builds everything; the second processes only the next day. (A run that a
+    failed check stops: tests/reliability/test_s03_dq_regression.py.)"""
     data = tmp_path / "data"
     common = ["--data-dir", str(data)]
     first = clv("run", *common, "--customers", "1500", "--start", "2024-01-01", "--chaos", "none")
@@ -75,34 +76,6 @@ def test_daily_refresh_twice_then_a_failed_check_keeps_the_last_good_marts(tmp_p
         )[0][0]
     )
     assert query(data, "SELECT business_date FROM serving_info", db="serving.duckdb")[0][0] == day2
-
-    # Day three is a data-quality regression: most order rows are garbage. The raw checks stop
-    # the run; nothing downstream runs, the serving file is byte-identical, an alert names it.
-    day3 = day2 + dt.timedelta(days=1)
-    generated = clv("generate", "day", "--data-dir", str(data), "--quiet", day3.isoformat())
-    assert generated.returncode == 0, explain(generated)
-    orders = data / "landing" / day3.isoformat() / "orders.csv"
-    good = len(orders.read_text().splitlines()) - 1
-    with orders.open("a") as f:
-        for i in range(max(good, 20) * 2):
-            f.write(f"garbage-{i},not a customer,yesterday\n")
-    serving_before = sha256(data / "serving.duckdb")
-    marts_before = query(data, "SELECT count(*), sum(historical_clv_usd) FROM marts.mart_customer_360")
-    third = clv("run", *common, "--business-date", day3.isoformat())
-    assert third.returncode == 1, explain(third)
-    assert "FAILED" in third.stdout
-    run3, rows = tasks_of_latest_run(data, day3)
-    statuses = dict((t, s) for t, s, _ in rows)
-    assert statuses.get("scan_raw") == "failed", rows
-    assert not any(t.startswith("transform_") or t == "publish" for t in statuses), rows
-    assert sha256(data / "serving.duckdb") == serving_before
-    assert (
-        query(data, "SELECT count(*), sum(historical_clv_usd) FROM marts.mart_customer_360") == marts_before
-    )
-    alerts = query(data, "SELECT task_id, summary FROM ops.alerts WHERE run_id = ?", [run3])
-    assert any(t == "scan_raw" and "orders quarantine rate of the batch" in s for t, s in alerts), alerts
-    logged = [json.loads(line) for line in (data / "alerts.jsonl").read_text().splitlines()]
-    assert any(a["task_id"] == "scan_raw" and a["run_id"] == run3 for a in logged)
 
 
 def rows_by_task(rows):
