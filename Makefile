@@ -42,12 +42,13 @@ fmt: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: setup  ## benchmarks; results land in bench/RESULTS.md
+bench: setup  ## benchmarks; results land in bench/RESULTS.md (reliability: bench/RELIABILITY.md)
 	$(BIN)/python bench/bench_generator.py
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_transform.py
 	$(BIN)/python bench/bench_quality.py --data-dir "$(CLV_DATA_DIR)"
 	$(BIN)/python bench/bench_airflow.py
+	$(BIN)/python bench/reliability_report.py
 
 lock: setup  ## re-resolve requirements.lock after changing requirements.txt
 	{ echo "# The full resolved dependency tree (pip freeze), used as constraints by \`make setup\`."; \

@@ -203,7 +203,8 @@ class Ledger:
             "name": name,
             "test": test,
             "chaos": chaos,
-            "faults": Counter(),
+            "faults": Counter(),  # injected by the test
+            "generator_faults": Counter(),  # injected by the generator, from its truth
             "rows_landed": 0,
             "rows_in_raw": 0,
             "rows_redelivered": 0,
@@ -223,7 +224,7 @@ class Ledger:
 
     def faults_from_truth(self, paths: Paths, batches: list[str] | None = None) -> Counter:
         found = truth_faults(paths, batches)
-        self.record["faults"].update(found)
+        self.record["generator_faults"].update(found)
         return found
 
     def recovery(self, kind: str, n: int = 1) -> None:
@@ -259,7 +260,7 @@ class Ledger:
         r["accounted"] = self.accounted
         r["seconds"] = round(time.perf_counter() - self._t0, 1)
         r["finished_at"] = dt.datetime.now().isoformat(timespec="seconds")
-        for k in ("faults", "rows_quarantined", "recoveries"):
+        for k in ("faults", "generator_faults", "rows_quarantined", "recoveries"):
             r[k] = dict(sorted(r[k].items()))
         folder.mkdir(parents=True, exist_ok=True)
         slug = hashlib.sha1(r["test"].encode()).hexdigest()[:10]
