@@ -32,7 +32,7 @@ ui: setup  ## Airflow's web UI on http://localhost:8080 (login printed; Ctrl-C s
 
 test: setup  ## lint + the whole test suite
 	$(BIN)/ruff check .
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 lint: setup
 	$(BIN)/ruff check .

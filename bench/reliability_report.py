@@ -64,7 +64,7 @@ def run_tests(workers: int | None, extra: list[str]) -> tuple[int, float]:
         "no:cacheprovider",
         "-q",
         f"--junitxml={(OUT / 'junit.xml').relative_to(ROOT)}",
-        *(["-n", str(workers)] if workers else []),
+        *(["-n", str(workers), "--dist", "loadgroup"] if workers else []),
         *extra,
     ]
     env = {

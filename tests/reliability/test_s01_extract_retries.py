@@ -21,7 +21,8 @@ from tests.airflow.helpers import query
 from tests.reliability import ledger as ledger_mod
 from tests.reliability.conftest import copy_data, day
 
-pytestmark = pytest.mark.slow
+# one worker builds the shared warehouse fixture (with `--dist loadgroup`)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("reliability-base")]
 
 
 def failed_attempts(warehouse, task_id: str, business_date) -> int:

@@ -14,7 +14,8 @@ from tests.airflow.helpers import query, sha256
 from tests.reliability import ledger as ledger_mod
 from tests.reliability.conftest import copy_data, day
 
-pytestmark = pytest.mark.slow
+# one worker builds the shared warehouse fixture (with `--dist loadgroup`)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("reliability-base")]
 
 
 @pytest.mark.scenario(3, "data-quality regression")

@@ -23,7 +23,8 @@ from tests.reliability.compare import (
 )
 from tests.reliability.conftest import HEAVY_DAYS, copy_data, day
 
-pytestmark = pytest.mark.slow
+# one worker builds the shared warehouse fixture (with `--dist loadgroup`)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("reliability-heavy")]
 LINEAGE = {"loaded_batch_date", "loaded_at"}
 
 

@@ -17,7 +17,8 @@ from tests.reliability.compare import FACTS, MARTS, layer_diff, physical
 from tests.reliability.conftest import END, HEAVY_DAYS, copy_data, day
 from tests.reliability.ledger import read_faults
 
-pytestmark = pytest.mark.slow
+# one worker builds the shared warehouse fixture (with `--dist loadgroup`)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("reliability-heavy")]
 #: where each event-time source's rows land in core: (fact, its key, the source's key)
 FACT_OF = {
     "orders": ("core.fct_revenue", "revenue_event_id", "order_id"),

@@ -17,7 +17,8 @@ from clv.settings import PROJECT_ROOT
 from tests.reliability.compare import FACTS, MARTS, layer_diff, snapshot_copy
 from tests.reliability.conftest import HEAVY_DAYS, copy_data, day
 
-pytestmark = pytest.mark.slow
+# one worker builds the shared warehouse fixture (with `--dist loadgroup`)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("reliability-heavy")]
 
 
 def transform_cmd(paths, business_date) -> list[str]:

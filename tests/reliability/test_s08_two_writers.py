@@ -19,6 +19,8 @@ from tests.reliability import ledger as ledger_mod
 from tests.reliability.conftest import copy_data, day
 
 BUSY = "in use by another process"
+# one worker builds the shared warehouse fixture (with `--dist loadgroup`)
+pytestmark = pytest.mark.xdist_group("reliability-base")
 
 
 @pytest.mark.scenario(8, "two writers at once")

@@ -13,7 +13,8 @@ from tests.airflow.test_backfill import NEW_COLUMN, changed_project, columns
 from tests.reliability import ledger as ledger_mod
 from tests.reliability.conftest import END, copy_data
 
-pytestmark = pytest.mark.slow
+# one worker builds the shared warehouse fixture (with `--dist loadgroup`)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("reliability-base")]
 MODEL = "models/intermediate/int_customer_clv.sql"
 RIGHT, WRONG = "revenue_date <= @business_date()", "revenue_date < @business_date()"
 CHECK = "mart_clv historical CLV reconciles with fct_revenue"

@@ -41,15 +41,18 @@ def failed(con, data, layer, day=DAY2) -> set[str]:
 
 
 def test_every_layer_passes_on_the_built_warehouse(built):
-    """Raw is scanned for the history batch (realistic chaos); the heavy-chaos day batches of this
-    fixture fail the raw quarantine-rate check, as they should."""
+    """Raw is scanned for the history batch (realistic chaos) and for a heavy-chaos day batch:
+    heavy chaos quarantines a few percent of rows and drifts whole files, which warns (a drifted
+    file is set aside with an alert; tests/reliability/test_s02_schema_drift.py) without
+    stopping the day."""
     data, con = built
     for layer in quality.LAYERS:
         day = END if layer == "raw" else DAY2
         result = quality.scan(con, layer, day, run_id="clean", data_dir=data)
         assert result.ok, (layer, result.failed, result.errors)
     heavy = quality.scan(con, "raw", DAY2, data_dir=data, raise_on_failure=False)
-    assert any("quarantine rate" in c["name"] for c in heavy.failed)
+    assert heavy.ok, (heavy.failed, heavy.errors)
+    assert any("quarantine" in c["name"] for c in heavy.warned), heavy.warned
 
 
 def test_duplicate_key(built):
