@@ -12,7 +12,7 @@ export SQLMESH__DISABLE_ANONYMIZED_ANALYTICS := 1
 # SQLMesh loads models in one process (forking beside DuckDB's threads can crash; clv/transform.py).
 export MAX_FORK_WORKERS := 1
 
-.PHONY: setup run ui test lint fmt bench clean lock
+.PHONY: setup run ui dashboard test lint fmt bench clean lock
 
 setup: $(STAMP)  ## virtualenv in .venv with the pinned dependency tree
 
@@ -29,6 +29,9 @@ run: setup  ## generate the default dataset (if absent), then the daily refresh 
 
 ui: setup  ## Airflow's web UI on http://localhost:8080 (login printed; Ctrl-C stops)
 	$(BIN)/clv ui
+
+dashboard: setup  ## the Streamlit dashboard over the serving file on http://localhost:8501 (CLV_DASHBOARD_PORT; Ctrl-C stops)
+	$(BIN)/clv dashboard
 
 test: setup  ## lint + the whole test suite
 	$(BIN)/ruff check .

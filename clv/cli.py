@@ -392,6 +392,47 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def dashboard_argv(port: int) -> list[str]:
+    """`streamlit run dashboard/app.py` on localhost only, headless, without usage statistics."""
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(settings.PROJECT_ROOT / "dashboard" / "app.py"),
+        "--server.headless=true",
+        "--server.address=localhost",
+        f"--server.port={port}",
+        "--server.fileWatcherType=none",
+        "--browser.gatherUsageStats=false",
+        "--browser.serverAddress=localhost",
+        f"--browser.serverPort={port}",
+    ]
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    import os
+
+    paths = settings.paths(args.data_dir)
+    try:
+        port = settings.dashboard_port() if args.port is None else args.port
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if not 1 <= port <= 65535:
+        raise UsageError(f"--port {port} is not a port number (1-65535)")
+    print(f"Dashboard: http://localhost:{port}  (reads {paths.serving}; Ctrl-C stops)", flush=True)
+    if not paths.serving.exists():
+        print("  no serving file yet: the page will say to run `make run` first", flush=True)
+    env = {
+        **os.environ,
+        "CLV_DATA_DIR": str(paths.data_dir),
+        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+    }
+    argv = dashboard_argv(port)
+    os.execve(argv[0], argv, env)
+    return 0  # not reached
+
+
 def _date(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
@@ -513,6 +554,12 @@ def build_parser() -> argparse.ArgumentParser:
     ui = sub.add_parser("ui", help="Airflow's web UI on localhost (airflow standalone)")
     ui.add_argument("--data-dir", default=None)
     ui.set_defaults(func=_cmd_ui)
+    db = sub.add_parser("dashboard", help="the Streamlit dashboard over the serving file, on localhost")
+    db.add_argument("--data-dir", default=None, help="default: $CLV_DATA_DIR or ./data")
+    db.add_argument(
+        "--port", type=int, default=None, help="default: $CLV_DASHBOARD_PORT or 8501 (localhost only)"
+    )
+    db.set_defaults(func=_cmd_dashboard)
     return p
 
 
