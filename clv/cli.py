@@ -407,6 +407,7 @@ def dashboard_argv(port: int) -> list[str]:
         "--browser.gatherUsageStats=false",
         "--browser.serverAddress=localhost",
         f"--browser.serverPort={port}",
+        "--client.toolbarMode=minimal",
     ]
 
 

@@ -34,8 +34,84 @@ def pct(x: float | None) -> str:
     return "n/a" if x is None or pd.isna(x) else f"{x:.0%}"
 
 
-MONEY = st.column_config.NumberColumn(format="dollar")
-PERCENT = st.column_config.NumberColumn(format="percent")
+LABELS = {
+    "customer_id": "Customer",
+    "value_tier": "Value tier",
+    "churn_probability": "Churn probability",
+    "p_alive": "P(alive)",
+    "risk_band": "Churn risk",
+    "revenue_at_risk_usd": "Revenue at risk",
+    "predicted_clv_12m_usd": "Predicted 12-month CLV",
+    "historical_clv_usd": "Revenue to date",
+    "expected_purchases_365d": "Expected purchases, next 365 days",
+    "lifecycle_stage": "Lifecycle stage",
+    "days_since_last_activity": "Days since last activity",
+    "contract_segment": "Subscription segment",
+    "region": "Region",
+    "country_code": "Country",
+    "favourite_category": "Favourite category",
+    "tickets_90d": "Tickets, 90 days",
+    "avg_csat_90d": "Avg CSAT, 90 days",
+    "loyalty_tier": "Loyalty tier",
+    "is_marketing_opt_in": "Marketing opt-in",
+    "customers": "Customers",
+    "share_of_customers": "Share of customers",
+    "min_predicted_clv_12m_usd": "Predicted CLV from",
+    "max_predicted_clv_12m_usd": "Predicted CLV to",
+    "share_of_predicted_clv": "Share of predicted CLV",
+    "avg_churn_probability": "Avg churn probability",
+    "churned_share": "Already churned",
+    "band": "Band",
+    "avg_historical_clv_usd": "Avg revenue to date",
+    "avg_predicted_clv_12m_usd": "Avg predicted 12-month CLV",
+    "total_historical_clv_usd": "Total revenue to date",
+    "avg_purchase_days": "Avg purchase days",
+    "avg_category_share": "Avg share of spend in category",
+    "layer": "Layer",
+    "passed": "Passed",
+    "warned": "Warned",
+    "failed": "Failed",
+    "business_date": "Business date",
+    "last_scanned_at": "Last scanned",
+    "scanned_at": "Scanned",
+    "dataset": "Dataset",
+    "check_name": "Check",
+    "outcome": "Outcome",
+    "value": "Value",
+    "table": "Table",
+    "rows": "Rows",
+    "field": "Field",
+    "avg_order_value_usd": "Avg order value",
+    "predicted_remaining_clv_usd": "Value next 12 months if retained",
+    "expected_spend_per_purchase_usd": "Expected spend per purchase",
+    "sessions_30d": "Sessions, 30 days",
+    "sessions_90d": "Sessions, 90 days",
+    "avg_resolution_hours_90d": "Avg resolution hours, 90 days",
+    "engagement_trend": "Sessions trend vs previous 90 days",
+    "value_rank": "Value rank (1 = highest)",
+}
+
+
+def table_config(df: pd.DataFrame) -> dict[str, object]:
+    """Readable headers, dollars for *_usd, percentages for probabilities and shares."""
+    config: dict[str, object] = {}
+    for col in df.columns:
+        label = LABELS.get(col, col.replace("_", " "))
+        if col.endswith("_usd"):
+            config[col] = st.column_config.NumberColumn(label, format="dollar")
+        elif col in ("churn_probability", "p_alive", "churned_share") or col.startswith(
+            ("share_", "avg_category", "avg_churn")
+        ):
+            config[col] = st.column_config.NumberColumn(label, format="percent")
+        elif col == "business_date":
+            config[col] = st.column_config.DateColumn(label, format="YYYY-MM-DD")
+        elif col.endswith("scanned_at"):
+            config[col] = st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm:ss")
+        elif col == "avg_purchase_days":
+            config[col] = st.column_config.NumberColumn(label, format="%.1f")
+        else:
+            config[col] = label
+    return config
 
 
 def unavailable(reason: str) -> None:
@@ -122,13 +198,7 @@ def at_risk_tab(s: data.Serving) -> None:
     st.dataframe(
         table,
         hide_index=True,
-        column_config={
-            "revenue_at_risk_usd": MONEY,
-            "predicted_clv_12m_usd": MONEY,
-            "historical_clv_usd": MONEY,
-            "churn_probability": PERCENT,
-            "p_alive": PERCENT,
-        },
+        column_config=table_config(table),
         key="at_risk_table",
     )
     st.download_button(
@@ -186,34 +256,21 @@ def value_tab(s: data.Serving) -> None:
             )
         )
         st.altair_chart(chart, width="stretch")
-    st.dataframe(
-        tiers[
-            [
-                "value_tier",
-                "customers",
-                "share_of_customers",
-                "min_predicted_clv_12m_usd",
-                "max_predicted_clv_12m_usd",
-                "predicted_clv_12m_usd",
-                "share_of_predicted_clv",
-                "historical_clv_usd",
-                "revenue_at_risk_usd",
-                "avg_churn_probability",
-            ]
-        ],
-        hide_index=True,
-        column_config={
-            "share_of_customers": PERCENT,
-            "share_of_predicted_clv": PERCENT,
-            "avg_churn_probability": PERCENT,
-            "min_predicted_clv_12m_usd": MONEY,
-            "max_predicted_clv_12m_usd": MONEY,
-            "predicted_clv_12m_usd": MONEY,
-            "historical_clv_usd": MONEY,
-            "revenue_at_risk_usd": MONEY,
-        },
-        key="value_tiers_table",
-    )
+    shown = tiers[
+        [
+            "value_tier",
+            "customers",
+            "share_of_customers",
+            "min_predicted_clv_12m_usd",
+            "max_predicted_clv_12m_usd",
+            "predicted_clv_12m_usd",
+            "share_of_predicted_clv",
+            "historical_clv_usd",
+            "revenue_at_risk_usd",
+            "avg_churn_probability",
+        ]
+    ]
+    st.dataframe(shown, hide_index=True, column_config=table_config(shown), key="value_tiers_table")
 
 
 def retention_tab(s: data.Serving) -> None:
@@ -251,7 +308,12 @@ def retention_tab(s: data.Serving) -> None:
         .mark_line(point=True)
         .encode(
             x=alt.X("months_since_acquisition:Q", title="Months since signup"),
-            y=alt.Y("retention_rate:Q", title="Retained", axis=alt.Axis(format="%"), scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y(
+                "retention_rate:Q",
+                title="Retained",
+                axis=alt.Axis(format="%"),
+                scale=alt.Scale(domain=[0, 1]),
+            ),
             tooltip=[
                 alt.Tooltip("months_since_acquisition:Q", title="Month"),
                 alt.Tooltip("retention_rate:Q", title="Retained", format=".1%"),
@@ -269,7 +331,9 @@ def support_tab(s: data.Serving) -> None:
         "Customers grouped by their support tickets of the last 90 days. Bars: average churn "
         "probability; the table adds the share already churned and the revenue at risk."
     )
-    for (dim, (label, _)), col in zip(data.SUPPORT_DIMENSIONS.items(), st.columns(len(data.SUPPORT_DIMENSIONS))):
+    for (dim, (label, _)), col in zip(
+        data.SUPPORT_DIMENSIONS.items(), st.columns(len(data.SUPPORT_DIMENSIONS))
+    ):
         df = data.churn_by_support(s, dim)
         with col:
             st.markdown(f"**{label}**")
@@ -278,7 +342,9 @@ def support_tab(s: data.Serving) -> None:
                 .mark_bar(color="#c0504d")
                 .encode(
                     x=alt.X("band:N", sort=df["band"].tolist(), title=None),
-                    y=alt.Y("avg_churn_probability:Q", title="Avg churn probability", axis=alt.Axis(format="%")),
+                    y=alt.Y(
+                        "avg_churn_probability:Q", title="Avg churn probability", axis=alt.Axis(format="%")
+                    ),
                     tooltip=[
                         alt.Tooltip("band:N", title=label),
                         alt.Tooltip("customers:Q", title="Customers", format=","),
@@ -289,16 +355,7 @@ def support_tab(s: data.Serving) -> None:
                 )
             )
             st.altair_chart(chart, width="stretch")
-            st.dataframe(
-                df,
-                hide_index=True,
-                column_config={
-                    "avg_churn_probability": PERCENT,
-                    "churned_share": PERCENT,
-                    "revenue_at_risk_usd": MONEY,
-                },
-                key=f"support_{dim}",
-            )
+            st.dataframe(df, hide_index=True, column_config=table_config(df), key=f"support_{dim}")
 
 
 def category_tab(s: data.Serving) -> None:
@@ -307,7 +364,9 @@ def category_tab(s: data.Serving) -> None:
     value_cols = [c for c in ("avg_predicted_clv_12m_usd", "avg_historical_clv_usd") if c in cats]
     if value_cols:
         names = {"avg_predicted_clv_12m_usd": "predicted 12-month", "avg_historical_clv_usd": "to date"}
-        long = cats.melt(id_vars=["favourite_category", "customers"], value_vars=value_cols, var_name="measure")
+        long = cats.melt(
+            id_vars=["favourite_category", "customers"], value_vars=value_cols, var_name="measure"
+        )
         long["measure"] = long["measure"].map(names)
         chart = (
             alt.Chart(long)
@@ -326,22 +385,11 @@ def category_tab(s: data.Serving) -> None:
             )
         )
         st.altair_chart(chart, width="stretch")
-    st.dataframe(
-        cats,
-        hide_index=True,
-        column_config={
-            "avg_historical_clv_usd": MONEY,
-            "avg_predicted_clv_12m_usd": MONEY,
-            "total_historical_clv_usd": MONEY,
-            "avg_category_share": PERCENT,
-            "avg_churn_probability": PERCENT,
-            "avg_purchase_days": st.column_config.NumberColumn(format="%.1f"),
-        },
-        key="category_table",
-    )
+    st.dataframe(cats, hide_index=True, column_config=table_config(cats), key="category_table")
 
 
-def _display(value: object) -> str:
+def _display(column: str, value: object) -> str:
+    """One customer's value as text: dollars for *_usd, percentages for probabilities."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
         return "—"
     if isinstance(value, dt.datetime):
@@ -350,9 +398,17 @@ def _display(value: object) -> str:
         return f"{value:%Y-%m-%d}"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if column.endswith("_usd"):
+        return f"${float(value):,.2f}"
+    if column in ("churn_probability", "p_alive"):
+        return f"{float(value):.1%}"
     if isinstance(value, float):
-        return f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+        return f"{value:,.2f}"
     return str(value)
+
+
+def _label(column: str) -> str:
+    return LABELS.get(column, column.replace("_", " ").capitalize())
 
 
 def customer_tab(s: data.Serving) -> None:
@@ -382,8 +438,17 @@ def customer_tab(s: data.Serving) -> None:
     cols[2].metric("Churn probability", pct(float(row["churn_probability"])))
     cols[3].metric("Revenue at risk", money(float(row["revenue_at_risk_usd"])))
     cols[4].metric("Lifecycle stage", str(row["lifecycle_stage"]))
-    details = pd.DataFrame({"field": list(row), "value": [_display(v) for v in row.values()]})
-    st.dataframe(details, hide_index=True, key="customer_details", height=35 * (len(details) + 1) + 3)
+    fields = [(_label(k), _display(k, v)) for k, v in row.items() if k != "customer_id"]
+    half = (len(fields) + 1) // 2
+    for col, part in zip(st.columns(2), (fields[:half], fields[half:])):
+        details = pd.DataFrame(part, columns=["field", "value"])
+        col.dataframe(
+            details,
+            hide_index=True,
+            column_config=table_config(details),
+            height=35 * (len(details) + 1) + 3,
+            width="stretch",
+        )
 
 
 def quality_tab(s: data.Serving) -> None:
@@ -403,17 +468,21 @@ def quality_tab(s: data.Serving) -> None:
                 "Checks of " + ", ".join(stale["layer"]) + " last ran for an earlier business date "
                 f"than the data's ({s.business_date:%Y-%m-%d})."
             )
-        st.dataframe(summary, hide_index=True, key="check_summary")
+        st.dataframe(summary, hide_index=True, column_config=table_config(summary), key="check_summary")
         problems = data.check_details(s, only_problems=True)
         if problems is not None and not problems.empty:
             st.markdown("**Warnings and failures**")
-            st.dataframe(problems, hide_index=True, key="check_problems")
+            st.dataframe(
+                problems, hide_index=True, column_config=table_config(problems), key="check_problems"
+            )
         else:
             st.success("Every check passed.")
         with st.expander("Every check"):
-            st.dataframe(data.check_details(s), hide_index=True, key="check_all")
+            every = data.check_details(s)
+            st.dataframe(every, hide_index=True, column_config=table_config(every), key="check_all")
     with st.expander("Rows per published table"):
-        st.dataframe(data.row_counts(s), hide_index=True, key="row_counts")
+        counts = data.row_counts(s)
+        st.dataframe(counts, hide_index=True, column_config=table_config(counts), key="row_counts")
 
 
 TABS = {

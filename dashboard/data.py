@@ -254,7 +254,9 @@ def _band_label(lo: float, hi: float | None) -> str:
 def clv_distribution(s: Serving) -> pd.DataFrame:
     """Customers and predicted value per dollar band of predicted 12-month CLV, low to high."""
     bounds = list(CLV_BANDS)
-    case = " ".join(f"WHEN predicted_clv_12m_usd >= {lo} THEN {i}" for i, lo in reversed(list(enumerate(bounds))))
+    case = " ".join(
+        f"WHEN predicted_clv_12m_usd >= {lo} THEN {i}" for i, lo in reversed(list(enumerate(bounds)))
+    )
     df = s.df(
         f"SELECT CASE {case} ELSE 0 END AS band_index, count(*) AS customers, "
         "sum(predicted_clv_12m_usd)::DOUBLE AS predicted_clv_12m_usd "
@@ -262,7 +264,9 @@ def clv_distribution(s: Serving) -> pd.DataFrame:
     )
     full = pd.DataFrame({"band_index": range(len(bounds))})
     df = full.merge(df, on="band_index", how="left").fillna({"customers": 0, "predicted_clv_12m_usd": 0.0})
-    df["band"] = [_band_label(lo, bounds[i + 1] if i + 1 < len(bounds) else None) for i, lo in enumerate(bounds)]
+    df["band"] = [
+        _band_label(lo, bounds[i + 1] if i + 1 < len(bounds) else None) for i, lo in enumerate(bounds)
+    ]
     df["customers"] = df["customers"].astype(int)
     total = df["predicted_clv_12m_usd"].sum()
     df["share_of_predicted_clv"] = df["predicted_clv_12m_usd"] / total if total else 0.0
