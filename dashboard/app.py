@@ -307,7 +307,11 @@ def retention_tab(s: data.Serving) -> None:
         alt.Chart(curve)
         .mark_line(point=True)
         .encode(
-            x=alt.X("months_since_acquisition:Q", title="Months since signup"),
+            x=alt.X(
+                "months_since_acquisition:Q",
+                title="Months since signup",
+                axis=alt.Axis(tickMinStep=1, format="d"),
+            ),
             y=alt.Y(
                 "retention_rate:Q",
                 title="Retained",
