@@ -280,3 +280,39 @@ def test_optional_model_columns_appear_when_the_marts_carry_them(serving_copy, r
     table = at_risk_table(at)
     assert "p_alive" in table.columns
     assert ((table["p_alive"] - (1 - table["churn_probability"] / 2)).abs() < 1e-12).all()
+
+
+def chart_data(chart) -> pd.DataFrame:
+    from streamlit import dataframe_util
+
+    (dataset,) = chart.proto.datasets
+    return dataframe_util.convert_arrow_bytes_to_pandas_df(dataset.data.data)
+
+
+def test_charts_carry_the_marts_figures(pipeline_data, run_app):
+    import json
+
+    at = run_app(pipeline_data)
+    charts = [(json.loads(c.proto.spec), c) for c in at.get("vega_lite_chart")]
+    assert len(charts) == 8
+    (heatmap,) = [chart_data(c) for spec, c in charts if spec["mark"]["type"] == "rect"]
+    cohorts = query(
+        pipeline_data,
+        "SELECT strftime(cohort_month, '%Y-%m'), months_since_acquisition, retention_rate "
+        "FROM mart_retention_cohorts ORDER BY 1, 2",
+    )
+    assert len(heatmap) == len(cohorts) > 7
+    cells = heatmap[["cohort", "months_since_acquisition", "retention_rate"]].itertuples(
+        index=False, name=None
+    )
+    assert list(cells) == [tuple(r) for r in cohorts]
+    ((n,),) = query(pipeline_data, "SELECT count(*) FROM mart_clv")
+    (distribution,) = [
+        chart_data(c) for spec, c in charts if spec["encoding"]["x"].get("title") == "Predicted 12-month CLV"
+    ]
+    assert distribution["customers"].sum() == n
+    (by_csat,) = [chart_data(c) for _, c in charts if "Average CSAT, last 90 days" in c.proto.spec]
+    assert by_csat["customers"].sum() == n
+    assert list(by_csat["band"]) == [
+        b for b in ("low", "mid", "high", "no answer") if b in set(by_csat["band"])
+    ]
