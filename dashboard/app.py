@@ -26,12 +26,15 @@ TITLE = "Customer value & churn"
 TIER_COLOURS = alt.Scale(domain=list(data.VALUE_TIERS), range=["#1f4e79", "#3a7dbf", "#8bb8e0", "#cfd8e3"])
 
 
-def money(x: float | None) -> str:
-    return "n/a" if x is None or pd.isna(x) else f"${x:,.0f}"
+def money(x: object) -> str:
+    if x is None or pd.isna(x):
+        return "n/a"
+    x = float(x)
+    return f"-${-x:,.0f}" if x < 0 else f"${x:,.0f}"
 
 
-def pct(x: float | None) -> str:
-    return "n/a" if x is None or pd.isna(x) else f"{x:.0%}"
+def pct(x: object) -> str:
+    return "n/a" if x is None or pd.isna(x) else f"{float(x):.0%}"
 
 
 LABELS = {
@@ -438,9 +441,9 @@ def customer_tab(s: data.Serving) -> None:
     st.markdown(f"#### {row['customer_id']}")
     cols = st.columns(5)
     cols[0].metric("Value tier", str(row["value_tier"]))
-    cols[1].metric("Predicted 12-month CLV", money(float(row["predicted_clv_12m_usd"])))
-    cols[2].metric("Churn probability", pct(float(row["churn_probability"])))
-    cols[3].metric("Revenue at risk", money(float(row["revenue_at_risk_usd"])))
+    cols[1].metric("Predicted 12-month CLV", money(row["predicted_clv_12m_usd"]))
+    cols[2].metric("Churn probability", pct(row["churn_probability"]))
+    cols[3].metric("Revenue at risk", money(row["revenue_at_risk_usd"]))
     cols[4].metric("Lifecycle stage", str(row["lifecycle_stage"]))
     fields = [(_label(k), _display(k, v)) for k, v in row.items() if k != "customer_id"]
     half = (len(fields) + 1) // 2
