@@ -28,6 +28,7 @@ says what was wrong.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -110,10 +111,14 @@ def _array(name: str, values) -> np.ndarray:
         raise BtydError(f"{name} must be one value per customer (a 1-d array), got shape {a.shape}")
     bad = ~np.isfinite(a)
     if bad.any():
-        raise BtydError(f"{name} has {int(bad.sum())} missing or infinite values (first at row {int(np.argmax(bad))})")
+        raise BtydError(
+            f"{name} has {int(bad.sum())} missing or infinite values (first at row {int(np.argmax(bad))})"
+        )
     neg = a < 0
     if neg.any():
-        raise BtydError(f"{name} has {int(neg.sum())} negative values (first at row {int(np.argmax(neg))}: {a[neg][0]:g})")
+        raise BtydError(
+            f"{name} has {int(neg.sum())} negative values (first at row {int(np.argmax(neg))}: {a[neg][0]:g})"
+        )
     return a
 
 
@@ -126,7 +131,9 @@ def check_summary(frequency, recency, T) -> tuple[np.ndarray, np.ndarray, np.nda
         raise BtydError("no customers to fit")
     frac = x != np.round(x)
     if frac.any():
-        raise BtydError(f"frequency counts repeat purchases and must be whole; {int(frac.sum())} values are not")
+        raise BtydError(
+            f"frequency counts repeat purchases and must be whole; {int(frac.sum())} values are not"
+        )
     late = tx > T * (1 + 1e-12) + 1e-12
     if late.any():
         i = int(np.argmax(late))
@@ -304,7 +311,9 @@ def _bg_eval(phi: np.ndarray, d: _BGData, hessian: bool = True):
     H = np.empty((4, 4))
     H[0, 0] = wx @ (special.polygamma(1, rx_u) - tg_r) + sw @ (Dr * Dr)
     H[0, 1] = wx.sum() / alpha - (w - ww4) @ iT - ww4 @ it + (sw * Dr) @ Da
-    H[1, 1] = -wx.sum() * r / alpha**2 + (wrx - ww4 * rx) @ (iT * iT) + (ww4 * rx) @ (it * it) + sw @ (Da * Da)
+    H[1, 1] = (
+        -wx.sum() * r / alpha**2 + (wrx - ww4 * rx) @ (iT * iT) + (ww4 * rx) @ (it * it) + sw @ (Da * Da)
+    )
     H[0, 2] = swDr_x.sum() / a
     H[0, 3] = -(swDr_x @ (1 / bx1))
     H[1, 2] = swDa_x.sum() / a
@@ -320,7 +329,9 @@ def _bg_eval(phi: np.ndarray, d: _BGData, hessian: bool = True):
     return ll, g, H
 
 
-def bgnbd_gradient(params: dict[str, float], frequency, recency, T, weights=None) -> tuple[float, np.ndarray, np.ndarray]:
+def bgnbd_gradient(
+    params: dict[str, float], frequency, recency, T, weights=None
+) -> tuple[float, np.ndarray, np.ndarray]:
     """Total log-likelihood, analytic gradient and Hessian in (r, α, a, b): for tests and
     diagnostics (the fit uses the same code)."""
     x, tx, T = check_summary(frequency, recency, T)
@@ -352,9 +363,11 @@ def fit_bgnbd(frequency, recency, T, weights=None, init: dict[str, float] | None
         init = {"r": 1.0, "alpha": 1.0 / max(rate, 1e-12), "a": 1.0, "b": 1.0}
     d = _bg_data(x, tx, T, w)
     theta0 = np.log(np.array(_bg_params(init)))
-    theta, ll, rep = _newton(lambda ph, hess=True: _bg_eval(ph, d, hess), theta0, d.total, "BG/NBD", ("r", "alpha", "a", "b"))
+    theta, ll, rep = _newton(
+        lambda ph, hess=True: _bg_eval(ph, d, hess), theta0, d.total, "BG/NBD", ("r", "alpha", "a", "b")
+    )
     r, alpha, a, b = np.exp(theta)
-    return BGNBD(float(r), float(alpha), float(a), float(b), float(ll), int(round(d.total)), rep)
+    return BGNBD(float(r), float(alpha), float(a), float(b), float(ll), round(d.total), rep)
 
 
 def _newton(evaluate, theta0: np.ndarray, scale: float, name: str, names: tuple[str, ...]):
@@ -525,10 +538,14 @@ def fit_gamma_gamma(frequency, monetary, weights=None, init: dict[str, float] | 
         init = {"p": 2.0, "q": 3.0, "v": mean}
     d = _gg_data(x, m, w)
     theta, ll, rep_ = _newton(
-        lambda ph, hess=True: _gg_eval(ph, d, hess), np.log(np.array(_gg_params(init))), d.total, "Gamma-Gamma", ("p", "q", "v")
+        lambda ph, hess=True: _gg_eval(ph, d, hess),
+        np.log(np.array(_gg_params(init))),
+        d.total,
+        "Gamma-Gamma",
+        ("p", "q", "v"),
     )
     p, q, v = np.exp(theta)
-    return GammaGamma(float(p), float(q), float(v), float(ll), int(round(d.total)), rep_)
+    return GammaGamma(float(p), float(q), float(v), float(ll), round(d.total), rep_)
 
 
 # --------------------------------------------------------------------------------------------
@@ -577,7 +594,9 @@ def _expected_if_alive(model: BGNBD, t: float, x: np.ndarray, T: np.ndarray, gro
     return val[inv]
 
 
-def _expected_if_alive_quadrature(params, t: float, x: np.ndarray, T: np.ndarray, nodes: int = 64) -> np.ndarray:
+def _expected_if_alive_quadrature(
+    params, t: float, x: np.ndarray, T: np.ndarray, nodes: int = 64
+) -> np.ndarray:
     """The same expectation by Gauss-Jacobi quadrature over the posterior of p: the integrand
     (1 − (1 + p·t/(α+T))^−(r+x)) / p is smooth and bounded. Used where the closed form is not
     finite (it also checks the closed form in the tests)."""
@@ -659,11 +678,11 @@ def score(
     if discount_rate == 0:
         purchases = e365 if horizon_days == 365 else _expected_if_alive(bg, horizon_days / unit, x, T, groups)
     else:
-        steps = max(int(round(horizon_days / 30.4375)), 1)
+        steps = max(round(horizon_days / 30.4375), 1)
         edges = np.linspace(0, horizon_days, steps + 1)
         purchases = np.zeros(len(x))
         before = np.zeros(len(x))
-        for lo, hi in zip(edges[:-1], edges[1:]):
+        for lo, hi in itertools.pairwise(edges):
             upto = _expected_if_alive(bg, hi / unit, x, T, groups)
             purchases += (upto - before) * (1 + discount_rate) ** (-((lo + hi) / 2) / 365.0)
             before = upto
