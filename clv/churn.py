@@ -20,7 +20,7 @@ left, not of "no purchase soon".
 
 **Features** (`FEATURES`, standardised with the training means and deviations; a small ridge
 penalty keeps the fit stable on small data) are listed with their meaning below. Customers who
-signed up but never bought are scored as if their signup were their first purchase.
+signed up but never bought enter the churn model as one-time buyers since their signup.
 
 **Holdout.** One customer in five (by a hash of the id) is left out of the fit; the fit reports
 the holdout log-loss and ROC AUC of P(y) for this model and for BG/NBD alone (π = 1 − P(alive)).
@@ -100,7 +100,9 @@ def design(raw: pd.DataFrame) -> np.ndarray:
         np.log1p(s90),
         np.log1p(prior) - np.log1p(s90),
         np.log1p(np.clip(last_session, 0, 365)),
-        np.log1p(num("lifetime_sessions") / np.maximum(num("tenure_days"), 1) * np.clip(last_session, 0, 365)),
+        np.log1p(
+            num("lifetime_sessions") / np.maximum(num("tenure_days"), 1) * np.clip(last_session, 0, 365)
+        ),
         np.log1p(num("tickets_90d")),
         np.log1p(num("billing_tickets_90d")),
         np.log1p(num("low_csat_tickets_90d")),
@@ -151,7 +153,9 @@ class Outcome:
     window: float  # label window, in the fit's time unit
 
     def subset(self, mask: np.ndarray) -> Outcome:
-        return Outcome(self.no_purchase[mask], self.frequency[mask], self.T[mask], self.r, self.alpha, self.window)
+        return Outcome(
+            self.no_purchase[mask], self.frequency[mask], self.T[mask], self.r, self.alpha, self.window
+        )
 
     def q(self, kappa: np.ndarray | float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """P(no purchase in the window | alive) for purchase rates scaled by κ, and d log q / d log κ."""
@@ -267,5 +271,10 @@ def evaluate(model: ChurnModel, X: np.ndarray, out: Outcome) -> Evaluation:
     p_model = q_model + (1 - q_model) * model.probability(X)
     p_bgnbd = q_bgnbd + (1 - q_bgnbd) * special.expit(X[:, 0])
     return Evaluation(
-        len(y), float(y.mean()), log_loss(p_model, y), log_loss(p_bgnbd, y), roc_auc(p_model, y), roc_auc(p_bgnbd, y)
+        len(y),
+        float(y.mean()),
+        log_loss(p_model, y),
+        log_loss(p_bgnbd, y),
+        roc_auc(p_model, y),
+        roc_auc(p_bgnbd, y),
     )

@@ -67,7 +67,7 @@ def _date(d: dt.date) -> str:
 def summary_sql(t: Tables, as_of: dt.date, time_unit: str) -> str:
     """Every customer signed up by `as_of` with the BTYD summary of their orders up to it
     (refunds and subscription charges are not purchases). Customers without an order get
-    frequency 0 and T from their signup (scored as if signup were their first purchase)."""
+    frequency 0 and T from their signup (has_purchased false)."""
     unit = btyd.TIME_UNITS[time_unit]
     orders = (
         f"(SELECT customer_id, revenue_date, revenue_usd FROM {t.revenue} "
@@ -289,7 +289,9 @@ def predictions_frame(
     refund_share: float,
     discount_rate: float = 0.0,
 ) -> pd.DataFrame:
-    """Per-customer predictions over the next 365 days (values net of the refund share)."""
+    """Per-customer predictions over the next 365 days (values net of the refund share).
+    Customers who never bought get no predicted purchases: the models describe customers from
+    their first purchase on, and say nothing about when a first purchase comes."""
     s = btyd.score(
         bg,
         gg,
@@ -302,6 +304,7 @@ def predictions_frame(
         discount_rate=discount_rate,
         value_factor=1 - refund_share,
     )
+    bought = summary["has_purchased"].astype(bool).to_numpy()
     return pd.DataFrame(
         {
             "customer_id": summary["customer_id"].to_numpy(),
@@ -310,11 +313,11 @@ def predictions_frame(
             "age": summary["T"].astype(float).to_numpy(),
             "monetary_value_usd": pd.to_numeric(summary["monetary_value"], errors="coerce").to_numpy(),
             "p_alive": s.p_alive,
-            "expected_purchases_90d": s.expected_purchases_90d,
-            "expected_purchases_365d": s.expected_purchases_365d,
+            "expected_purchases_90d": np.where(bought, s.expected_purchases_90d, 0.0),
+            "expected_purchases_365d": np.where(bought, s.expected_purchases_365d, 0.0),
             "expected_spend_per_purchase_usd": s.expected_spend,
-            "predicted_remaining_clv_usd": s.remaining_clv,
-            "predicted_clv_12m_usd": s.predicted_clv,
+            "predicted_remaining_clv_usd": np.where(bought, s.remaining_clv, 0.0),
+            "predicted_clv_12m_usd": np.where(bought, s.predicted_clv, 0.0),
         },
         columns=list(PREDICTION_COLUMNS),
     )
@@ -402,13 +405,30 @@ CHURN_MODEL_COLUMNS = {
 
 def churn_model_frame(tr: ChurnTraining) -> pd.DataFrame:
     m, h = tr.model, tr.holdout
-    rows = [("intercept", m.intercept, m.rate_intercept, 0.0, 1.0, "churn log-odds and log rate factor at the training means")]
+    rows = [
+        (
+            "intercept",
+            m.intercept,
+            m.rate_intercept,
+            0.0,
+            1.0,
+            "churn log-odds and log rate factor at the training means",
+        )
+    ]
     rows += [
         (name, float(c), float(rc), float(mu), float(sd), desc)
         for (name, desc), c, rc, mu, sd in zip(churn.FEATURES.items(), m.coef, m.rate_coef, m.mean, m.scale)
     ]
     df = pd.DataFrame(
-        rows, columns=["feature", "coefficient", "rate_coefficient", "feature_mean", "feature_scale", "description"]
+        rows,
+        columns=[
+            "feature",
+            "coefficient",
+            "rate_coefficient",
+            "feature_mean",
+            "feature_scale",
+            "description",
+        ],
     )
     df["churn_model"] = CHURN_MODEL_NAME
     df["trained_as_of"] = tr.cutoff
@@ -437,8 +457,8 @@ def churn_model_from_frame(coefs: pd.DataFrame) -> churn.ChurnModel:
         by.loc[feats, "rate_coefficient"].to_numpy(dtype=float),
         by.loc[feats, "feature_mean"].to_numpy(dtype=float),
         by.loc[feats, "feature_scale"].to_numpy(dtype=float),
-        int(by["iterations"].iloc[0]),
-        int(by["train_customers"].iloc[0]),
+        0,  # iterations and training size are reporting columns; scoring does not need them
+        0,
     )
 
 

@@ -32,7 +32,10 @@ from clv import predictions
     ],
     audits=[
         ("unique_values", {"columns": [exp.column("feature")]}),
-        ("not_null", {"columns": [exp.column(c) for c in ("feature", "coefficient", "feature_mean", "feature_scale")]}),
+        (
+            "not_null",
+            {"columns": [exp.column(c) for c in ("feature", "coefficient", "feature_mean", "feature_scale")]},
+        ),
     ],
     description="Churn model coefficients, training window and holdout comparison with BG/NBD alone.",
     column_descriptions={

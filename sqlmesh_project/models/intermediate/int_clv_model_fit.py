@@ -24,7 +24,15 @@ from clv import predictions
     depends_on=["core.dim_customers", "core.fct_revenue"],
     audits=[
         ("unique_values", {"columns": [exp.column("business_date")]}),
-        ("not_null", {"columns": [exp.column(c) for c in ("bgnbd_r", "bgnbd_alpha", "bgnbd_a", "bgnbd_b", "gg_p", "gg_q", "gg_v")]}),
+        (
+            "not_null",
+            {
+                "columns": [
+                    exp.column(c)
+                    for c in ("bgnbd_r", "bgnbd_alpha", "bgnbd_a", "bgnbd_b", "gg_p", "gg_q", "gg_v")
+                ]
+            },
+        ),
     ],
     description="Fitted BG/NBD and Gamma-Gamma parameters with the fit's diagnostics.",
     column_descriptions={

@@ -1,8 +1,8 @@
 """Predicted value per customer from the fitted BG/NBD and Gamma-Gamma (int_clv_model_fit):
 probability of being alive, expected purchases over the next 90 and 365 days, expected value of a
 purchase, and the next 12 months' value, net of refunds and discounted at clv_discount_rate a
-year. Customers who signed up but never bought are scored as if their signup were their first
-purchase. Grain: one row per customer_id."""
+year. Customers who signed up but never bought get P(alive) 1 and no predicted purchases (the
+models start at the first purchase). Grain: one row per customer_id."""
 
 from __future__ import annotations
 
@@ -25,7 +25,20 @@ from clv import predictions
     depends_on=["core.dim_customers", "core.fct_revenue", "intermediate.int_clv_model_fit"],
     audits=[
         ("unique_values", {"columns": [exp.column("customer_id")]}),
-        ("not_null", {"columns": [exp.column(c) for c in ("customer_id", "p_alive", "predicted_clv_12m_usd", "predicted_remaining_clv_usd")]}),
+        (
+            "not_null",
+            {
+                "columns": [
+                    exp.column(c)
+                    for c in (
+                        "customer_id",
+                        "p_alive",
+                        "predicted_clv_12m_usd",
+                        "predicted_remaining_clv_usd",
+                    )
+                ]
+            },
+        ),
         ("accepted_range", {"column": exp.column("p_alive"), "min_v": 0, "max_v": 1}),
         ("accepted_range", {"column": exp.column("predicted_clv_12m_usd"), "min_v": 0}),
     ],
