@@ -32,15 +32,15 @@ def test_bgnbd_and_gamma_gamma_are_fitted_on_the_business_date(project):
     assert day == DAY2 and unit == "day"
     buyers, repeat = rows(
         ctx,
-        f"SELECT count(*) FILTER (WHERE purchase_days > 0), count(*) FILTER (WHERE frequency > 0) "
-        f"FROM intermediate.int_customer_clv",
+        "SELECT count(*) FILTER (WHERE purchase_days > 0), count(*) FILTER (WHERE frequency > 0) "
+        "FROM intermediate.int_customer_clv",
     )[0]
     assert (customers, repeaters) == (buyers, repeat)
     assert bg_grad < 1e-6 and gg_grad < 1e-6
     # one year of a business simulated with (r, alpha, a, b) = (0.75, 25, 0.8, 5) per day and
     # (p, q, v) = (4, 4, 60): 1,200 customers recover them roughly
     assert 0.4 < r < 1.3 and 12 < alpha < 45 and 0.3 < a < 2.5 and 2 < b < 15
-    assert 60 < spend < 100 and q > 1
+    assert 60 < spend < 100 and q > 1 and spend == pytest.approx(p * v / (q - 1))
     assert 0.01 < refunds < 0.08  # the generator refunds 4% of order lines
     assert math.isfinite(ll) and ll < 0
 
@@ -56,12 +56,15 @@ def test_predictions_and_probabilities_are_in_range_and_every_customer_is_scored
         ("marts.mart_customer_360", ("churn_probability", "p_alive")),
     ):
         checks = ", ".join(f"count(*) FILTER (WHERE {c} IS NULL OR {c} < 0 OR {c} > 1)" for c in cols)
-        n, distinct, *bad = rows(ctx, f"SELECT count(*), count(DISTINCT customer_id), {checks} FROM {table}")[0]
+        n, distinct, *bad = rows(ctx, f"SELECT count(*), count(DISTINCT customer_id), {checks} FROM {table}")[
+            0
+        ]
         assert n == distinct == n_base, table
         assert bad == [0] * len(cols), table
     # the probabilities spread: some customers are almost surely gone, others almost surely active
     lo, hi, mean = rows(
-        ctx, "SELECT min(churn_probability), max(churn_probability), avg(churn_probability) FROM intermediate.int_churn_scoring"
+        ctx,
+        "SELECT min(churn_probability), max(churn_probability), avg(churn_probability) FROM intermediate.int_churn_scoring",
     )[0]
     assert lo < 0.05 and hi > 0.95 and 0.1 < mean < 0.9
     neg = rows(
@@ -177,7 +180,8 @@ def test_churn_model_is_trained_with_a_time_split_and_beats_bgnbd_alone(project)
     _, _, _, cutoff, window, n_train, n_hold, ll, ll_bg, auc, auc_bg = model[0]
     assert window == 180 and cutoff == DAY2 - dt.timedelta(days=180)
     signed_up_by_cutoff = rows(
-        ctx, f"SELECT count(*) FROM core.dim_customers WHERE valid_to IS NULL AND signup_date <= DATE '{cutoff}'"
+        ctx,
+        f"SELECT count(*) FROM core.dim_customers WHERE valid_to IS NULL AND signup_date <= DATE '{cutoff}'",
     )[0][0]
     assert n_train + n_hold == signed_up_by_cutoff and 0.1 < n_hold / signed_up_by_cutoff < 0.3
     assert ll < ll_bg and auc > auc_bg
