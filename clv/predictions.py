@@ -277,7 +277,7 @@ PREDICTION_COLUMNS = {
     "expected_purchases_365d": "DOUBLE",
     "expected_spend_per_purchase_usd": "DOUBLE",
     "predicted_remaining_clv_usd": "DOUBLE",
-    "predicted_clv_12m_usd": "DOUBLE",
+    "bgnbd_clv_12m_usd": "DOUBLE",
 }
 
 
@@ -317,7 +317,7 @@ def predictions_frame(
             "expected_purchases_365d": np.where(bought, s.expected_purchases_365d, 0.0),
             "expected_spend_per_purchase_usd": s.expected_spend,
             "predicted_remaining_clv_usd": np.where(bought, s.remaining_clv, 0.0),
-            "predicted_clv_12m_usd": np.where(bought, s.predicted_clv, 0.0),
+            "bgnbd_clv_12m_usd": np.where(bought, s.predicted_clv, 0.0),
         },
         columns=list(PREDICTION_COLUMNS),
     )

@@ -137,7 +137,7 @@ def test_clv_and_churn_model_checks(built):
         con,
         "intermediate.int_clv_predictions",
         # on top of the previous tampering, which is undone
-        "SELECT * REPLACE (p_alive / 2 AS p_alive, predicted_clv_12m_usd * 10 AS predicted_clv_12m_usd, "
+        "SELECT * REPLACE (p_alive / 2 AS p_alive, bgnbd_clv_12m_usd * 10 AS bgnbd_clv_12m_usd, "
         "predicted_remaining_clv_usd * 10 AS predicted_remaining_clv_usd) FROM {t}",
     )
     names = failed(con, data, "intermediate")

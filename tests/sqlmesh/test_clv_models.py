@@ -69,8 +69,8 @@ def test_predictions_and_probabilities_are_in_range_and_every_customer_is_scored
     assert lo < 0.05 and hi > 0.95 and 0.1 < mean < 0.9
     neg = rows(
         ctx,
-        "SELECT count(*) FROM intermediate.int_clv_predictions WHERE predicted_clv_12m_usd < 0 "
-        "OR predicted_remaining_clv_usd < predicted_clv_12m_usd - 1e-9 OR expected_purchases_90d > expected_purchases_365d",
+        "SELECT count(*) FROM intermediate.int_clv_predictions WHERE bgnbd_clv_12m_usd < 0 "
+        "OR predicted_remaining_clv_usd < bgnbd_clv_12m_usd - 1e-9 OR expected_purchases_90d > expected_purchases_365d",
     )[0][0]
     assert neg == 0
 
@@ -88,7 +88,7 @@ def test_marts_carry_the_model_outputs(project):
         WHERE r.churn_probability <> s.churn_probability OR c.churn_probability <> s.churn_probability
            OR r.p_alive <> p.p_alive OR c.p_alive <> p.p_alive
            OR abs(r.predicted_remaining_clv_usd - p.predicted_remaining_clv_usd) > 0.005
-           OR abs(v.predicted_clv_12m_usd - p.predicted_clv_12m_usd) > 0.005
+           OR abs(v.predicted_clv_12m_usd - p.predicted_remaining_clv_usd * (1 - s.churn_probability)) > 0.006
            OR abs(r.revenue_at_risk_usd - p.predicted_remaining_clv_usd * s.churn_probability) > 0.005
            OR abs(c.expected_purchases_365d - p.expected_purchases_365d) > 1e-12
         """,

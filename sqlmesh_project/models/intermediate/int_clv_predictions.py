@@ -33,14 +33,14 @@ from clv import predictions
                     for c in (
                         "customer_id",
                         "p_alive",
-                        "predicted_clv_12m_usd",
+                        "bgnbd_clv_12m_usd",
                         "predicted_remaining_clv_usd",
                     )
                 ]
             },
         ),
         ("accepted_range", {"column": exp.column("p_alive"), "min_v": 0, "max_v": 1}),
-        ("accepted_range", {"column": exp.column("predicted_clv_12m_usd"), "min_v": 0}),
+        ("accepted_range", {"column": exp.column("bgnbd_clv_12m_usd"), "min_v": 0}),
     ],
     description="BG/NBD + Gamma-Gamma predictions per customer: P(alive), expected purchases and spend, 12-month CLV.",
     column_descriptions={
@@ -54,7 +54,7 @@ from clv import predictions
         "expected_purchases_365d": "Expected purchase days in the next 365 days",
         "expected_spend_per_purchase_usd": "Expected net value of one purchase (Gamma-Gamma, net of the refund share)",
         "predicted_remaining_clv_usd": "Net revenue expected over the next 12 months if the customer is still active",
-        "predicted_clv_12m_usd": "Expected net revenue over the next 12 months: p_alive x predicted_remaining_clv_usd",
+        "bgnbd_clv_12m_usd": "Expected net revenue over the next 12 months by BG/NBD alone: p_alive x predicted_remaining_clv_usd",
     },
 )
 def execute(

@@ -15,7 +15,7 @@ MODEL (
   column_descriptions (
     customer_id = 'Customer identifier',
     historical_clv_usd = 'Net revenue to date',
-    predicted_clv_12m_usd = 'Expected net revenue over the next 12 months (BG/NBD + Gamma-Gamma)',
+    predicted_clv_12m_usd = 'Expected net revenue over the next 12 months: remaining CLV x (1 - churn_probability)',
     expected_purchases_365d = 'Expected purchase days in the next 365 days',
     expected_spend_per_purchase_usd = 'Expected net value of one purchase',
     total_clv_usd = 'Historical plus predicted 12-month value',

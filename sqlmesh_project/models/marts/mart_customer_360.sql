@@ -28,7 +28,7 @@ MODEL (
     p_alive = 'BG/NBD probability that the customer is still active',
     risk_band = 'high, medium or low',
     historical_clv_usd = 'Net revenue to date',
-    predicted_clv_12m_usd = 'Expected net revenue over the next 12 months (BG/NBD + Gamma-Gamma)',
+    predicted_clv_12m_usd = 'Expected net revenue over the next 12 months: remaining CLV x (1 - churn_probability)',
     predicted_remaining_clv_usd = 'Net revenue expected over the next 12 months if the customer is still active',
     revenue_at_risk_usd = 'churn_probability x predicted_remaining_clv_usd',
     value_tier = 'Top 10%, High, Medium or Low',
