@@ -39,6 +39,30 @@ def standard_errors(hessian: np.ndarray) -> np.ndarray:
     return np.sqrt(np.diag(np.linalg.inv(-hessian)))
 
 
+def daily_summary(rng: np.random.Generator, age_days: np.ndarray) -> tuple[np.ndarray, ...]:
+    """BG/NBD purchases simulated in continuous time, then summarised as a daily log is: the first
+    purchase at a random moment of its day, purchases on one day merged, whole days."""
+    n = len(age_days)
+    start = rng.random(n)
+    horizon = age_days + 1 - start  # to the end of the business date
+    lam = rng.gamma(GENERATOR_BG["r"], 1 / GENERATOR_BG["alpha"], n)
+    p = rng.beta(GENERATOR_BG["a"], GENERATOR_BG["b"], n)
+    m = rng.poisson(lam * horizon)
+    x = np.minimum(m, rng.geometric(p))
+    owner = np.repeat(np.arange(n), m)
+    u = rng.random(len(owner)) * horizon[owner]
+    order = np.lexsort((u, owner))
+    owner, u = owner[order], u[order]
+    rank = np.arange(len(owner)) - np.repeat(np.cumsum(m) - m, m)
+    keep = rank < x[owner]
+    days = pd.DataFrame({"c": owner[keep], "d": np.floor(start[owner[keep]] + u[keep])})
+    days = days[days.d > 0].drop_duplicates()
+    agg = days.groupby("c").d.agg(["size", "max"])
+    freq, rec = np.zeros(n), np.zeros(n)
+    freq[agg.index], rec[agg.index] = agg["size"], agg["max"]
+    return freq, rec, age_days.astype(float)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=None, help="default: $CLV_DATA_DIR or ./data")
@@ -116,6 +140,15 @@ def main() -> None:
     truth_fit = btyd.fit_bgnbd(x, tx, T)
     _, _, H = btyd.bgnbd_gradient(truth_fit.params(), x, tx, T)
     se_truth = dict(zip(GENERATOR_BG, standard_errors(H)))
+    # the same customers and observation periods, purchases simulated in continuous time
+    sim = btyd.simulate(np.random.default_rng(42), T, GENERATOR_BG, GENERATOR_GG)
+    sim_bg = btyd.fit_bgnbd(sim["frequency"], sim["recency"], sim["T"])
+    sim_gg = btyd.fit_gamma_gamma(sim["frequency"], sim["monetary"])
+    _, _, H = btyd.bgnbd_gradient(sim_bg.params(), sim["frequency"], sim["recency"], sim["T"])
+    se_sim = dict(zip(GENERATOR_BG, standard_errors(H)))
+    _, _, H = btyd.gamma_gamma_gradient(sim_gg.params(), sim["frequency"], sim["monetary"])
+    se_sim_gg = dict(zip(GENERATOR_GG, standard_errors(H)))
+    day_bg = btyd.fit_bgnbd(*daily_summary(np.random.default_rng(43), T))
 
     lines = [
         "## Predictive CLV and churn against the ground truth",
@@ -200,19 +233,30 @@ def main() -> None:
         "(per day). The pipeline fits them on the warehouse's order lines (day-level purchases, refunds "
         "excluded, faults quarantined); the second fit uses the truth's own calibration summary "
         "(`repeat_purchase_days`, `recency_days`, `age_days`), where the process matches the model up to "
-        "whole days. ± is one standard error from the Hessian.",
+        "whole days; the third column simulates the same customers' purchases and spend in continuous "
+        "time over the same observation periods (the model's process exactly); the last column simulates "
+        "them again and summarises them as a daily log is (purchases of one day merged, whole days). ± is "
+        "one standard error from the Hessian. The continuous-time fit recovers the generator's parameters; "
+        "the daily summary of simulated data moves r and alpha the same way, by most of the gap seen on "
+        "the generator's data: "
+        "the gap comes mostly from the literature's same-day convention, which hides some of the frequent "
+        "buyers' "
+        "purchases, not from the fit.",
         "",
-        "| parameter | generator | pipeline fit (warehouse) | fit on the truth's summary |",
-        "| --- | ---: | ---: | ---: |",
+        "| parameter | generator | pipeline fit (warehouse) | fit on the truth's summary | simulation, continuous time | simulation, daily summary |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for k, v in GENERATOR_BG.items():
         lines.append(
-            f"| {k} | {v:g} | {fit[f'bgnbd_{k}']:.4f} | {truth_fit.params()[k]:.4f} ± {se_truth[k]:.4f} |"
+            f"| {k} | {v:g} | {fit[f'bgnbd_{k}']:.4f} | {truth_fit.params()[k]:.4f} ± {se_truth[k]:.4f} "
+            f"| {sim_bg.params()[k]:.4f} ± {se_sim[k]:.4f} | {day_bg.params()[k]:.4f} |"
         )
     for k, v in GENERATOR_GG.items():
-        lines.append(f"| {k} | {v:g} | {fit[f'gg_{k}']:.4f} | |")
+        lines.append(
+            f"| {k} | {v:g} | {fit[f'gg_{k}']:.4f} | | {sim_gg.params()[k]:.4f} ± {se_sim_gg[k]:.4f} | |"
+        )
     lines += [
-        f"| mean spend p·v/(q−1) | 80 | {fit.mean_spend_usd:.2f} | |",
+        f"| mean spend p·v/(q−1) | 80 | {fit.mean_spend_usd:.2f} | | {sim_gg.mean_spend:.2f} | |",
         "",
         f"Pipeline fit: {int(fit.customers):,} customers ({int(fit.repeat_customers):,} with repeat purchases), "
         f"BG/NBD in {int(fit.bgnbd_iterations)} Newton iterations, Gamma-Gamma in {int(fit.gg_iterations)}.",
