@@ -43,6 +43,15 @@ class Lifecycle:
     onboarding_days: int = 60
 
 
+def engine_fetch(context) -> Fetch:
+    """Run this module's SQL (written in DuckDB's dialect) through SQLMesh's engine adapter as a
+    parsed expression: the adapter renders it in the gateway's dialect, so the Python models stay
+    as portable as the SQL ones."""
+    from sqlglot import parse_one
+
+    return lambda sql: context.fetchdf(parse_one(sql, dialect="duckdb"))
+
+
 def business_date(execution_time) -> dt.date:
     """The business date of a run: the day before its execution time (as `@business_date()`)."""
     if isinstance(execution_time, str):

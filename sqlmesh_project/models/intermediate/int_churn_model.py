@@ -61,6 +61,7 @@ from clv import predictions
 def execute(
     context: ExecutionContext, start: t.Any, end: t.Any, execution_time: t.Any, **kwargs: t.Any
 ) -> pd.DataFrame:
+    fetch = predictions.engine_fetch(context)  # DuckDB SQL, rendered in the gateway's dialect
     tables = predictions.Tables(
         customers=context.resolve_table("core.dim_customers"),
         revenue=context.resolve_table("core.fct_revenue"),
@@ -74,7 +75,7 @@ def execute(
         int(context.var("onboarding_days", 60)),
     )
     training = predictions.train_churn(
-        context.fetchdf,
+        fetch,
         tables,
         predictions.business_date(execution_time),
         int(context.var("churn_label_window_days", 180)),

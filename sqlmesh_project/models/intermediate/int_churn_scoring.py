@@ -48,6 +48,7 @@ from clv import predictions
 def execute(
     context: ExecutionContext, start: t.Any, end: t.Any, execution_time: t.Any, **kwargs: t.Any
 ) -> pd.DataFrame:
+    fetch = predictions.engine_fetch(context)  # DuckDB SQL, rendered in the gateway's dialect
     tables = predictions.Tables(
         customers=context.resolve_table("core.dim_customers"),
         revenue=context.resolve_table("core.fct_revenue"),
@@ -60,12 +61,10 @@ def execute(
         int(context.var("dormant_within_days", 180)),
         int(context.var("onboarding_days", 60)),
     )
-    coefficients = context.fetchdf(f"SELECT * FROM {context.resolve_table('intermediate.int_churn_model')}")
-    scored = context.fetchdf(
+    coefficients = fetch(f"SELECT * FROM {context.resolve_table('intermediate.int_churn_model')}")
+    scored = fetch(
         "SELECT customer_id, p_alive, frequency FROM "
         f"{context.resolve_table('intermediate.int_clv_predictions')} ORDER BY customer_id"
     )
-    behaviour = context.fetchdf(
-        predictions.behaviour_sql(tables, predictions.business_date(execution_time), lifecycle)
-    )
+    behaviour = fetch(predictions.behaviour_sql(tables, predictions.business_date(execution_time), lifecycle))
     return predictions.churn_scores(scored, behaviour, predictions.churn_model_from_frame(coefficients))

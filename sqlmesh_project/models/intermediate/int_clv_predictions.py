@@ -60,13 +60,14 @@ from clv import predictions
 def execute(
     context: ExecutionContext, start: t.Any, end: t.Any, execution_time: t.Any, **kwargs: t.Any
 ) -> pd.DataFrame:
+    fetch = predictions.engine_fetch(context)  # DuckDB SQL, rendered in the gateway's dialect
     tables = predictions.Tables(
         customers=context.resolve_table("core.dim_customers"),
         revenue=context.resolve_table("core.fct_revenue"),
     )
-    fit_row = context.fetchdf(f"SELECT * FROM {context.resolve_table('intermediate.int_clv_model_fit')}")
+    fit_row = fetch(f"SELECT * FROM {context.resolve_table('intermediate.int_clv_model_fit')}")
     bg, gg, time_unit, refund_share = predictions.models_from_frame(fit_row)
     as_of = predictions.business_date(execution_time)
-    summary = context.fetchdf(predictions.summary_sql(tables, as_of, time_unit))
+    summary = fetch(predictions.summary_sql(tables, as_of, time_unit))
     discount = float(context.var("clv_discount_rate", 0.0))
     return predictions.predictions_frame(summary, bg, gg, time_unit, refund_share, discount)
