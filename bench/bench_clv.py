@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine, write_section
+from bench.common import machine, median, write_section
 from clv import btyd, churn, settings
 
 GENERATOR_BG = {"r": 0.75, "alpha": 25.0, "a": 0.8, "b": 5.0}
@@ -63,9 +64,43 @@ def daily_summary(rng: np.random.Generator, age_days: np.ndarray) -> tuple[np.nd
     return freq, rec, age_days.astype(float)
 
 
+def time_models(con: duckdb.DuckDBPyConnection, business, repeats: int) -> dict[str, list[float]]:
+    """The four Python models' work (SQL on the warehouse, fits, scoring), outside SQLMesh, on the
+    built warehouse: what they add to a daily run."""
+    import time
+
+    from clv import predictions as P
+
+    t = P.Tables("core.dim_customers", "core.fct_revenue", "core.fct_activity_logs", "core.fct_support_logs",
+                 "staging.stg_subscriptions")  # fmt: skip
+    life = P.Lifecycle()
+
+    def fetch(sql: str) -> pd.DataFrame:
+        return con.execute(sql).df()
+
+    out: dict[str, list[float]] = {"int_clv_model_fit": [], "int_clv_predictions": [], "int_churn_model": [],
+                                   "int_churn_scoring": []}  # fmt: skip
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fit = P.fit_clv(fetch, t, business, "day")
+        t1 = time.perf_counter()
+        pred = P.predictions_frame(
+            fetch(P.summary_sql(t, business, "day")), fit.bg, fit.gg, "day", fit.refund_share
+        )
+        t2 = time.perf_counter()
+        training = P.train_churn(fetch, t, business, 180, "day", life)
+        t3 = time.perf_counter()
+        P.churn_scores(pred, fetch(P.behaviour_sql(t, business, life)), training.model)
+        t4 = time.perf_counter()
+        for k, v in zip(out, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            out[k].append(v)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=None, help="default: $CLV_DATA_DIR or ./data")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of the timed model steps")
     args = ap.parse_args()
     paths = settings.paths(args.data_dir)
     if not paths.warehouse.exists() or not (paths.truth / "customers.csv").exists():
@@ -91,6 +126,8 @@ def main() -> None:
             FROM intermediate.int_clv_predictions p
             JOIN intermediate.int_churn_scoring s USING (customer_id)
             JOIN intermediate.int_revenue_risk r USING (customer_id)""").df()
+        load = os.getloadavg()[0]
+        timings = time_models(con, pd.Timestamp(fit.business_date).date(), args.repeats)
     finally:
         con.close()
     business = pd.Timestamp(fit.business_date).date()
@@ -260,6 +297,20 @@ def main() -> None:
         "",
         f"Pipeline fit: {int(fit.customers):,} customers ({int(fit.repeat_customers):,} with repeat purchases), "
         f"BG/NBD in {int(fit.bgnbd_iterations)} Newton iterations, Gamma-Gamma in {int(fit.gg_iterations)}.",
+    ]
+    total = [sum(v) for v in zip(*timings.values())]
+    lines += [
+        "",
+        "### Time",
+        "",
+        f"The four Python models' work at {len(df):,} customers (their SQL on the warehouse, the fits and "
+        f"the scoring, outside SQLMesh), median of {args.repeats} runs; the machine's 1-minute load "
+        f"average when the runs started was {load:.1f} on 2 cores (it is shared):",
+        "",
+        "| model | seconds |",
+        "| --- | ---: |",
+        *[f"| {k} | {median(v):.2f} |" for k, v in timings.items()],
+        f"| **all four** | **{median(total):.2f}** |",
     ]
     write_section("clv", "\n".join(lines))
     print("\n".join(lines))
