@@ -12,7 +12,7 @@ export SQLMESH__DISABLE_ANONYMIZED_ANALYTICS := 1
 # SQLMesh loads models in one process (forking beside DuckDB's threads can crash; clv/transform.py).
 export MAX_FORK_WORKERS := 1
 
-.PHONY: setup run test lint fmt bench bench-lifetimes-env clean lock
+.PHONY: setup run test lint fmt bench clean lock
 
 setup: $(STAMP)  ## virtualenv in .venv with the pinned dependency tree
 
@@ -40,16 +40,17 @@ fmt: setup
 	$(BIN)/ruff check --fix .
 
 bench: setup bench-lifetimes-env  ## benchmarks; results land in bench/RESULTS.md
+	$(BIN)/python bench/bench_btyd.py
+	$(BIN)/python bench/bench_clv.py --data-dir "$(CLV_DATA_DIR)"
 	$(BIN)/python bench/bench_generator.py
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_transform.py
 	$(BIN)/python bench/bench_quality.py --data-dir "$(CLV_DATA_DIR)"
-	$(BIN)/python bench/bench_btyd.py
-	$(BIN)/python bench/bench_clv.py --data-dir "$(CLV_DATA_DIR)"
 
 # lifetimes (the reference the CLV fits are compared with) lives only in this benchmark environment:
 # it needs the numpy 1.x stack and is never a project dependency.
 LIFETIMES_VENV := bench/.venv-lifetimes
+.PHONY: bench-lifetimes-env
 bench-lifetimes-env: $(LIFETIMES_VENV)/.installed
 
 $(LIFETIMES_VENV)/.installed: bench/requirements-lifetimes.txt
