@@ -44,6 +44,21 @@ class BtydError(ValueError):
     """Invalid input to a CLV model, or a fit that failed; the message says which and why."""
 
 
+class DegenerateFit(BtydError):
+    """Parameters ran off towards 0 or infinity; ``names`` says which."""
+
+    def __init__(self, message: str, names: list[str]):
+        super().__init__(message)
+        self.names = names
+
+
+# When a young or small dataset shows no heterogeneity in the dropout probability, the BG/NBD
+# likelihood keeps rising as a and b grow together (a/(a+b) fixed): the limit is a homogeneous
+# dropout probability. The fit then caps log a and log b smoothly at this value (a, b <= ~1100),
+# which keeps the mean dropout probability the data identify and says so in the fit report.
+_DROPOUT_CAP = 7.0
+
+
 # --------------------------------------------------------------------------------------------
 # fitted models
 
@@ -370,15 +385,39 @@ def fit_bgnbd(frequency, recency, T, weights=None, init: dict[str, float] | None
         init = {"r": 1.0, "alpha": 1.0 / max(rate, 1e-12), "a": 1.0, "b": 1.0}
     d = _bg_data(x, tx, T, w)
     theta0 = np.log(np.array(_bg_params(init)))
-    theta, ll, rep = _newton(
-        lambda ph, hess=True: _bg_eval(ph, d, hess), theta0, d.total, "BG/NBD", ("r", "alpha", "a", "b")
-    )
+    names = ("r", "alpha", "a", "b")
+    try:
+        theta, ll, rep = _newton(
+            lambda ph, hess=True: _bg_eval(ph, d, hess), theta0, d.total, "BG/NBD", names
+        )
+    except DegenerateFit as e:
+        if not set(e.names) <= {"a", "b"}:
+            raise
+        start = np.minimum(theta0, _DROPOUT_CAP)
+        theta, ll, rep = _newton(
+            lambda ph, hess=True: _bg_eval(ph, d, hess), start, d.total, "BG/NBD", names, penalty=_dropout_cap
+        )
+        rep = FitReport(
+            rep.converged,
+            rep.iterations,
+            rep.gradient_norm,
+            f"{rep.message}; dropout heterogeneity not identified by the data: a and b capped near "
+            f"e^{_DROPOUT_CAP:g} (homogeneous dropout probability {np.exp(theta[2]) / np.exp(np.logaddexp(theta[2], theta[3])):.4f})",
+        )
     r, alpha, a, b = np.exp(theta)
     return BGNBD(float(r), float(alpha), float(a), float(b), float(ll), round(d.total), rep)
 
 
-def _newton(evaluate, theta0: np.ndarray, scale: float, name: str, names: tuple[str, ...]):
-    """Trust-region Newton on the mean negative log-likelihood in log-parameters."""
+def _dropout_cap(theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """A quadratic wall on log a and log b beyond ``_DROPOUT_CAP`` (value, gradient, Hessian)."""
+    over = np.zeros_like(theta)
+    over[2:] = np.maximum(theta[2:] - _DROPOUT_CAP, 0.0)
+    return float(np.sum(over**2)), 2 * over, np.diag(2.0 * (over > 0))
+
+
+def _newton(evaluate, theta0: np.ndarray, scale: float, name: str, names: tuple[str, ...], penalty=None):
+    """Trust-region Newton on the mean negative log-likelihood in log-parameters (plus an optional
+    penalty in log-parameters; the returned log-likelihood excludes it)."""
     cache: dict = {}
 
     def full(theta):
@@ -387,15 +426,18 @@ def _newton(evaluate, theta0: np.ndarray, scale: float, name: str, names: tuple[
             cache.clear()
             phi = np.exp(theta)
             if not np.all(np.isfinite(phi)) or np.any(np.abs(theta) > 2 * _LOG_BOUND):
-                cache[key] = (np.inf, np.zeros_like(theta), np.eye(len(theta)))
+                cache[key] = (np.inf, np.zeros_like(theta), np.eye(len(theta)), np.inf)
             else:
                 with np.errstate(all="ignore"):
                     ll, g, H = evaluate(phi)
                 gt, Ht = _log_hess(phi, g, H)
                 if not (np.isfinite(ll) and np.all(np.isfinite(gt)) and np.all(np.isfinite(Ht))):
-                    cache[key] = (np.inf, np.zeros_like(theta), np.eye(len(theta)))
+                    cache[key] = (np.inf, np.zeros_like(theta), np.eye(len(theta)), np.inf)
                 else:
-                    cache[key] = (-ll / scale, -gt / scale, -Ht / scale)
+                    cache[key] = (-ll / scale, -gt / scale, -Ht / scale, -ll / scale)
+                    if penalty is not None:
+                        pf, pg, pH = penalty(theta)
+                        cache[key] = (-ll / scale + pf, -gt / scale + pg, -Ht / scale + pH, -ll / scale)
         return cache[key]
 
     res = optimize.minimize(
@@ -406,23 +448,24 @@ def _newton(evaluate, theta0: np.ndarray, scale: float, name: str, names: tuple[
         method="trust-exact",
         options={"gtol": GRADIENT_TOLERANCE, "maxiter": 200},
     )
-    f, g, _ = full(res.x)
+    f, g, _, nll = full(res.x)
     gnorm = float(np.linalg.norm(g))
     converged = bool(np.isfinite(f) and gnorm < 10 * GRADIENT_TOLERANCE)
     rep = FitReport(converged, int(res.nit), gnorm, str(res.message))
     values = ", ".join(f"{n}={np.exp(v):.4g}" for n, v in zip(names, res.x))
     off = [n for n, v in zip(names, res.x) if abs(v) > _LOG_BOUND / 2]
     if off:
-        raise BtydError(
+        raise DegenerateFit(
             f"{name} fit is degenerate: {', '.join(off)} ran off towards 0 or infinity ({values}); "
-            "the data do not identify the model (e.g. no sign of dropout, or too few customers)"
+            "the data do not identify the model (e.g. no sign of dropout, or too few customers)",
+            off,
         )
     if not converged:
         raise BtydError(
             f"{name} fit did not converge after {res.nit} iterations (gradient norm {gnorm:.2e} at "
             f"{values}; {res.message})"
         )
-    return res.x, -f * scale, rep
+    return res.x, -nll * scale, rep
 
 
 # --------------------------------------------------------------------------------------------

@@ -268,15 +268,29 @@ def test_invalid_input_gives_a_clear_error(kwargs, message):
         btyd.fit_bgnbd(**kwargs)
 
 
-def test_data_without_dropout_is_reported_as_degenerate():
-    """Pure Poisson buyers who never leave: the dropout parameters run off to the boundary, and
-    the fit says so instead of returning them."""
+def test_data_without_dropout_is_fitted_at_the_cap_and_reported():
+    """Pure Poisson buyers who never leave: the dropout parameters run off to the boundary; the
+    fit caps them, keeps a near-zero dropout probability, and says so in its report."""
     rng = np.random.default_rng(5)
     T = rng.uniform(50, 500, 20_000)
     x = rng.poisson(rng.gamma(0.75, 1 / 25, len(T)) * T).astype(float)
     tx = np.where(x > 0, T * rng.beta(np.maximum(x, 1), 1), 0)
-    with pytest.raises(btyd.BtydError, match=r"degenerate.*ran off"):
-        btyd.fit_bgnbd(x, tx, T)
+    fit = btyd.fit_bgnbd(x, tx, T)
+    assert fit.report.converged and "dropout heterogeneity not identified" in fit.report.message
+    assert fit.a / (fit.a + fit.b) < 0.01
+    assert fit.r == pytest.approx(0.75, rel=0.1) and fit.alpha == pytest.approx(25.0, rel=0.1)
+
+
+def test_homogeneous_dropout_is_fitted_at_the_cap_and_reported():
+    """Every customer has the same dropout probability (a, b -> infinity together): the fit keeps
+    the identified mean dropout probability (with a and b large, or capped and reported)."""
+    rng = np.random.default_rng(11)
+    sim = btyd.simulate(rng, rng.uniform(30, 200, 30_000), {"r": 0.8, "alpha": 20.0, "a": 1e7, "b": 1.4e8})
+    fit = btyd.fit_bgnbd(sim["frequency"], sim["recency"], sim["T"])
+    assert fit.report.converged
+    assert fit.a > 100 and fit.b > 100  # no heterogeneity: at (or near) the cap
+    assert fit.a / (fit.a + fit.b) == pytest.approx(1e7 / 1.5e8, rel=0.25)
+    assert fit.r == pytest.approx(0.8, rel=0.15) and fit.alpha == pytest.approx(20.0, rel=0.2)
 
 
 def test_gamma_gamma_input_errors():
