@@ -45,12 +45,25 @@ fmt: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: setup  ## benchmarks; results land in bench/RESULTS.md
+bench: setup bench-lifetimes-env  ## benchmarks; results land in bench/RESULTS.md
+	$(BIN)/python bench/bench_btyd.py
+	$(BIN)/python bench/bench_clv.py --data-dir "$(CLV_DATA_DIR)"
 	$(BIN)/python bench/bench_generator.py
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_transform.py
 	$(BIN)/python bench/bench_quality.py --data-dir "$(CLV_DATA_DIR)"
 	$(BIN)/python bench/bench_airflow.py
+
+# lifetimes (the reference the CLV fits are compared with) lives only in this benchmark environment:
+# it needs the numpy 1.x stack and is never a project dependency.
+LIFETIMES_VENV := bench/.venv-lifetimes
+.PHONY: bench-lifetimes-env
+bench-lifetimes-env: $(LIFETIMES_VENV)/.installed
+
+$(LIFETIMES_VENV)/.installed: bench/requirements-lifetimes.txt
+	test -x $(LIFETIMES_VENV)/bin/python || $(PYTHON) -m venv $(LIFETIMES_VENV)
+	$(LIFETIMES_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements-lifetimes.txt
+	touch $@
 
 lock: setup  ## re-resolve requirements.lock after changing requirements.txt
 	{ echo "# The full resolved dependency tree (pip freeze), used as constraints by \`make setup\`."; \

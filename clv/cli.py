@@ -28,6 +28,32 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return generator_main(args.generator_args)
 
 
+def _cmd_fit(args: argparse.Namespace) -> int:
+    """BG/NBD + Gamma-Gamma on any transaction log (bring your own data)."""
+    from pathlib import Path
+
+    from clv import btyd
+    from clv import fit as byod
+
+    try:
+        result = byod.fit_file(
+            Path(args.transactions),
+            args.customer_col,
+            args.date_col,
+            args.amount_col,
+            byod.parse_date(args.calibration_end),
+            byod.parse_date(args.holdout_end) if args.holdout_end else None,
+            args.time_unit,
+        )
+    except (byod.FitInputError, btyd.BtydError) as e:
+        raise UsageError(str(e)) from None
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print("\n".join(result.lines()))
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     """The main job: generate the default history if absent, then the daily refresh end to end
     through Airflow (`airflow dags test clv_daily_refresh`), then a summary of what came out."""
@@ -375,6 +401,21 @@ def _cmd_airflow(args: argparse.Namespace) -> int:
     return airflow_env.airflow(args.airflow_args, args.data_dir, check=False).returncode
 
 
+def _cmd_bootstrap(args: argparse.Namespace) -> int:
+    from clv import airflow_env
+
+    try:
+        h = airflow_env.bootstrap(args.data_dir, force=True)
+    except RuntimeError as e:
+        raise UsageError(str(e)) from None
+    print(
+        f"Airflow home {h}: metadata database migrated, pool {airflow_env.POOL} "
+        f"({airflow_env.pool_slots(args.data_dir)} slot), login {airflow_env.ADMIN} "
+        f"(password in {h / 'passwords.json'})"
+    )
+    return 0
+
+
 def _cmd_ui(args: argparse.Namespace) -> int:
     import os
 
@@ -449,6 +490,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("generator_args", nargs=argparse.REMAINDER)
     g.set_defaults(func=_cmd_generate)
+    f = sub.add_parser(
+        "fit",
+        help="fit BG/NBD and Gamma-Gamma to a transaction CSV (with --holdout-end: predicted vs actual)",
+    )
+    f.add_argument("transactions", help="CSV file with a header row, one transaction per line")
+    f.add_argument("--customer-col", default="customer_id", help="customer id column (default customer_id)")
+    f.add_argument(
+        "--date-col", default="date", help="transaction date column: YYYY-MM-DD or YYYYMMDD (default date)"
+    )
+    f.add_argument(
+        "--amount-col", default="amount", help="transaction value column, 0 or more (default amount)"
+    )
+    f.add_argument(
+        "--calibration-end", required=True, help="last day of the fitting period (YYYY-MM-DD or YYYYMMDD)"
+    )
+    f.add_argument(
+        "--holdout-end", default=None, help="compare predictions with the transactions up to this day"
+    )
+    f.add_argument("--time-unit", choices=["day", "week"], default="day", help="unit of recency, T and alpha")
+    f.add_argument("--json", action="store_true", help="print one JSON object")
+    f.set_defaults(func=_cmd_fit)
     ld = sub.add_parser("load", help="load landed batches into the warehouse's raw zone")
     ld.add_argument("--data-dir", default=None, help="default: $CLV_DATA_DIR or ./data")
     ld.add_argument(
@@ -552,6 +614,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     af.add_argument("airflow_args", nargs=argparse.REMAINDER)
     af.set_defaults(func=_cmd_airflow, data_dir=None)
+    bs = sub.add_parser(
+        "bootstrap", help="create or migrate Airflow's metadata database, the warehouse pool and the login"
+    )
+    bs.add_argument("--data-dir", default=None)
+    bs.set_defaults(func=_cmd_bootstrap)
     ui = sub.add_parser("ui", help="Airflow's web UI on localhost (airflow standalone)")
     ui.add_argument("--data-dir", default=None)
     ui.set_defaults(func=_cmd_ui)

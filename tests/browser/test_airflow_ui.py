@@ -108,8 +108,11 @@ def test_log_in_see_the_dags_trigger_the_daily_refresh_and_watch_it_succeed(airf
             unpause = dialog.get_by_role("checkbox")
             if not unpause.is_checked():  # DAGs start paused; the run must be scheduled
                 unpause.check()
-            dialog.get_by_role("button", name="Trigger").click()
-            dialog.wait_for(state="hidden", timeout=30_000)
+            with page.expect_response(
+                lambda r: r.request.method == "POST" and "/dagRuns" in r.url, timeout=180_000
+            ) as triggered:
+                dialog.get_by_role("button", name="Trigger").click()
+            assert triggered.value.ok, f"trigger failed: HTTP {triggered.value.status}"
 
             # Unpausing also schedules the latest 02:30 run; wait for the manual one to succeed.
             manual = page.locator("tr", has_text="Manual")

@@ -269,8 +269,11 @@ def test_failed_and_stale_checks_are_flagged(serving_copy, run_app):
 
 
 def test_optional_model_columns_appear_when_the_marts_carry_them(serving_copy, run_app):
+    for column in ("p_alive", "expected_purchases_365d"):
+        execute(serving_copy, f"ALTER TABLE mart_customer_360 DROP COLUMN IF EXISTS {column}")
     at = run_app(serving_copy)
     assert "p_alive" not in at_risk_table(at).columns
+    assert "expected_purchases_365d" not in at_risk_table(at).columns
     execute(
         serving_copy,
         "ALTER TABLE mart_customer_360 ADD COLUMN p_alive DOUBLE",

@@ -1,4 +1,5 @@
-"""`clv dashboard` (what `make dashboard` runs): the Streamlit command line, and bad ports."""
+"""`clv dashboard` (what `make dashboard` runs): the Streamlit command line, bad ports, and the image
+the docker-compose dashboard service runs."""
 
 from __future__ import annotations
 
@@ -36,3 +37,18 @@ def test_a_bad_port_is_a_one_line_error(monkeypatch, capsys, tmp_path, env, args
     assert cli.main(["dashboard", "--data-dir", str(tmp_path), *args]) == 2
     err = capsys.readouterr().err
     assert err.strip() == message
+
+
+def test_the_image_carries_the_app_the_compose_service_runs():
+    import yaml
+
+    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yaml").read_text())
+    command = compose["services"]["dashboard"]["command"]
+    app = next(c for c in command if c.endswith(".py"))
+    copied = [
+        line.split()[-2]
+        for line in (PROJECT_ROOT / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ") and "--from" not in line
+    ]
+    assert app.split("/")[0] in copied and (PROJECT_ROOT / app).exists()
+    assert "--browser.gatherUsageStats=false" in command

@@ -1,0 +1,121 @@
+"""docker-compose.yaml, the Dockerfiles and .env.example, checked without a Docker engine:
+services, dependencies, healthchecks, volumes, and that no secret is written inline."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from clv.settings import PROJECT_ROOT
+
+COMPOSE = PROJECT_ROOT / "docker-compose.yaml"
+SECRET_KEY = re.compile(r"(PASSWORD|PASS|SECRET|_KEY|TOKEN)$", re.I)
+VAR = re.compile(r"(?<!\$)\$\{([A-Z0-9_]+)(:?-[^}]*)?\}")  # $${X} is the container's own variable
+AIRFLOW = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def env_of(service: dict) -> dict:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return env
+
+
+def test_the_stack_has_every_service(compose):
+    assert set(compose["services"]) >= {"postgres", "airflow-init", *AIRFLOW, "dashboard", "metabase"}
+
+
+def test_long_running_services_have_healthchecks_and_wait_for_their_dependencies(compose):
+    services = compose["services"]
+    for name, svc in services.items():
+        if name == "airflow-init":
+            assert svc.get("restart") == "no"
+            continue
+        assert svc.get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
+    for name in (*AIRFLOW, "airflow-init"):
+        deps = services[name]["depends_on"]
+        assert deps["postgres"]["condition"] == "service_healthy", name
+    for name in AIRFLOW:
+        deps = services[name]["depends_on"]
+        assert deps["airflow-init"]["condition"] == "service_completed_successfully", name
+    assert services["metabase"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_airflow_runs_on_postgresql_with_sqlmesh_state_there_too(compose):
+    for name in (*AIRFLOW, "airflow-init"):
+        env = env_of(compose["services"][name])
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+        assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
+        assert env["CLV_SQLMESH_STATE_HOST"] == "postgres"
+        assert env["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/clv/dags"
+    assert compose["services"]["airflow-init"]["command"] == ["clv", "bootstrap"]
+
+
+def test_volumes_share_the_data_and_readers_mount_it_read_only(compose):
+    services = compose["services"]
+    declared = set(compose["volumes"])
+    for name, svc in services.items():
+        for mount in svc.get("volumes", []):
+            source = mount.split(":", 1)[0]
+            if source.startswith((".", "/")):
+                assert (PROJECT_ROOT / source).exists(), f"{name} mounts missing {source}"
+            else:
+                assert source in declared, f"{name} uses undeclared volume {source}"
+    assert "clv-data:/data" in services["airflow-scheduler"]["volumes"]  # the one writer
+    for reader in ("dashboard", "metabase"):
+        assert "clv-data:/data:ro" in services[reader]["volumes"], reader
+
+
+def test_no_secret_is_inline_and_every_variable_is_in_the_example(compose):
+    example = dict(
+        line.split("=", 1)
+        for line in (PROJECT_ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    for name, svc in compose["services"].items():
+        for key, value in env_of(svc).items():
+            value = str(value)
+            if SECRET_KEY.search(key):
+                assert VAR.fullmatch(value), f"{name}: {key} must come from .env, not be written inline"
+            creds = re.search(r"://([^:/@]+):([^@]+)@", value)
+            if creds:
+                assert VAR.fullmatch(creds.group(2)), f"{name}: {key} has an inline password"
+    for var, default in VAR.findall(COMPOSE.read_text()):
+        if not default:
+            assert var in example, f"${{{var}}} is used but not in .env.example"
+    assert any(line.strip() == ".env" for line in (PROJECT_ROOT / ".gitignore").read_text().splitlines())
+
+
+def test_images_are_built_from_the_lock_file_and_install_nothing_at_start(compose):
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    assert "-c requirements.lock -r requirements.txt" in dockerfile
+    for line in dockerfile.splitlines():
+        if line.startswith("COPY ") and "--from" not in line:
+            for source in line.split()[1:-1]:
+                if not source.startswith("--"):
+                    assert (PROJECT_ROOT / source).exists(), f"Dockerfile copies missing {source}"
+    for name, svc in compose["services"].items():
+        command = " ".join(svc.get("command") or [])
+        assert "pip install" not in command, name
+        build = svc.get("build")
+        if build:
+            context = PROJECT_ROOT / build["context"]
+            assert (context / build.get("dockerfile", "Dockerfile")).exists(), name
+    metabase = (PROJECT_ROOT / "deploy" / "metabase" / "Dockerfile").read_text()
+    assert "duckdb.metabase-driver.jar" in metabase and "MB_ANON_TRACKING_ENABLED=false" in metabase
+
+
+def test_dashboard_service_runs_the_app_offline(compose):
+    command = compose["services"]["dashboard"]["command"]
+    assert "--browser.gatherUsageStats=false" in command
+    app = next(c for c in command if c.endswith(".py"))
+    assert (PROJECT_ROOT / app).exists() or not (PROJECT_ROOT / "dashboard").exists()
+    assert Path(app).parts[0] == "dashboard"
