@@ -110,7 +110,7 @@ def table_config(df: pd.DataFrame) -> dict[str, object]:
             config[col] = st.column_config.DateColumn(label, format="YYYY-MM-DD")
         elif col.endswith("scanned_at"):
             config[col] = st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm:ss")
-        elif col == "avg_purchase_days":
+        elif col in ("avg_purchase_days", "expected_purchases_365d"):
             config[col] = st.column_config.NumberColumn(label, format="%.1f")
         else:
             config[col] = label
