@@ -32,6 +32,8 @@ COPY --chown=clv:0 generator ./generator
 COPY --chown=clv:0 dags ./dags
 COPY --chown=clv:0 sqlmesh_project ./sqlmesh_project
 COPY --chown=clv:0 soda_checks ./soda_checks
+COPY --chown=clv:0 dashboard ./dashboard
+COPY --chown=clv:0 .streamlit ./.streamlit
 RUN pip install --no-deps -e .
 
 USER clv

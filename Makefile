@@ -12,7 +12,7 @@ export SQLMESH__DISABLE_ANONYMIZED_ANALYTICS := 1
 # SQLMesh loads models in one process (forking beside DuckDB's threads can crash; clv/transform.py).
 export MAX_FORK_WORKERS := 1
 
-.PHONY: setup run ui test lint fmt bench clean lock
+.PHONY: setup run ui dashboard test lint fmt bench clean lock
 
 setup: $(STAMP)  ## virtualenv in .venv with the pinned dependency tree
 
@@ -30,6 +30,9 @@ run: setup  ## generate the default dataset (if absent), then the daily refresh 
 ui: setup  ## Airflow's web UI on http://localhost:8080 (login printed; Ctrl-C stops)
 	$(BIN)/clv ui
 
+dashboard: setup  ## the Streamlit dashboard over the serving file on http://localhost:8501 (CLV_DASHBOARD_PORT; Ctrl-C stops)
+	$(BIN)/clv dashboard
+
 test: setup  ## lint + the whole test suite
 	$(BIN)/ruff check .
 	$(BIN)/pytest -n 2 --dist loadgroup
@@ -42,13 +45,26 @@ fmt: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: setup  ## benchmarks; results land in bench/RESULTS.md (reliability: bench/RELIABILITY.md)
+bench: setup bench-lifetimes-env  ## benchmarks; results land in bench/RESULTS.md (reliability: bench/RELIABILITY.md)
+	$(BIN)/python bench/bench_btyd.py
+	$(BIN)/python bench/bench_clv.py --data-dir "$(CLV_DATA_DIR)"
 	$(BIN)/python bench/bench_generator.py
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_transform.py
 	$(BIN)/python bench/bench_quality.py --data-dir "$(CLV_DATA_DIR)"
 	$(BIN)/python bench/bench_airflow.py
 	$(BIN)/python bench/reliability_report.py
+
+# lifetimes (the reference the CLV fits are compared with) lives only in this benchmark environment:
+# it needs the numpy 1.x stack and is never a project dependency.
+LIFETIMES_VENV := bench/.venv-lifetimes
+.PHONY: bench-lifetimes-env
+bench-lifetimes-env: $(LIFETIMES_VENV)/.installed
+
+$(LIFETIMES_VENV)/.installed: bench/requirements-lifetimes.txt
+	test -x $(LIFETIMES_VENV)/bin/python || $(PYTHON) -m venv $(LIFETIMES_VENV)
+	$(LIFETIMES_VENV)/bin/pip install --quiet --disable-pip-version-check -r bench/requirements-lifetimes.txt
+	touch $@
 
 lock: setup  ## re-resolve requirements.lock after changing requirements.txt
 	{ echo "# The full resolved dependency tree (pip freeze), used as constraints by \`make setup\`."; \

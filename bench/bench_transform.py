@@ -45,8 +45,8 @@ ctx = transform.context(data)
 out = []
 for name in ctx.dag.sorted:
     model = ctx.models[name]
-    if model.kind.is_seed or model.kind.is_external or model.kind.is_scd_type_2:
-        continue
+    if model.kind.is_seed or model.kind.is_external or model.kind.is_scd_type_2 or not model.is_sql:
+        continue  # Python models (the CLV and churn fits) have no query to profile
     sql = ctx.render(name, start=start, end=end, execution_time=exe).sql(dialect="duckdb")
     plan = ctx.engine_adapter.fetchall("EXPLAIN ANALYZE " + sql)[0][1]
     total = re.search(r"Total Time: ([0-9.]+)s", plan)
@@ -122,7 +122,7 @@ def main() -> None:
         f"| daily run, whole process (imports included) | {median(day_wall):.1f} s | {len(days)} | |",
         "",
         "Per-model query time over the full history (each model's rendered query re-run under EXPLAIN ANALYZE",
-        "on the built warehouse, DuckDB's total time; SCD-2 and seed models excluded), slowest first:",
+        "on the built warehouse, DuckDB's total time; SCD-2, seed and Python models excluded), slowest first:",
         "",
         "| model | seconds | hottest operators (seconds) |",
         "| --- | ---: | --- |",

@@ -28,6 +28,32 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return generator_main(args.generator_args)
 
 
+def _cmd_fit(args: argparse.Namespace) -> int:
+    """BG/NBD + Gamma-Gamma on any transaction log (bring your own data)."""
+    from pathlib import Path
+
+    from clv import btyd
+    from clv import fit as byod
+
+    try:
+        result = byod.fit_file(
+            Path(args.transactions),
+            args.customer_col,
+            args.date_col,
+            args.amount_col,
+            byod.parse_date(args.calibration_end),
+            byod.parse_date(args.holdout_end) if args.holdout_end else None,
+            args.time_unit,
+        )
+    except (byod.FitInputError, btyd.BtydError) as e:
+        raise UsageError(str(e)) from None
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print("\n".join(result.lines()))
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     """The main job: generate the default history if absent, then the daily refresh end to end
     through Airflow (`airflow dags test clv_daily_refresh`), then a summary of what came out."""
@@ -412,6 +438,48 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def dashboard_argv(port: int) -> list[str]:
+    """`streamlit run dashboard/app.py` on localhost only, headless, without usage statistics."""
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(settings.PROJECT_ROOT / "dashboard" / "app.py"),
+        "--server.headless=true",
+        "--server.address=localhost",
+        f"--server.port={port}",
+        "--server.fileWatcherType=none",
+        "--browser.gatherUsageStats=false",
+        "--browser.serverAddress=localhost",
+        f"--browser.serverPort={port}",
+        "--client.toolbarMode=minimal",
+    ]
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    import os
+
+    paths = settings.paths(args.data_dir)
+    try:
+        port = settings.dashboard_port() if args.port is None else args.port
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if not 1 <= port <= 65535:
+        raise UsageError(f"--port {port} is not a port number (1-65535)")
+    print(f"Dashboard: http://localhost:{port}  (reads {paths.serving}; Ctrl-C stops)", flush=True)
+    if not paths.serving.exists():
+        print("  no serving file yet: the page will say to run `make run` first", flush=True)
+    env = {
+        **os.environ,
+        "CLV_DATA_DIR": str(paths.data_dir),
+        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+    }
+    argv = dashboard_argv(port)
+    os.execve(argv[0], argv, env)
+    return 0  # not reached
+
+
 def _date(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
@@ -427,6 +495,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("generator_args", nargs=argparse.REMAINDER)
     g.set_defaults(func=_cmd_generate)
+    f = sub.add_parser(
+        "fit",
+        help="fit BG/NBD and Gamma-Gamma to a transaction CSV (with --holdout-end: predicted vs actual)",
+    )
+    f.add_argument("transactions", help="CSV file with a header row, one transaction per line")
+    f.add_argument("--customer-col", default="customer_id", help="customer id column (default customer_id)")
+    f.add_argument(
+        "--date-col", default="date", help="transaction date column: YYYY-MM-DD or YYYYMMDD (default date)"
+    )
+    f.add_argument(
+        "--amount-col", default="amount", help="transaction value column, 0 or more (default amount)"
+    )
+    f.add_argument(
+        "--calibration-end", required=True, help="last day of the fitting period (YYYY-MM-DD or YYYYMMDD)"
+    )
+    f.add_argument(
+        "--holdout-end", default=None, help="compare predictions with the transactions up to this day"
+    )
+    f.add_argument("--time-unit", choices=["day", "week"], default="day", help="unit of recency, T and alpha")
+    f.add_argument("--json", action="store_true", help="print one JSON object")
+    f.set_defaults(func=_cmd_fit)
     ld = sub.add_parser("load", help="load landed batches into the warehouse's raw zone")
     ld.add_argument("--data-dir", default=None, help="default: $CLV_DATA_DIR or ./data")
     ld.add_argument(
@@ -538,6 +627,12 @@ def build_parser() -> argparse.ArgumentParser:
     ui = sub.add_parser("ui", help="Airflow's web UI on localhost (airflow standalone)")
     ui.add_argument("--data-dir", default=None)
     ui.set_defaults(func=_cmd_ui)
+    db = sub.add_parser("dashboard", help="the Streamlit dashboard over the serving file, on localhost")
+    db.add_argument("--data-dir", default=None, help="default: $CLV_DATA_DIR or ./data")
+    db.add_argument(
+        "--port", type=int, default=None, help="default: $CLV_DASHBOARD_PORT or 8501 (localhost only)"
+    )
+    db.set_defaults(func=_cmd_dashboard)
     return p
 
 

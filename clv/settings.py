@@ -57,3 +57,15 @@ def paths(override: str | os.PathLike[str] | None = None) -> Paths:
 
 def default_customers() -> int:
     return int(os.environ.get("CUSTOMERS", "100000"))
+
+
+def dashboard_port() -> int:
+    """Port of the Streamlit dashboard (``CLV_DASHBOARD_PORT``, default 8501)."""
+    raw = os.environ.get("CLV_DASHBOARD_PORT", "8501")
+    try:
+        port = int(raw)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise ValueError(f"CLV_DASHBOARD_PORT={raw!r} is not a port number (1-65535)")
+    return port

@@ -128,3 +128,35 @@ def test_volume_jump_against_the_previous_run(built):
     )  # three quarters vanish
     names = failed(con, data, "marts", DAY2 + dt.timedelta(days=1))
     assert "mart_customer_360 customer count change against the previous run" in names
+
+
+def test_clv_and_churn_model_checks(built):
+    """The model checks fail on what they guard: probabilities out of range, a predicted year far
+    from the last one, and a churn model no better than BG/NBD alone on its holdout."""
+    data, con = built
+    tamper(con, "intermediate.int_clv_predictions", "SELECT * REPLACE (p_alive * 2 AS p_alive) FROM {t}")
+    assert "int_clv_predictions P(alive) within 0-1" in failed(con, data, "intermediate")
+    tamper(
+        con,
+        "intermediate.int_clv_predictions",
+        # on top of the previous tampering, which is undone
+        "SELECT * REPLACE (p_alive / 2 AS p_alive, bgnbd_clv_12m_usd * 10 AS bgnbd_clv_12m_usd, "
+        "predicted_remaining_clv_usd * 10 AS predicted_remaining_clv_usd) FROM {t}",
+    )
+    names = failed(con, data, "intermediate")
+    assert "int_clv_predictions next year's revenue against the last year's" in names
+    assert "int_clv_predictions P(alive) within 0-1" not in names
+    tamper(
+        con,
+        "intermediate.int_churn_model",
+        "SELECT * REPLACE (holdout_log_loss_bgnbd - 0.01 AS holdout_log_loss) FROM {t}",
+    )
+    assert "int_churn_model beats BG/NBD alone on the held-out customers" not in failed(
+        con, data, "intermediate"
+    )
+    tamper(
+        con,
+        "intermediate.int_churn_model",
+        "SELECT * REPLACE (holdout_log_loss_bgnbd + 0.01 AS holdout_log_loss) FROM {t}",
+    )
+    assert "int_churn_model beats BG/NBD alone on the held-out customers" in failed(con, data, "intermediate")

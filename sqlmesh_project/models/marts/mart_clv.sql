@@ -15,7 +15,9 @@ MODEL (
   column_descriptions (
     customer_id = 'Customer identifier',
     historical_clv_usd = 'Net revenue to date',
-    predicted_clv_12m_usd = 'Expected net revenue over the next 12 months',
+    predicted_clv_12m_usd = 'Expected net revenue over the next 12 months: remaining CLV x (1 - churn_probability)',
+    expected_purchases_365d = 'Expected purchase days in the next 365 days',
+    expected_spend_per_purchase_usd = 'Expected net value of one purchase',
     total_clv_usd = 'Historical plus predicted 12-month value',
     value_tier = 'Top 10%, High, Medium or Low by predicted 12-month CLV',
     value_rank = 'Rank by predicted 12-month CLV, 1 = highest',
@@ -30,6 +32,8 @@ WITH ranked AS (
     c.customer_id,
     c.historical_clv_usd,
     r.predicted_clv_12m_usd,
+    r.expected_purchases_365d,
+    r.expected_spend_per_purchase_usd,
     c.purchase_days,
     c.avg_order_value_usd,
     c.tenure_months,
@@ -43,6 +47,8 @@ SELECT
   customer_id,
   historical_clv_usd,
   predicted_clv_12m_usd,
+  expected_purchases_365d,
+  expected_spend_per_purchase_usd,
   CAST(historical_clv_usd + predicted_clv_12m_usd AS DECIMAL(14, 2)) AS total_clv_usd,
   CASE
     WHEN value_percentile < 0.1 THEN 'Top 10%'

@@ -1,0 +1,519 @@
+"""The retention manager's dashboard: a Streamlit app over the serving file (`make dashboard`).
+
+Layout only; every number comes from `dashboard/data.py`, which opens `<data dir>/serving.duckdb`
+read-only for the length of one page load. A missing, empty or unreadable serving file shows a
+page that says to run `make run` first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+
+# `streamlit run dashboard/app.py` puts dashboard/ on sys.path, not the project root.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import altair as alt  # noqa: E402
+import pandas as pd  # noqa: E402
+import streamlit as st  # noqa: E402
+
+from dashboard import data  # noqa: E402
+
+TITLE = "Customer value & churn"
+TIER_COLOURS = alt.Scale(domain=list(data.VALUE_TIERS), range=["#1f4e79", "#3a7dbf", "#8bb8e0", "#cfd8e3"])
+
+
+def money(x: object) -> str:
+    if x is None or pd.isna(x):
+        return "n/a"
+    x = float(x)
+    return f"-${-x:,.0f}" if x < 0 else f"${x:,.0f}"
+
+
+def pct(x: object) -> str:
+    return "n/a" if x is None or pd.isna(x) else f"{float(x):.0%}"
+
+
+LABELS = {
+    "customer_id": "Customer",
+    "value_tier": "Value tier",
+    "churn_probability": "Churn probability",
+    "p_alive": "P(alive)",
+    "risk_band": "Churn risk",
+    "revenue_at_risk_usd": "Revenue at risk",
+    "predicted_clv_12m_usd": "Predicted 12-month CLV",
+    "historical_clv_usd": "Revenue to date",
+    "expected_purchases_365d": "Expected purchases, next 365 days",
+    "lifecycle_stage": "Lifecycle stage",
+    "days_since_last_activity": "Days since last activity",
+    "contract_segment": "Subscription segment",
+    "region": "Region",
+    "country_code": "Country",
+    "favourite_category": "Favourite category",
+    "tickets_90d": "Tickets, 90 days",
+    "avg_csat_90d": "Avg CSAT, 90 days",
+    "loyalty_tier": "Loyalty tier",
+    "is_marketing_opt_in": "Marketing opt-in",
+    "customers": "Customers",
+    "share_of_customers": "Share of customers",
+    "min_predicted_clv_12m_usd": "Predicted CLV from",
+    "max_predicted_clv_12m_usd": "Predicted CLV to",
+    "share_of_predicted_clv": "Share of predicted CLV",
+    "avg_churn_probability": "Avg churn probability",
+    "churned_share": "Already churned",
+    "band": "Band",
+    "avg_historical_clv_usd": "Avg revenue to date",
+    "avg_predicted_clv_12m_usd": "Avg predicted 12-month CLV",
+    "total_historical_clv_usd": "Total revenue to date",
+    "avg_purchase_days": "Avg purchase days",
+    "avg_category_share": "Avg share of spend in category",
+    "layer": "Layer",
+    "passed": "Passed",
+    "warned": "Warned",
+    "failed": "Failed",
+    "business_date": "Business date",
+    "last_scanned_at": "Last scanned",
+    "scanned_at": "Scanned",
+    "dataset": "Dataset",
+    "check_name": "Check",
+    "outcome": "Outcome",
+    "value": "Value",
+    "table": "Table",
+    "rows": "Rows",
+    "field": "Field",
+    "avg_order_value_usd": "Avg order value",
+    "predicted_remaining_clv_usd": "Value next 12 months if retained",
+    "expected_spend_per_purchase_usd": "Expected spend per purchase",
+    "sessions_30d": "Sessions, 30 days",
+    "sessions_90d": "Sessions, 90 days",
+    "avg_resolution_hours_90d": "Avg resolution hours, 90 days",
+    "engagement_trend": "Sessions trend vs previous 90 days",
+    "value_rank": "Value rank (1 = highest)",
+}
+
+
+def table_config(df: pd.DataFrame) -> dict[str, object]:
+    """Readable headers, dollars for *_usd, percentages for probabilities and shares."""
+    config: dict[str, object] = {}
+    for col in df.columns:
+        label = LABELS.get(col, col.replace("_", " "))
+        if col.endswith("_usd"):
+            config[col] = st.column_config.NumberColumn(label, format="dollar")
+        elif col in ("churn_probability", "p_alive", "churned_share") or col.startswith(
+            ("share_", "avg_category", "avg_churn")
+        ):
+            config[col] = st.column_config.NumberColumn(label, format="percent")
+        elif col == "business_date":
+            config[col] = st.column_config.DateColumn(label, format="YYYY-MM-DD")
+        elif col.endswith("scanned_at"):
+            config[col] = st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm:ss")
+        elif col in ("avg_purchase_days", "expected_purchases_365d"):
+            config[col] = st.column_config.NumberColumn(label, format="%.1f")
+        else:
+            config[col] = label
+    return config
+
+
+def unavailable(reason: str) -> None:
+    st.title(TITLE)
+    st.warning(f"Nothing to show yet. {reason}", icon=":material/hourglass_empty:")
+    st.markdown(
+        "**Run `make run` first.** It generates the data, runs the pipeline and publishes the "
+        "serving file this dashboard reads; then reload this page.\n\n"
+        f"The dashboard reads `{data.serving_path()}`. If `make run` wrote elsewhere, start the "
+        "dashboard with the same `CLV_DATA_DIR` (for example `make dashboard CLV_DATA_DIR=/tmp/clv`)."
+    )
+
+
+def header(s: data.Serving) -> None:
+    st.title(TITLE)
+    st.caption(
+        f"Business date **{s.business_date:%Y-%m-%d}** · published {s.published_at:%Y-%m-%d %H:%M:%S} · "
+        f"`{s.path}`"
+    )
+    summary = data.check_summary(s)
+    if summary is not None and int(summary["failed"].sum()):
+        st.error(
+            f"{int(summary['failed'].sum())} data-quality checks failed in the last run; "
+            "see the Data quality tab.",
+            icon=":material/error:",
+        )
+
+
+def kpi_row(s: data.Serving) -> None:
+    k = data.kpis(s)
+    cols = st.columns(5)
+    cols[0].metric("Customers", f"{k.customers:,}", help="Every customer known on the business date.")
+    cols[1].metric(
+        "Revenue, last 12 months",
+        money(k.revenue_last_12m_usd),
+        help="Net revenue (orders, subscriptions, refunds) in the 12 calendar months up to the "
+        "business date's month.",
+    )
+    cols[2].metric(
+        "Revenue to date", money(k.revenue_to_date_usd), help="Net revenue of every customer since signup."
+    )
+    cols[3].metric(
+        "Predicted 12-month CLV",
+        money(k.predicted_clv_12m_usd),
+        help="Net revenue expected from today's customers over the next 12 months.",
+    )
+    cols[4].metric(
+        "Revenue at risk",
+        money(k.revenue_at_risk_usd),
+        help="Sum over customers of churn probability × the value expected in the next 12 months "
+        "if they stay.",
+    )
+    st.caption(
+        f"{k.high_risk_customers:,} customers in the high churn-risk band; {money(k.high_value_at_risk_usd)} "
+        "of the revenue at risk sits with Top 10% and High value customers."
+    )
+
+
+def at_risk_tab(s: data.Serving) -> None:
+    st.subheader("High-value customers most at risk")
+    st.caption(
+        "Revenue at risk = churn probability × the value expected over the next 12 months if the "
+        "customer stays. Narrow by segment (empty = all); click a column header to re-sort the table."
+    )
+    options = data.segment_options(s)
+    filters: dict[str, list[str]] = {}
+    for (col, label), box in zip(data.SEGMENT_FILTERS.items(), st.columns(len(data.SEGMENT_FILTERS))):
+        default = [t for t in data.HIGH_VALUE_TIERS if t in options[col]] if col == "value_tier" else []
+        filters[col] = box.multiselect(
+            label, options[col], default=default, key=f"filter_{col}", placeholder="all"
+        )
+    left, right, _ = st.columns([1, 1, 3])
+    sort = left.selectbox("Rank by", list(data.SORTS), key="sort")
+    rows = right.selectbox("Rows", [50, 100, 500, 1000, "all"], index=1, key="rows")
+    matches, risk = data.at_risk_summary(s, filters)
+    if matches == 0:
+        st.info("No customer matches these filters.")
+        return
+    table = data.at_risk(s, filters, sort, None if rows == "all" else int(rows))
+    st.markdown(
+        f"**{matches:,}** customers match, with **{money(risk)}** revenue at risk. "
+        f"The table holds the top {len(table):,} by {sort}."
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config=table_config(table),
+        key="at_risk_table",
+    )
+    st.download_button(
+        f"Download these {len(table):,} customers (CSV)",
+        data.to_csv(table),
+        file_name=f"customers-at-risk-{s.business_date:%Y-%m-%d}.csv",
+        mime="text/csv",
+        key="download_at_risk",
+        on_click="ignore",
+    )
+
+
+def value_tab(s: data.Serving) -> None:
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Predicted 12-month CLV distribution")
+        dist = data.clv_distribution(s)
+        chart = (
+            alt.Chart(dist)
+            .mark_bar(color="#3a7dbf")
+            .encode(
+                x=alt.X("band:N", sort=dist["band"].tolist(), title="Predicted 12-month CLV"),
+                y=alt.Y("customers:Q", title="Customers"),
+                tooltip=[
+                    alt.Tooltip("band:N", title="Band"),
+                    alt.Tooltip("customers:Q", title="Customers", format=","),
+                    alt.Tooltip("predicted_clv_12m_usd:Q", title="Predicted CLV", format="$,.0f"),
+                    alt.Tooltip("share_of_predicted_clv:Q", title="Share of predicted CLV", format=".1%"),
+                ],
+            )
+        )
+        st.altair_chart(chart, width="stretch")
+    with right:
+        st.subheader("Value tiers")
+        tiers = data.value_tiers(s)
+        top = tiers[tiers["value_tier"] == "Top 10%"]
+        if not top.empty:
+            st.markdown(
+                f"The top 10% of customers (predicted 12-month CLV of {money(top['min_predicted_clv_12m_usd'].iloc[0])} "
+                f"or more) carry **{pct(top['share_of_predicted_clv'].iloc[0])}** of the predicted value."
+            )
+        chart = (
+            alt.Chart(tiers)
+            .mark_bar()
+            .encode(
+                y=alt.Y("value_tier:N", sort=list(data.VALUE_TIERS), title=None),
+                x=alt.X("predicted_clv_12m_usd:Q", title="Predicted 12-month CLV ($)"),
+                color=alt.Color("value_tier:N", scale=TIER_COLOURS, legend=None),
+                tooltip=[
+                    alt.Tooltip("value_tier:N", title="Tier"),
+                    alt.Tooltip("customers:Q", title="Customers", format=","),
+                    alt.Tooltip("predicted_clv_12m_usd:Q", title="Predicted CLV", format="$,.0f"),
+                    alt.Tooltip("revenue_at_risk_usd:Q", title="Revenue at risk", format="$,.0f"),
+                ],
+            )
+        )
+        st.altair_chart(chart, width="stretch")
+    shown = tiers[
+        [
+            "value_tier",
+            "customers",
+            "share_of_customers",
+            "min_predicted_clv_12m_usd",
+            "max_predicted_clv_12m_usd",
+            "predicted_clv_12m_usd",
+            "share_of_predicted_clv",
+            "historical_clv_usd",
+            "revenue_at_risk_usd",
+            "avg_churn_probability",
+        ]
+    ]
+    st.dataframe(shown, hide_index=True, column_config=table_config(shown), key="value_tiers_table")
+
+
+def retention_tab(s: data.Serving) -> None:
+    st.subheader("Retention by signup cohort")
+    st.caption(
+        "Share of each signup month's customers with an order or a session in each month after "
+        "signup (month 0 = the signup month)."
+    )
+    cohorts = data.retention_cohorts(s)
+    heatmap = (
+        alt.Chart(cohorts)
+        .mark_rect()
+        .encode(
+            x=alt.X("months_since_acquisition:O", title="Months since signup"),
+            y=alt.Y("cohort:O", title="Signup month"),
+            color=alt.Color(
+                "retention_rate:Q", title="Retained", scale=alt.Scale(domain=[0, 1], scheme="blues")
+            ),
+            tooltip=[
+                alt.Tooltip("cohort:O", title="Cohort"),
+                alt.Tooltip("months_since_acquisition:O", title="Month"),
+                alt.Tooltip("cohort_size:Q", title="Cohort size", format=","),
+                alt.Tooltip("customers_active:Q", title="Active", format=","),
+                alt.Tooltip("retention_rate:Q", title="Retained", format=".1%"),
+                alt.Tooltip("revenue_usd:Q", title="Revenue", format="$,.0f"),
+            ],
+        )
+        .properties(height=max(240, 16 * cohorts["cohort"].nunique()))
+    )
+    st.altair_chart(heatmap, width="stretch")
+    st.subheader("Average retention curve")
+    curve = data.retention_curve(s)
+    line = (
+        alt.Chart(curve)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X(
+                "months_since_acquisition:Q",
+                title="Months since signup",
+                axis=alt.Axis(tickMinStep=1, format="d"),
+            ),
+            y=alt.Y(
+                "retention_rate:Q",
+                title="Retained",
+                axis=alt.Axis(format="%"),
+                scale=alt.Scale(domain=[0, 1]),
+            ),
+            tooltip=[
+                alt.Tooltip("months_since_acquisition:Q", title="Month"),
+                alt.Tooltip("retention_rate:Q", title="Retained", format=".1%"),
+                alt.Tooltip("cohorts:Q", title="Cohorts"),
+                alt.Tooltip("customers:Q", title="Customers", format=","),
+            ],
+        )
+    )
+    st.altair_chart(line, width="stretch")
+
+
+def support_tab(s: data.Serving) -> None:
+    st.subheader("Churn against support experience")
+    st.caption(
+        "Customers grouped by their support tickets of the last 90 days. Bars: average churn "
+        "probability; the table adds the share already churned and the revenue at risk."
+    )
+    for (dim, (label, _)), col in zip(
+        data.SUPPORT_DIMENSIONS.items(), st.columns(len(data.SUPPORT_DIMENSIONS))
+    ):
+        df = data.churn_by_support(s, dim)
+        with col:
+            st.markdown(f"**{label}**")
+            chart = (
+                alt.Chart(df)
+                .mark_bar(color="#c0504d")
+                .encode(
+                    x=alt.X("band:N", sort=df["band"].tolist(), title=None),
+                    y=alt.Y(
+                        "avg_churn_probability:Q", title="Avg churn probability", axis=alt.Axis(format="%")
+                    ),
+                    tooltip=[
+                        alt.Tooltip("band:N", title=label),
+                        alt.Tooltip("customers:Q", title="Customers", format=","),
+                        alt.Tooltip("avg_churn_probability:Q", title="Avg churn probability", format=".1%"),
+                        alt.Tooltip("churned_share:Q", title="Churned", format=".1%"),
+                        alt.Tooltip("revenue_at_risk_usd:Q", title="Revenue at risk", format="$,.0f"),
+                    ],
+                )
+            )
+            st.altair_chart(chart, width="stretch")
+            st.dataframe(df, hide_index=True, column_config=table_config(df), key=f"support_{dim}")
+
+
+def category_tab(s: data.Serving) -> None:
+    st.subheader("Lifetime value by favourite category")
+    cats = data.category_ltv(s)
+    value_cols = [c for c in ("avg_predicted_clv_12m_usd", "avg_historical_clv_usd") if c in cats]
+    if value_cols:
+        names = {"avg_predicted_clv_12m_usd": "predicted 12-month", "avg_historical_clv_usd": "to date"}
+        long = cats.melt(
+            id_vars=["favourite_category", "customers"], value_vars=value_cols, var_name="measure"
+        )
+        long["measure"] = long["measure"].map(names)
+        chart = (
+            alt.Chart(long)
+            .mark_bar()
+            .encode(
+                y=alt.Y("favourite_category:N", sort=cats["favourite_category"].tolist(), title=None),
+                x=alt.X("value:Q", title="Average CLV per customer ($)"),
+                yOffset="measure:N",
+                color=alt.Color("measure:N", title="CLV", scale=alt.Scale(range=["#1f4e79", "#9dc3e6"])),
+                tooltip=[
+                    alt.Tooltip("favourite_category:N", title="Category"),
+                    alt.Tooltip("measure:N", title="CLV"),
+                    alt.Tooltip("value:Q", title="Average", format="$,.2f"),
+                    alt.Tooltip("customers:Q", title="Customers", format=","),
+                ],
+            )
+        )
+        st.altair_chart(chart, width="stretch")
+    st.dataframe(cats, hide_index=True, column_config=table_config(cats), key="category_table")
+
+
+def _display(column: str, value: object) -> str:
+    """One customer's value as text: dollars for *_usd, percentages for probabilities."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "—"
+    if isinstance(value, dt.datetime):
+        return f"{value:%Y-%m-%d %H:%M:%S}"
+    if isinstance(value, dt.date):
+        return f"{value:%Y-%m-%d}"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if column.endswith("_usd"):
+        return f"${float(value):,.2f}"
+    if column in ("churn_probability", "p_alive"):
+        return f"{float(value):.1%}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)
+
+
+def _label(column: str) -> str:
+    return LABELS.get(column, column.replace("_", " ").capitalize())
+
+
+def customer_tab(s: data.Serving) -> None:
+    st.subheader("Customer 360")
+    examples = data.example_customer_ids(s)
+    raw = st.text_input(
+        "Customer id",
+        key="customer_id",
+        placeholder=f"e.g. {examples[0]}" if examples else "",
+        help="The customer's id in the source systems.",
+    )
+    if not raw.strip():
+        st.caption(f"Enter a customer id. The three with the most revenue at risk: {', '.join(examples)}.")
+        return
+    row = data.customer(s, raw)
+    if row is None:
+        st.warning(
+            f"No customer with id {data.normalise_customer_id(raw)!r} in the serving file "
+            f"(business date {s.business_date:%Y-%m-%d}). Ids look like {', '.join(examples)}.",
+            icon=":material/person_search:",
+        )
+        return
+    st.markdown(f"#### {row['customer_id']}")
+    cols = st.columns(5)
+    cols[0].metric("Value tier", str(row["value_tier"]))
+    cols[1].metric("Predicted 12-month CLV", money(row["predicted_clv_12m_usd"]))
+    cols[2].metric("Churn probability", pct(row["churn_probability"]))
+    cols[3].metric("Revenue at risk", money(row["revenue_at_risk_usd"]))
+    cols[4].metric("Lifecycle stage", str(row["lifecycle_stage"]))
+    fields = [(_label(k), _display(k, v)) for k, v in row.items() if k != "customer_id"]
+    half = (len(fields) + 1) // 2
+    for col, part in zip(st.columns(2), (fields[:half], fields[half:])):
+        details = pd.DataFrame(part, columns=["field", "value"])
+        col.dataframe(
+            details,
+            hide_index=True,
+            column_config=table_config(details),
+            height=35 * (len(details) + 1) + 3,
+            width="stretch",
+        )
+
+
+def quality_tab(s: data.Serving) -> None:
+    st.subheader("Data freshness")
+    cols = st.columns(3)
+    cols[0].metric("Business date", f"{s.business_date:%Y-%m-%d}", help="The last day the data covers.")
+    cols[1].metric("Published", f"{s.published_at:%Y-%m-%d %H:%M}", help="When the serving file was built.")
+    cols[2].metric("From schema", s.source_schema or "—", help="marts, or a promoted environment's marts.")
+    summary = data.check_summary(s)
+    st.subheader("Last check results")
+    if summary is None:
+        st.info("The serving file carries no check results (the pipeline published without running checks).")
+    else:
+        stale = summary[pd.to_datetime(summary["business_date"]).dt.date < s.business_date]
+        if not stale.empty:
+            st.warning(
+                "Checks of " + ", ".join(stale["layer"]) + " last ran for an earlier business date "
+                f"than the data's ({s.business_date:%Y-%m-%d})."
+            )
+        st.dataframe(summary, hide_index=True, column_config=table_config(summary), key="check_summary")
+        problems = data.check_details(s, only_problems=True)
+        if problems is not None and not problems.empty:
+            st.markdown("**Warnings and failures**")
+            st.dataframe(
+                problems, hide_index=True, column_config=table_config(problems), key="check_problems"
+            )
+        else:
+            st.success("Every check passed.")
+        with st.expander("Every check"):
+            every = data.check_details(s)
+            st.dataframe(every, hide_index=True, column_config=table_config(every), key="check_all")
+    with st.expander("Rows per published table"):
+        counts = data.row_counts(s)
+        st.dataframe(counts, hide_index=True, column_config=table_config(counts), key="row_counts")
+
+
+TABS = {
+    "At-risk customers": at_risk_tab,
+    "Value": value_tab,
+    "Retention": retention_tab,
+    "Support & churn": support_tab,
+    "Categories": category_tab,
+    "Customer 360": customer_tab,
+    "Data quality": quality_tab,
+}
+
+
+def main() -> None:
+    st.set_page_config(page_title=TITLE, layout="wide")
+    try:
+        with data.open_serving() as s:
+            header(s)
+            kpi_row(s)
+            for tab, render in zip(st.tabs(list(TABS)), TABS.values()):
+                with tab:
+                    render(s)
+    except data.ServingUnavailable as e:
+        unavailable(str(e))
+
+
+main()

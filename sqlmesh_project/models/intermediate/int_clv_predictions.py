@@ -1,0 +1,73 @@
+"""Predicted value per customer from the fitted BG/NBD and Gamma-Gamma (int_clv_model_fit):
+probability of being alive, expected purchases over the next 90 and 365 days, expected value of a
+purchase, and the next 12 months' value, net of refunds and discounted at clv_discount_rate a
+year. Customers who signed up but never bought get P(alive) 1 and no predicted purchases (the
+models start at the first purchase). Grain: one row per customer_id."""
+
+from __future__ import annotations
+
+import typing as t
+
+import pandas as pd
+from sqlglot import exp
+from sqlmesh import ExecutionContext, model
+from sqlmesh.core.model.kind import ModelKindName
+
+from clv import predictions
+
+
+@model(
+    "intermediate.int_clv_predictions",
+    kind=dict(name=ModelKindName.FULL),
+    grain="customer_id",
+    tags=["intermediate"],
+    columns=predictions.PREDICTION_COLUMNS,
+    depends_on=["core.dim_customers", "core.fct_revenue", "intermediate.int_clv_model_fit"],
+    audits=[
+        ("unique_values", {"columns": [exp.column("customer_id")]}),
+        (
+            "not_null",
+            {
+                "columns": [
+                    exp.column(c)
+                    for c in (
+                        "customer_id",
+                        "p_alive",
+                        "bgnbd_clv_12m_usd",
+                        "predicted_remaining_clv_usd",
+                    )
+                ]
+            },
+        ),
+        ("accepted_range", {"column": exp.column("p_alive"), "min_v": 0, "max_v": 1}),
+        ("accepted_range", {"column": exp.column("bgnbd_clv_12m_usd"), "min_v": 0}),
+    ],
+    description="BG/NBD + Gamma-Gamma predictions per customer: P(alive), expected purchases and spend, 12-month CLV.",
+    column_descriptions={
+        "customer_id": "Customer identifier",
+        "frequency": "Repeat purchase days up to the business date",
+        "recency": "Time from the first to the last purchase day (time units of the fit)",
+        "age": "T: time from the first purchase day to the business date (time units of the fit)",
+        "monetary_value_usd": "Mean order value of the repeat purchase days; null without repeats",
+        "p_alive": "Probability that the customer has not dropped out (BG/NBD)",
+        "expected_purchases_90d": "Expected purchase days in the next 90 days",
+        "expected_purchases_365d": "Expected purchase days in the next 365 days",
+        "expected_spend_per_purchase_usd": "Expected net value of one purchase (Gamma-Gamma, net of the refund share)",
+        "predicted_remaining_clv_usd": "Net revenue expected over the next 12 months if the customer is still active",
+        "bgnbd_clv_12m_usd": "Expected net revenue over the next 12 months by BG/NBD alone: p_alive x predicted_remaining_clv_usd",
+    },
+)
+def execute(
+    context: ExecutionContext, start: t.Any, end: t.Any, execution_time: t.Any, **kwargs: t.Any
+) -> pd.DataFrame:
+    fetch = predictions.engine_fetch(context)  # DuckDB SQL, rendered in the gateway's dialect
+    tables = predictions.Tables(
+        customers=context.resolve_table("core.dim_customers"),
+        revenue=context.resolve_table("core.fct_revenue"),
+    )
+    fit_row = fetch(f"SELECT * FROM {context.resolve_table('intermediate.int_clv_model_fit')}")
+    bg, gg, time_unit, refund_share = predictions.models_from_frame(fit_row)
+    as_of = predictions.business_date(execution_time)
+    summary = fetch(predictions.summary_sql(tables, as_of, time_unit))
+    discount = float(context.var("clv_discount_rate", 0.0))
+    return predictions.predictions_frame(summary, bg, gg, time_unit, refund_share, discount)

@@ -1,0 +1,321 @@
+"""The dashboard's page logic with Streamlit's AppTest (the real script, run in-process) against a
+serving file the pipeline built, and against missing, empty, broken and edited copies of it."""
+
+from __future__ import annotations
+
+import io
+
+import duckdb
+import pandas as pd
+import pytest
+
+from tests.dashboard.conftest import execute, query
+
+HIGH_VALUE = "value_tier IN ('Top 10%', 'High')"
+
+
+def metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def at_risk_table(at) -> pd.DataFrame:
+    tables = [d.value for d in at.dataframe if "revenue_at_risk_usd" in d.value.columns]
+    assert tables, "no at-risk table on the page"
+    return tables[0]
+
+
+def markdown(at) -> str:
+    return "\n".join(m.value for m in at.markdown)
+
+
+@pytest.fixture
+def media(monkeypatch):
+    """The in-memory media stores of AppTest's runs, to read what a download button serves."""
+    import streamlit.testing.v1.app_test as app_test
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    stores: list[MemoryMediaFileStorage] = []
+
+    class Recording(MemoryMediaFileStorage):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            stores.append(self)
+
+    monkeypatch.setattr(app_test, "MemoryMediaFileStorage", Recording)
+    return stores
+
+
+def test_kpis_are_the_serving_files_totals(pipeline_data, run_app):
+    at = run_app(pipeline_data)
+    m = metrics(at)
+    ((n, to_date, clv12, at_risk),) = query(
+        pipeline_data,
+        "SELECT count(*), sum(historical_clv_usd), sum(predicted_clv_12m_usd), sum(revenue_at_risk_usd) "
+        "FROM mart_customer_360",
+    )
+    # the business date is 2024-12-31: the last 12 months are January to December 2024
+    ((last_12m,),) = query(
+        pipeline_data,
+        "SELECT sum(revenue_usd) FROM mart_retention_cohorts "
+        "WHERE cohort_month + to_months(months_since_acquisition::INT) >= DATE '2024-01-01'",
+    )
+    assert 700 < n <= 800
+    assert m["Customers"] == f"{n:,}"
+    assert m["Revenue to date"] == f"${to_date:,.0f}"
+    assert m["Revenue, last 12 months"] == f"${last_12m:,.0f}"
+    assert m["Predicted 12-month CLV"] == f"${clv12:,.0f}"
+    assert m["Revenue at risk"] == f"${at_risk:,.0f}"
+    assert at_risk > 0 and clv12 > 0
+    # the history starts on 2024-06-01, so every dollar earned so far was earned in the last 12 months
+    assert abs(float(last_12m) - float(to_date)) < 1
+    assert "Business date **2024-12-31**" in at.caption[0].value
+    assert not at.error  # no check failed in this run
+
+
+def test_at_risk_list_defaults_to_high_value_customers_ranked_by_revenue_at_risk(pipeline_data, run_app):
+    at = run_app(pipeline_data)
+    table = at_risk_table(at)
+    ((matches, risk),) = query(
+        pipeline_data, f"SELECT count(*), sum(revenue_at_risk_usd) FROM mart_customer_360 WHERE {HIGH_VALUE}"
+    )
+    expected = query(
+        pipeline_data,
+        f"SELECT customer_id, revenue_at_risk_usd FROM mart_customer_360 WHERE {HIGH_VALUE} "
+        "ORDER BY revenue_at_risk_usd DESC, customer_id LIMIT 100",
+    )
+    assert matches > 100
+    assert table["customer_id"].tolist() == [r[0] for r in expected]
+    assert table["revenue_at_risk_usd"].round(2).tolist() == [float(r[1]) for r in expected]
+    assert set(table["value_tier"]) == {"Top 10%", "High"}
+    assert f"**{matches:,}** customers match, with **${risk:,.0f}** revenue at risk" in markdown(at)
+    assert at.get("download_button")[0].label == "Download these 100 customers (CSV)"
+
+
+def test_filter_by_segment_and_rank_by_churn_probability(pipeline_data, run_app):
+    at = run_app(pipeline_data)
+    assert "cancelled" in at.multiselect(key="filter_contract_segment").options
+    at.multiselect(key="filter_value_tier").set_value([])
+    at.multiselect(key="filter_contract_segment").set_value(["cancelled"])
+    at.multiselect(key="filter_region").set_value(["Europe"])
+    at.selectbox(key="sort").set_value("churn probability")
+    at.selectbox(key="rows").set_value("all")
+    at = run_app(pipeline_data, at)
+    table = at_risk_table(at)
+    expected = query(
+        pipeline_data,
+        "SELECT customer_id FROM mart_customer_360 WHERE contract_segment = 'cancelled' AND region = 'Europe' "
+        "ORDER BY churn_probability DESC, customer_id",
+    )
+    assert 0 < len(expected) < 800
+    assert table["customer_id"].tolist() == [r[0] for r in expected]
+    assert set(table["contract_segment"]) == {"cancelled"}
+    assert set(table["region"]) == {"Europe"}
+    assert table["churn_probability"].is_monotonic_decreasing
+    assert f"**{len(expected):,}** customers match" in markdown(at)
+
+
+def test_a_filter_nobody_matches_says_so(serving_copy, run_app):
+    execute(serving_copy, "UPDATE mart_customer_360 SET risk_band = 'low' WHERE value_tier = 'Top 10%'")
+    at = run_app(serving_copy)
+    at.multiselect(key="filter_value_tier").set_value(["Top 10%"])
+    at.multiselect(key="filter_risk_band").set_value(["high"])
+    at = run_app(serving_copy, at)
+    assert [i.value for i in at.info] == ["No customer matches these filters."]
+    assert not at.get("download_button")
+    assert all(
+        "revenue_at_risk_usd" not in d.value.columns or "customer_id" not in d.value.columns
+        for d in at.dataframe
+    )
+
+
+def test_csv_download_holds_exactly_the_rows_and_columns_shown(pipeline_data, run_app, media):
+    at = run_app(pipeline_data)
+    at.multiselect(key="filter_lifecycle_stage").set_value(["active", "dormant"])
+    at.selectbox(key="rows").set_value("all")
+    at = run_app(pipeline_data, at)
+    table = at_risk_table(at)
+    (button,) = at.get("download_button")
+    stored = media[-1].get_file(button.proto.url.rsplit("/", 1)[-1])
+    assert stored.mimetype == "text/csv"
+    assert stored.filename == "customers-at-risk-2024-12-31.csv"
+    csv = pd.read_csv(io.BytesIO(stored.content), dtype={"customer_id": str})
+    expected = query(
+        pipeline_data,
+        f"SELECT customer_id, revenue_at_risk_usd, churn_probability, value_tier FROM mart_customer_360 "
+        f"WHERE {HIGH_VALUE} AND lifecycle_stage IN ('active', 'dormant') "
+        "ORDER BY revenue_at_risk_usd DESC, customer_id",
+    )
+    assert len(csv) == len(expected) == len(table) > 0
+    assert list(csv.columns) == list(table.columns)
+    assert csv["customer_id"].tolist() == [r[0] for r in expected]
+    assert csv["revenue_at_risk_usd"].tolist() == [float(r[1]) for r in expected]
+    assert (csv["churn_probability"] - [r[2] for r in expected]).abs().max() < 1e-12
+    assert set(csv["value_tier"]) <= {"Top 10%", "High"}
+    assert set(csv["lifecycle_stage"]) <= {"active", "dormant"}
+    assert button.label == f"Download these {len(expected):,} customers (CSV)"
+
+
+def test_customer_360_finds_a_customer_by_id(pipeline_data, run_app):
+    ((cid, p, risk, clv12, city, stage),) = query(
+        pipeline_data,
+        "SELECT customer_id, churn_probability, revenue_at_risk_usd, predicted_clv_12m_usd, city, lifecycle_stage "
+        "FROM mart_customer_360 ORDER BY predicted_clv_12m_usd DESC, customer_id LIMIT 1",
+    )
+    at = run_app(pipeline_data)
+    at.text_input(key="customer_id").set_value(f"  {cid.lower()} ")
+    at = run_app(pipeline_data, at)
+    assert f"#### {cid}" in markdown(at)
+    m = metrics(at)
+    assert m["Churn probability"] == f"{p:.0%}"
+    assert m["Revenue at risk"] == f"${risk:,.0f}"
+    assert m["Predicted 12-month CLV"] == f"${clv12:,.0f}"  # the KPI of that name is the customer's now
+    assert m["Lifecycle stage"] == stage
+    details = pd.concat([d.value for d in at.dataframe if list(d.value.columns) == ["field", "value"]])
+    fields = dict(zip(details["field"], details["value"]))
+    assert fields["City"] == city
+    assert fields["Value rank (1 = highest)"] == "1"
+    assert not at.warning
+
+
+def test_customer_360_says_when_an_id_is_unknown(pipeline_data, run_app):
+    at = run_app(pipeline_data)
+    at.text_input(key="customer_id").set_value("C999999999")
+    at = run_app(pipeline_data, at)
+    (warning,) = at.warning
+    assert "No customer with id 'C999999999' in the serving file (business date 2024-12-31)" in warning.value
+    ((example,),) = query(
+        pipeline_data,
+        "SELECT customer_id FROM mart_customer_360 ORDER BY revenue_at_risk_usd DESC, customer_id LIMIT 1",
+    )
+    assert example in warning.value
+    assert "Lifecycle stage" not in metrics(at)
+
+
+def _missing(data):
+    pass
+
+
+def _empty(data):
+    (data / "serving.duckdb").touch()
+
+
+def _not_duckdb(data):
+    (data / "serving.duckdb").write_bytes(b"customer_id,clv\nC1,10\n" * 500)
+
+
+def _no_tables(data):
+    duckdb.connect(str(data / "serving.duckdb")).close()
+
+
+def _incomplete(data):
+    con = duckdb.connect(str(data / "serving.duckdb"))
+    con.execute(
+        "CREATE TABLE serving_info AS SELECT DATE '2024-12-31' AS business_date, now() AS published_at"
+    )
+    con.close()
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (_missing, "There is no serving file at"),
+        (_empty, "is empty (0 bytes)"),
+        (_not_duckdb, "cannot be read as DuckDB"),
+        (_no_tables, "holds no tables"),
+        (_incomplete, "is incomplete: missing mart_customer_360, mart_clv"),
+    ],
+    ids=["missing", "empty", "not-duckdb", "no-tables", "incomplete"],
+)
+def test_no_usable_serving_file_shows_the_run_make_run_first_page(tmp_path, run_app, make, reason):
+    data = tmp_path / "data"
+    data.mkdir()
+    make(data)
+    at = run_app(data)
+    (warning,) = at.warning
+    assert reason in warning.value
+    assert str(data / "serving.duckdb") in warning.value
+    assert "**Run `make run` first.**" in markdown(at)
+    assert at.title[0].value == "Customer value & churn"
+    assert not at.metric and not at.dataframe and not at.tabs
+
+
+def test_a_serving_file_without_customers_gets_the_same_page(serving_copy, run_app):
+    execute(serving_copy, "DELETE FROM mart_customer_360")
+    at = run_app(serving_copy)
+    assert "holds no customers" in at.warning[0].value
+    assert "Run `make run` first" in markdown(at)
+
+
+def test_failed_and_stale_checks_are_flagged(serving_copy, run_app):
+    at = run_app(serving_copy)
+    assert not at.error
+    execute(
+        serving_copy,
+        "UPDATE check_results SET outcome = 'fail' WHERE rowid IN (SELECT rowid FROM check_results "
+        "WHERE layer = 'marts' ORDER BY check_name LIMIT 2)",
+        "UPDATE check_results SET business_date = DATE '2024-12-30' WHERE layer = 'raw'",
+    )
+    at = run_app(serving_copy)
+    (error,) = at.error
+    assert error.value.startswith("2 data-quality checks failed in the last run")
+    assert any(
+        "Checks of raw last ran for an earlier business date than the data's (2024-12-31)" in w.value
+        for w in at.warning
+    )
+    summary = next(d.value for d in at.dataframe if "passed" in d.value.columns).set_index("layer")
+    ((marts_checks,),) = query(serving_copy, "SELECT count(*) FROM check_results WHERE layer = 'marts'")
+    assert summary.loc["marts", "failed"] == 2
+    assert summary.loc["marts", "passed"] + summary.loc["marts", "warned"] == marts_checks - 2
+
+
+def test_optional_model_columns_appear_when_the_marts_carry_them(serving_copy, run_app):
+    for column in ("p_alive", "expected_purchases_365d"):
+        execute(serving_copy, f"ALTER TABLE mart_customer_360 DROP COLUMN IF EXISTS {column}")
+    at = run_app(serving_copy)
+    assert "p_alive" not in at_risk_table(at).columns
+    assert "expected_purchases_365d" not in at_risk_table(at).columns
+    execute(
+        serving_copy,
+        "ALTER TABLE mart_customer_360 ADD COLUMN p_alive DOUBLE",
+        "UPDATE mart_customer_360 SET p_alive = 1 - churn_probability / 2",
+    )
+    at = run_app(serving_copy)
+    table = at_risk_table(at)
+    assert "p_alive" in table.columns
+    assert ((table["p_alive"] - (1 - table["churn_probability"] / 2)).abs() < 1e-12).all()
+
+
+def chart_data(chart) -> pd.DataFrame:
+    from streamlit import dataframe_util
+
+    (dataset,) = chart.proto.datasets
+    return dataframe_util.convert_arrow_bytes_to_pandas_df(dataset.data.data)
+
+
+def test_charts_carry_the_marts_figures(pipeline_data, run_app):
+    import json
+
+    at = run_app(pipeline_data)
+    charts = [(json.loads(c.proto.spec), c) for c in at.get("vega_lite_chart")]
+    assert len(charts) == 8
+    (heatmap,) = [chart_data(c) for spec, c in charts if spec["mark"]["type"] == "rect"]
+    cohorts = query(
+        pipeline_data,
+        "SELECT strftime(cohort_month, '%Y-%m'), months_since_acquisition, retention_rate "
+        "FROM mart_retention_cohorts ORDER BY 1, 2",
+    )
+    assert len(heatmap) == len(cohorts) > 7
+    cells = heatmap[["cohort", "months_since_acquisition", "retention_rate"]].itertuples(
+        index=False, name=None
+    )
+    assert list(cells) == [tuple(r) for r in cohorts]
+    ((n,),) = query(pipeline_data, "SELECT count(*) FROM mart_clv")
+    (distribution,) = [
+        chart_data(c) for spec, c in charts if spec["encoding"]["x"].get("title") == "Predicted 12-month CLV"
+    ]
+    assert distribution["customers"].sum() == n
+    (by_csat,) = [chart_data(c) for _, c in charts if "Average CSAT, last 90 days" in c.proto.spec]
+    assert by_csat["customers"].sum() == n
+    assert list(by_csat["band"]) == [
+        b for b in ("low", "mid", "high", "no answer") if b in set(by_csat["band"])
+    ]

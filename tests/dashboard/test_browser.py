@@ -1,0 +1,189 @@
+"""A real browser against the dashboard served the way `make dashboard` serves it (`clv dashboard`,
+which runs `streamlit run` on localhost): the page renders the serving file's numbers, the at-risk
+list downloads as CSV, the retention heatmap draws, and the page fetches nothing from the internet."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pandas as pd
+import pytest
+
+from clv.settings import PROJECT_ROOT
+from tests.browser.test_airflow_ui import CHROMIUM, chromium_or_skip, free_port
+from tests.dashboard.conftest import query
+
+pytestmark = pytest.mark.slow
+
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
+
+
+def screenshot_dir(tmp_path: Path) -> Path:
+    """Screenshots go to the test's temporary directory, or to $CLV_SCREENSHOT_DIR when set."""
+    out = Path(os.environ.get("CLV_SCREENSHOT_DIR") or tmp_path)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def serve(data_dir: Path, tmp_path: Path):
+    """Start `clv dashboard` on a free port; return (url, process, log path) once it answers."""
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "CLV_DASHBOARD_PORT": str(port)}
+    log_path = tmp_path / "dashboard.log"
+    log = log_path.open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clv.cli", "dashboard", "--data-dir", str(data_dir)],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    url = f"http://localhost:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as r:
+                if r.read().decode().strip() == "ok":
+                    break
+        except OSError:
+            pass
+        assert proc.poll() is None, log_path.read_text()[-3000:]
+        assert time.monotonic() < deadline, "the dashboard did not come up: " + log_path.read_text()[-3000:]
+        time.sleep(1)
+    return url, proc, log_path
+
+
+def stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+
+
+@pytest.fixture
+def browser_page():
+    from playwright.sync_api import sync_playwright
+
+    chromium_or_skip()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1500, "height": 1800}, accept_downloads=True)
+        page = context.new_page()
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        try:
+            yield page, requests
+        finally:
+            browser.close()
+
+
+def offline(requests: list[str]) -> list[str]:
+    """Requests that left the machine (anything but localhost, data: and blob: URLs)."""
+    return [
+        u
+        for u in requests
+        if urlparse(u).scheme not in ("data", "blob") and urlparse(u).hostname not in LOCAL_HOSTS
+    ]
+
+
+def test_the_dashboard_renders_in_chromium(pipeline_data, tmp_path, browser_page):
+    page, requests = browser_page
+    url, proc, log_path = serve(pipeline_data, tmp_path)
+    shots = screenshot_dir(tmp_path)
+    ((n, at_risk),) = query(pipeline_data, "SELECT count(*), sum(revenue_at_risk_usd) FROM mart_customer_360")
+    ((matches,),) = query(
+        pipeline_data, "SELECT count(*) FROM mart_customer_360 WHERE value_tier IN ('Top 10%', 'High')"
+    )
+    ((top_id,),) = query(
+        pipeline_data,
+        "SELECT customer_id FROM mart_customer_360 WHERE value_tier IN ('Top 10%', 'High') "
+        "ORDER BY revenue_at_risk_usd DESC, customer_id LIMIT 1",
+    )
+    try:
+        assert f"Dashboard: http://localhost:{url.rsplit(':', 1)[1]}" in log_path.read_text()
+        page.goto(url)
+        metrics = page.get_by_test_id("stMetric")
+        metrics.nth(4).wait_for(timeout=90_000)
+        page.get_by_role("heading", name="Customer value & churn").wait_for()
+        values = dict(
+            zip(
+                [t.strip() for t in page.get_by_test_id("stMetricLabel").all_inner_texts()],
+                [t.strip() for t in page.get_by_test_id("stMetricValue").all_inner_texts()],
+            )
+        )
+        assert values["Customers"] == f"{n:,}"
+        assert values["Revenue at risk"] == f"${at_risk:,.0f}"
+        assert "Business date 2024-12-31" in page.get_by_test_id("stCaptionContainer").first.inner_text()
+
+        # the at-risk list: its count, its first row, and its CSV
+        page.get_by_text(f"{matches:,} customers match").wait_for(timeout=30_000)
+        page.get_by_test_id("stDataFrame").first.wait_for()
+        download = page.get_by_test_id("stDownloadButton").get_by_role("button")
+        download.wait_for(timeout=30_000)
+        assert download.inner_text().strip() == f"Download these {min(100, matches)} customers (CSV)"
+        page.screenshot(path=str(shots / "dashboard-at-risk.png"))
+        with page.expect_download(timeout=30_000) as info:
+            download.click()
+        saved = tmp_path / "download.csv"
+        info.value.save_as(saved)
+        assert info.value.suggested_filename == "customers-at-risk-2024-12-31.csv"
+        csv = pd.read_csv(io.BytesIO(saved.read_bytes()), dtype={"customer_id": str})
+        assert len(csv) == min(100, matches)
+        assert csv["customer_id"].iloc[0] == top_id
+        assert csv["revenue_at_risk_usd"].is_monotonic_decreasing
+
+        # the retention heatmap draws (Vega renders into a canvas or an SVG)
+        page.get_by_role("tab", name="Retention").click()
+        page.get_by_role("heading", name="Retention by signup cohort").wait_for()
+        chart = page.get_by_role("tabpanel", name="Retention").get_by_test_id("stVegaLiteChart").first
+        chart.locator("canvas, svg").first.wait_for(timeout=30_000)
+        box = chart.bounding_box()
+        assert box and box["height"] > 100 and box["width"] > 300
+        page.screenshot(path=str(shots / "dashboard-retention.png"))
+
+        # customer 360
+        page.get_by_role("tab", name="Customer 360").click()
+        box = page.get_by_role("textbox", name="Customer id")
+        box.fill(top_id.lower())
+        box.press("Enter")
+        page.get_by_role("heading", name=top_id).wait_for(timeout=30_000)
+        page.screenshot(path=str(shots / "dashboard-customer-360.png"))
+
+        # data quality
+        page.get_by_role("tab", name="Data quality").click()
+        page.get_by_role("heading", name="Last check results").wait_for()
+        page.screenshot(path=str(shots / "dashboard-data-quality.png"))
+        assert not page.get_by_test_id("stException").count()
+    finally:
+        stop(proc)
+    assert requests and offline(requests) == []
+
+
+def test_without_a_serving_file_the_page_says_run_make_run_first(tmp_path, browser_page):
+    page, requests = browser_page
+    data = tmp_path / "data"
+    data.mkdir()
+    url, proc, _ = serve(data, tmp_path)
+    try:
+        page.goto(url)
+        page.get_by_text("Run make run first.").wait_for(timeout=90_000)
+        warning = page.get_by_test_id("stAlertContentWarning").inner_text()
+        assert f"There is no serving file at {data / 'serving.duckdb'} yet." in warning
+        assert not page.get_by_test_id("stMetric").count()
+        assert not page.get_by_test_id("stException").count()
+        page.screenshot(path=str(screenshot_dir(tmp_path) / "dashboard-no-data.png"))
+    finally:
+        stop(proc)
+    assert offline(requests) == []
