@@ -6,7 +6,7 @@ it and deliver heavy-chaos day batches on top. (A whole history at heavy chaos s
 gate by design: about 2% of its rows belong to customers whose own row was quarantined, above the
 1% the staging checks allow.)
 
-``heavy_project`` is a heavy-chaos history (2,000 customers, second half of 2024) with three
+``heavy_project`` is a heavy-chaos history (1,500 customers, 2024) with three
 heavy-chaos day batches, each loaded and run through SQLMesh the way the daily refresh does (the
 Soda gates are left out: see above). Heavy chaos in the history matters for late events: lateness
 is drawn when events are simulated, so only a heavy history delivers events up to the maximum
@@ -16,12 +16,18 @@ transformed; ``next_day_clean`` is that day run cleanly, the reference for scena
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
-from clv import airflow_env, ingest, pipeline, transform
+from clv import airflow_env, ingest, pipeline, settings, transform
 from clv.settings import Paths
 from generator import runner
 from tests.reliability.ledger import Ledger, out_dir
@@ -78,8 +84,8 @@ def airflow_base(base, tmp_path_factory) -> Paths:
     return paths
 
 
-HEAVY_START = dt.date(2024, 7, 1)
-HEAVY_CUSTOMERS = 2_000
+HEAVY_START = START  # a year: the churn model trains on the purchases before the last 180 days
+HEAVY_CUSTOMERS = 1_500
 HEAVY_DAYS = 3
 
 
@@ -120,6 +126,28 @@ def next_day_loaded(heavy_project, tmp_path_factory) -> Paths:
 
 @pytest.fixture(scope="session")
 def next_day_clean(next_day_loaded, tmp_path_factory) -> Paths:
+    """The fourth day run cleanly by the real `clv transform` process. The peak size of the
+    warehouse's write-ahead log during that run is kept beside it (``wal_peak``), so that
+    scenario 6 knows how far into a run a given amount of written data is."""
     paths = copy_data(next_day_loaded, tmp_path_factory.mktemp("reliability-clean-run") / "data")
-    run_models(paths, day(HEAVY_DAYS + 1))
+    cmd = [sys.executable, "-m", "clv.cli", "transform", "--data-dir", str(paths.data_dir)]
+    env = {**os.environ, "PYTHONPATH": str(settings.PROJECT_ROOT)}
+    proc = subprocess.Popen(
+        [*cmd, "--business-date", day(HEAVY_DAYS + 1).isoformat()],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    wal, peak = paths.warehouse.with_name(paths.warehouse.name + ".wal"), 0
+    while proc.poll() is None:
+        with contextlib.suppress(OSError):
+            peak = max(peak, wal.stat().st_size)
+        time.sleep(0.02)
+    assert proc.returncode == 0, proc.stdout.read()[-3000:]
+    wal_peak(paths).write_text(str(peak))
     return paths
+
+
+def wal_peak(paths: Paths) -> Path:
+    return paths.data_dir.parent / "wal_peak.txt"

@@ -15,7 +15,7 @@ import pytest
 
 from clv.settings import PROJECT_ROOT
 from tests.reliability.compare import FACTS, MARTS, layer_diff, snapshot_copy
-from tests.reliability.conftest import HEAVY_DAYS, copy_data, day
+from tests.reliability.conftest import HEAVY_DAYS, copy_data, day, wal_peak
 
 # one worker builds the shared warehouse fixture (with `--dist loadgroup`)
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("reliability-heavy")]
@@ -62,13 +62,16 @@ def kill_while_writing(paths, business_date, written: int, extra_seconds: float)
 
 
 @pytest.mark.scenario(6, "transform killed mid-run")
-# The day's run writes about 3.6 MB to the log, the first model's data in one step of about 0.5 MB:
-# kill just after that, and halfway through.
-@pytest.mark.parametrize("written,extra", [(100_000, 0.0), (1_500_000, 0.0)], ids=["early", "halfway"])
-def test_sigkill_mid_transform_then_rerun(next_day_loaded, next_day_clean, tmp_path, written, extra, ledger):
+# Kill once the first models' data is being written (100 KB in the log), and halfway through the
+# log a clean run of the same day reaches.
+@pytest.mark.parametrize("fraction", [0.0, 0.5], ids=["early", "halfway"])
+def test_sigkill_mid_transform_then_rerun(next_day_loaded, next_day_clean, tmp_path, fraction, ledger):
     today = day(HEAVY_DAYS + 1)
+    peak = int(wal_peak(next_day_clean).read_text())
+    written = max(100_000, int(peak * fraction))
+    assert peak > 2 * 100_000, peak
     paths = copy_data(next_day_loaded, tmp_path / "data")
-    at = kill_while_writing(paths, today, written, extra)
+    at = kill_while_writing(paths, today, written, 0.0)
     ledger.fault("SIGKILL to the SQLMesh run (clv transform)")
     clean = snapshot_copy(next_day_clean.warehouse, tmp_path / "clean.duckdb")
     # The kill left the warehouse behind the clean run (the day was not finished) ...
