@@ -20,6 +20,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -154,6 +155,7 @@ def render(records: list[dict], totals: dict, run: dict) -> str:
             [
                 num,
                 SCENARIOS[num],
+                "; ".join(sorted({r["chaos"] for r in rs})),
                 len(rs),
                 sum(r["outcome"] == "passed" for r in rs),
                 n(sum(sum(r["faults"].values()) for r in rs)),
@@ -167,6 +169,7 @@ def render(records: list[dict], totals: dict, run: dict) -> str:
             [
                 "#",
                 "scenario",
+                "data",
                 "tests",
                 "passed",
                 "faults injected by the tests",
@@ -175,7 +178,7 @@ def render(records: list[dict], totals: dict, run: dict) -> str:
                 "time",
             ],
             rows,
-            "rlrrrrrr",
+            "rllrrrrrr",
         )
     )
     out += ["", "A test's time includes building the fixtures it was the first to need.", ""]
@@ -196,9 +199,9 @@ def render(records: list[dict], totals: dict, run: dict) -> str:
     )
     out += [
         "",
-        "By the generator (`--chaos heavy` unless the scenario says otherwise), in the data the tests",
-        "ran on, from its truth files `truth/faults/*.csv`. A dataset shared by several tests counts",
-        "once per test.",
+        "By the generator, in the batches the tests ran on (the `data` column above says at which",
+        "chaos level), from its truth files `truth/faults/*.csv`. A dataset shared by several tests",
+        "counts once per test.",
         "",
     ]
     gen = defaultdict(Counter)
@@ -295,6 +298,7 @@ def render(records: list[dict], totals: dict, run: dict) -> str:
     for r in sorted(records, key=lambda r: r["scenario"]):
         for a in r["alerts"]:
             summary = " ".join((a.get("summary") or "").split())
+            summary = re.sub(r"/\S*?/data/", "<data dir>/", summary)  # the tests' temporary folders
             summary = summary if len(summary) <= 160 else summary[:157] + "..."
             alerts.append([r["scenario"], a.get("severity"), a.get("task_id"), summary.replace("|", "\\|")])
     out.append(table(["scenario", "severity", "task", "summary"], alerts, "rlll"))

@@ -69,7 +69,7 @@ class LateSource(threading.Thread):
         self.done.append("export completed")
 
 
-@pytest.mark.scenario(1, "extract fails transiently")
+@pytest.mark.scenario(1, "extract fails transiently", chaos="heavy-chaos days on a realistic history")
 def test_extract_and_load_retry_with_back_off_then_alert(airflow_base, tmp_path, monkeypatch, ledger):
     monkeypatch.setenv("CLV_SOURCE", "landing")
     monkeypatch.setenv("CLV_RETRY_DELAY_SECONDS", "1")

@@ -16,7 +16,7 @@ from tests.reliability.conftest import copy_data, day
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("reliability-base")]
 
 
-@pytest.mark.scenario(2, "schema-drifted file")
+@pytest.mark.scenario(2, "schema-drifted file", chaos="heavy-chaos days on a realistic history")
 def test_a_drifted_file_is_quarantined_and_the_run_goes_on(base, tmp_path, ledger):
     paths = copy_data(base, tmp_path / "data")
     # Heavy chaos drifts 15% of a day batch's files: deliver days until one drifted.

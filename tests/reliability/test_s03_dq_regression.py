@@ -18,7 +18,7 @@ from tests.reliability.conftest import copy_data, day
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("reliability-base")]
 
 
-@pytest.mark.scenario(3, "data-quality regression")
+@pytest.mark.scenario(3, "data-quality regression", chaos="heavy-chaos days on a realistic history")
 def test_a_dq_regression_stops_the_layers_below(airflow_base, tmp_path, ledger):
     paths = copy_data(airflow_base, tmp_path / "data")
     d1 = day(1)

@@ -23,7 +23,7 @@ BUSY = "in use by another process"
 pytestmark = pytest.mark.xdist_group("reliability-base")
 
 
-@pytest.mark.scenario(8, "two writers at once")
+@pytest.mark.scenario(8, "two writers at once", chaos="none (a hand-made batch)")
 def test_a_second_writer_gets_a_clear_message(tmp_path, ledger):
     """Another process holds the warehouse: `clv load` waits CLV_LOCK_WAIT_SECONDS, then stops
     with one line and exit code 2, having changed nothing; once the holder is gone it loads."""
@@ -55,7 +55,7 @@ def test_a_second_writer_gets_a_clear_message(tmp_path, ledger):
 
 
 @pytest.mark.slow
-@pytest.mark.scenario(8, "two writers at once")
+@pytest.mark.scenario(8, "two writers at once", chaos="heavy-chaos days on a realistic history")
 def test_manual_loads_during_a_dag_run(airflow_base, tmp_path, ledger):
     """`clv load` started again and again while clv_daily_refresh runs (through Airflow) for a
     heavy-chaos day: each one either gets the warehouse between two tasks (and loads, or finds

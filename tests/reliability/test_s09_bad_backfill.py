@@ -28,7 +28,7 @@ def marts_state(data) -> list:
     )
 
 
-@pytest.mark.scenario(9, "bad backfill in a dev environment")
+@pytest.mark.scenario(9, "bad backfill in a dev environment", chaos="realistic")
 def test_a_bad_backfill_is_caught_in_dev_then_the_fix_is_promoted(base, tmp_path, ledger):
     paths = copy_data(base, tmp_path / "data")
     data = paths.data_dir

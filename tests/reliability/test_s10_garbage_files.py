@@ -132,7 +132,7 @@ def test_garbage_files_among_heavy_chaos_batches(heavy_data, tmp_path, ledger):
         con.close()
 
 
-@pytest.mark.scenario(10, "garbage input files")
+@pytest.mark.scenario(10, "garbage input files", chaos="none (a hand-made batch)")
 @pytest.mark.parametrize(
     "name,data,status,reason",
     [
@@ -163,7 +163,7 @@ def test_whole_file_cases(tmp_path, name, data, status, reason, ledger):
         con.close()
 
 
-@pytest.mark.scenario(10, "garbage input files")
+@pytest.mark.scenario(10, "garbage input files", chaos="none (a hand-made batch)")
 def test_row_level_garbage_is_quarantined_and_the_good_rows_load(tmp_path, ledger):
     lines = [
         HEADER,

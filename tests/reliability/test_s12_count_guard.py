@@ -99,7 +99,7 @@ def test_a_runaway_batch_is_refused_whole_then_loads_with_a_raised_guard(heavy_d
     ledger.account(paths)
 
 
-@pytest.mark.scenario(12, "runaway batch refused by the count guard")
+@pytest.mark.scenario(12, "runaway batch refused by the count guard", chaos="none (a hand-made batch)")
 def test_the_guard_stops_the_whole_batch_in_process(tmp_path, ledger):
     paths = make_batch(tmp_path, {"orders.csv": (HEADER + "\n" + (GOOD + "\n") * 50).encode()})
     with pytest.raises(ingest.RunawayBatch, match="more than the guard of 10"):
