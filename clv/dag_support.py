@@ -17,7 +17,7 @@ from clv import settings
 
 log = logging.getLogger("clv.dags")
 
-POOL = "clv_warehouse"  # created by `clv airflow-bootstrap` (clv/airflow_env.py); one slot
+POOL = "clv_warehouse"  # created by `clv bootstrap` (clv/airflow_env.py); one slot
 OWNER = "clv-data-platform"
 WRITER_DAGS = ("clv_daily_refresh", "clv_quality_checks", "clv_backfill", "clv_deploy")
 
