@@ -67,15 +67,20 @@ def _assert_no_partial_file(con) -> int:
 def test_sigkill_mid_load_then_rerun(landed, tmp_path, ledger):
     reference = Paths(tmp_path / "ref")
     shutil.copytree(landed.data_dir, reference.data_dir)
+    t0 = time.perf_counter()
     ingest.load(reference.data_dir)
+    load_seconds = time.perf_counter() - t0
     ref = duckdb.connect(str(reference.warehouse))
     expected = _counts(ref)
     total_files = ref.sql("SELECT count(*) FROM ops.load_manifest").fetchone()[0]
     ref.close()
 
+    # Kill a fifth, half and four fifths of a load's time after the loader created the raw zone
+    # (its first write to the warehouse's log): not after a fixed delay, which a busy machine
+    # spends importing.
     interrupted = 0
-    for delay in (0.6, 1.2, 2.0):
-        paths = Paths(tmp_path / f"kill-{delay}")
+    for fraction in (0.2, 0.5, 0.8):
+        paths = Paths(tmp_path / f"kill-{fraction}")
         shutil.copytree(landed.data_dir, paths.data_dir)
         proc = subprocess.Popen(
             [sys.executable, "-m", "clv.cli", "load", "--data-dir", str(paths.data_dir)],
@@ -83,15 +88,21 @@ def test_sigkill_mid_load_then_rerun(landed, tmp_path, ledger):
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(delay)
+        wal = paths.warehouse.with_name(paths.warehouse.name + ".wal")
+        deadline = time.monotonic() + 300
+        while not wal.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(fraction * load_seconds)
         proc.send_signal(signal.SIGKILL)
         assert proc.wait() == -signal.SIGKILL
-        ledger.fault("SIGKILL to clv load")
+        mid = False
         if paths.warehouse.exists():
             con = duckdb.connect(str(paths.warehouse))
             done = _assert_no_partial_file(con)
-            interrupted += done < total_files
+            mid = done < total_files
             con.close()
+        interrupted += mid
+        ledger.fault("SIGKILL to clv load, mid-load" if mid else "SIGKILL to clv load, outside the load")
         summary = ingest.load(paths.data_dir)  # the rerun
         assert not summary.failed
         con = duckdb.connect(str(paths.warehouse))
