@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from contextlib import closing
 from pathlib import Path
 
 from clv import ops, settings
@@ -141,11 +142,8 @@ def load(data_dir: Path | None, business_date: dt.date, step: ops.StepRun | None
     step = step or ops.StepRun(task_id="load_raw", business_date=business_date)
     with ops.recorded(paths.data_dir, step):
         summary = ingest.load(paths.data_dir)
-        con = connect(paths.warehouse)
-        try:
+        with closing(connect(paths.warehouse)) as con:
             rows = ingest.reconcile(con)
-        finally:
-            con.close()
         bad = [r for r in rows if not r["reconciled"]]
         step.rows = summary.rows_loaded
         step.detail = {
@@ -204,11 +202,8 @@ def scan_raw(data_dir: Path | None, business_date: dt.date, step: ops.StepRun | 
     paths = settings.paths(data_dir)
     step = step or ops.StepRun(task_id="scan_raw", business_date=business_date)
     with ops.recorded(paths.data_dir, step):
-        con = connect(paths.warehouse)
-        try:
+        with closing(connect(paths.warehouse)) as con:
             result = _scan_or_raise(con, "raw", business_date, _run_id(step), paths.data_dir)
-        finally:
-            con.close()
         step.rows = len(result.checks)
         return {"line": result.line(), "warned": [c["name"] for c in result.warned]}
 
@@ -270,11 +265,8 @@ def publish(data_dir: Path | None, business_date: dt.date, step: ops.StepRun | N
     paths = settings.paths(data_dir)
     step = step or ops.StepRun(task_id="publish", business_date=business_date)
     with ops.recorded(paths.data_dir, step):
-        con = connect(paths.warehouse)
-        try:
+        with closing(connect(paths.warehouse)) as con:
             counts = publish_mod.publish(con, business_date, paths.data_dir)
-        finally:
-            con.close()
         step.rows = sum(counts.values())
         return {"serving": str(paths.serving), "tables": counts}
 
@@ -442,22 +434,18 @@ def full_scan(data_dir: Path | None, business_date: dt.date, step: ops.StepRun |
     paths = settings.paths(data_dir)
     step = step or ops.StepRun(task_id="soda_full_scan", business_date=business_date)
     with ops.recorded(paths.data_dir, step):
-        con = connect(paths.warehouse)
-        results = []
-        try:
-            for layer in quality.LAYERS:
-                results.append(
-                    quality.scan(
-                        con,
-                        layer,
-                        business_date,
-                        run_id=_run_id(step),
-                        data_dir=paths.data_dir,
-                        raise_on_failure=False,
-                    )
+        with closing(connect(paths.warehouse)) as con:
+            results = [
+                quality.scan(
+                    con,
+                    layer,
+                    business_date,
+                    run_id=_run_id(step),
+                    data_dir=paths.data_dir,
+                    raise_on_failure=False,
                 )
-        finally:
-            con.close()
+                for layer in quality.LAYERS
+            ]
         step.rows = sum(len(r.checks) for r in results)
         return _quality_part(
             paths.data_dir,
@@ -484,11 +472,8 @@ def reconcile_loads(data_dir: Path | None, business_date: dt.date, step: ops.Ste
     paths = settings.paths(data_dir)
     step = step or ops.StepRun(task_id="reconcile_loads", business_date=business_date)
     with ops.recorded(paths.data_dir, step):
-        con = connect(paths.warehouse)
-        try:
+        with closing(connect(paths.warehouse)) as con:
             rows = ingest.reconcile(con)
-        finally:
-            con.close()
         bad = [r for r in rows if not r["reconciled"]]
         step.rows = sum(r["rows_in_file"] for r in rows)
         return _quality_part(
@@ -544,18 +529,20 @@ def quality_report(data_dir: Path | None, business_date: dt.date, step: ops.Step
 
 
 def latest_loaded_date(data_dir: Path | None) -> dt.date | None:
+    import duckdb
+
     from clv.warehouse import connect
 
     paths = settings.paths(data_dir)
     if not paths.warehouse.exists():
         return None
-    con = connect(paths.warehouse)
-    try:
-        row = con.execute("SELECT max(batch_date) FROM ops.load_manifest WHERE status = 'loaded'").fetchone()
-    except Exception:
-        return None
-    finally:
-        con.close()
+    with closing(connect(paths.warehouse)) as con:
+        try:
+            row = con.execute(
+                "SELECT max(batch_date) FROM ops.load_manifest WHERE status = 'loaded'"
+            ).fetchone()
+        except duckdb.CatalogException:  # nothing loaded yet: no manifest table
+            return None
     return row[0] if row else None
 
 

@@ -34,6 +34,22 @@ class Tables:
     subscriptions: str = ""  # staging.stg_subscriptions
 
 
+SOURCE_TABLES = {
+    "customers": "core.dim_customers",
+    "revenue": "core.fct_revenue",
+    "sessions": "core.fct_activity_logs",
+    "tickets": "core.fct_support_logs",
+    "subscriptions": "staging.stg_subscriptions",
+}
+
+
+def resolve_tables(context, behaviour: bool = False) -> Tables:
+    """The physical tables for a Python model's SQL (the model declares them in ``depends_on``):
+    customers and revenue, plus the behavioural signals' tables with ``behaviour``."""
+    names = SOURCE_TABLES if behaviour else {k: SOURCE_TABLES[k] for k in ("customers", "revenue")}
+    return Tables(**{field: context.resolve_table(model) for field, model in names.items()})
+
+
 @dataclass(frozen=True)
 class Lifecycle:
     """The lifecycle thresholds of config.yaml (days)."""

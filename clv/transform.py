@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import time
 from pathlib import Path
 
 from clv import settings
@@ -82,28 +81,10 @@ def context(data_dir: Path | None = None, wait_seconds: float | None = None, **k
 
 def _open_waiting(ctx, warehouse: Path, wait_seconds: float | None) -> None:
     """SQLMesh opens DuckDB on first use and fails at once on a lock held elsewhere: open it now,
-    retrying with back-off as ``clv.warehouse.connect`` does."""
-    import duckdb
+    waiting as ``clv.warehouse.connect`` does."""
+    from clv.warehouse import wait_for_lock
 
-    from clv.warehouse import WarehouseBusy, lock_wait_seconds
-
-    wait = lock_wait_seconds() if wait_seconds is None else wait_seconds
-    deadline = time.monotonic() + wait
-    delay = 0.1
-    while True:
-        try:
-            ctx.engine_adapter.connection.execute("SELECT 1")
-            return
-        except duckdb.IOException as e:
-            if "lock" not in str(e).lower():
-                raise
-            if time.monotonic() >= deadline:
-                raise WarehouseBusy(
-                    f"the warehouse {warehouse} is in use by another process; waited {wait:.0f} s "
-                    "(set CLV_LOCK_WAIT_SECONDS to wait longer) — nothing was changed"
-                ) from None
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
+    wait_for_lock(lambda: ctx.engine_adapter.connection.execute("SELECT 1"), warehouse, wait_seconds)
 
 
 def plan_prod(ctx, business_date: dt.date, environment: str | None = None):

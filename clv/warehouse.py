@@ -24,6 +24,27 @@ def lock_wait_seconds() -> float:
     return float(os.environ.get("CLV_LOCK_WAIT_SECONDS", "30"))
 
 
+def wait_for_lock(open_, path: Path, wait_seconds: float | None = None):
+    """Call ``open_()`` until it gets past DuckDB's file lock, with back-off, for up to
+    ``wait_seconds`` (default ``CLV_LOCK_WAIT_SECONDS``); then stop with ``WarehouseBusy``."""
+    wait = lock_wait_seconds() if wait_seconds is None else wait_seconds
+    deadline = time.monotonic() + wait
+    delay = 0.1
+    while True:
+        try:
+            return open_()
+        except duckdb.IOException as e:
+            if "lock" not in str(e).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise WarehouseBusy(
+                    f"the warehouse {path} is in use by another process{_lock_holder(str(e))}; "
+                    f"waited {wait:.0f} s (set CLV_LOCK_WAIT_SECONDS to wait longer) — nothing was changed"
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
 def connect(
     path: Path | None = None,
     read_only: bool = False,
@@ -33,24 +54,7 @@ def connect(
     """Open the warehouse (created on first use), waiting for another writer to finish."""
     path = path or settings.paths().warehouse
     path.parent.mkdir(parents=True, exist_ok=True)
-    wait = lock_wait_seconds() if wait_seconds is None else wait_seconds
-    deadline = time.monotonic() + wait
-    delay = 0.1
-    while True:
-        try:
-            con = duckdb.connect(str(path), read_only=read_only)
-            break
-        except duckdb.IOException as e:
-            if "lock" not in str(e).lower():
-                raise
-            if time.monotonic() >= deadline:
-                holder = _lock_holder(str(e))
-                raise WarehouseBusy(
-                    f"the warehouse {path} is in use by another process{holder}; waited {wait:.0f} s "
-                    "(set CLV_LOCK_WAIT_SECONDS to wait longer) — nothing was changed"
-                ) from None
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
+    con = wait_for_lock(lambda: duckdb.connect(str(path), read_only=read_only), path, wait_seconds)
     con.execute("SET enable_progress_bar = false")  # output belongs to the caller, not DuckDB
     if threads:
         con.execute(f"SET threads = {int(threads)}")

@@ -29,6 +29,17 @@ def clv(*args: str, env: dict | None = None, timeout: int = 900) -> subprocess.C
     )
 
 
+def small_run(data: Path, customers: int, start: str, *extra: str, env: dict | None = None):
+    """`clv run` on a small, fault-free generated history ending 2024-12-31 (extra flags such as
+    --no-airflow appended); fails the test with the output when the run fails."""
+    result = clv(
+        "run", "--data-dir", str(data), "--customers", str(customers), "--start", start, "--chaos", "none",
+        *extra, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, explain(result)
+    return result
+
+
 def explain(result: subprocess.CompletedProcess) -> str:
     return f"exit {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
 

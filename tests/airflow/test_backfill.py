@@ -10,7 +10,7 @@ import pytest
 
 from clv import airflow_env, pipeline, transform
 from clv.transform import PromotionRefused
-from tests.airflow.helpers import clv, explain, query, sha256
+from tests.airflow.helpers import query, sha256, small_run
 
 pytestmark = pytest.mark.slow
 
@@ -48,19 +48,7 @@ def changed_project(tmp_path):
 
 def test_backfill_in_a_dev_environment_then_promotion(tmp_path, monkeypatch):
     data = tmp_path / "data"
-    built = clv(
-        "run",
-        "--no-airflow",
-        "--data-dir",
-        str(data),
-        "--customers",
-        "1200",
-        "--start",
-        "2024-01-01",
-        "--chaos",
-        "none",
-    )
-    assert built.returncode == 0, explain(built)
+    small_run(data, 1200, "2024-01-01", "--no-airflow")
     serving = sha256(data / "serving.duckdb")
     monkeypatch.setenv("CLV_SQLMESH_PROJECT", str(changed_project(tmp_path)))
     airflow_env.bootstrap(data)
@@ -83,19 +71,7 @@ def test_backfill_in_a_dev_environment_then_promotion(tmp_path, monkeypatch):
 
 def test_promotion_is_refused_when_the_models_changed_after_the_checks(tmp_path, monkeypatch):
     data = tmp_path / "data"
-    built = clv(
-        "run",
-        "--no-airflow",
-        "--data-dir",
-        str(data),
-        "--customers",
-        "800",
-        "--start",
-        "2024-06-01",
-        "--chaos",
-        "none",
-    )
-    assert built.returncode == 0, explain(built)
+    small_run(data, 800, "2024-06-01", "--no-airflow")
     project = changed_project(tmp_path)
     monkeypatch.setenv("CLV_SQLMESH_PROJECT", str(project))
     staged = pipeline.stage_environment(data, END, "dev2")

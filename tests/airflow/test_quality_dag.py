@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from clv import airflow_env
-from tests.airflow.helpers import clv, explain, query
+from tests.airflow.helpers import query, small_run
 
 pytestmark = pytest.mark.slow
 
@@ -17,19 +17,7 @@ END = dt.date(2024, 12, 31)
 
 def test_morning_report_passes_then_flags_a_broken_reconciliation(tmp_path):
     data = tmp_path / "data"
-    built = clv(
-        "run",
-        "--no-airflow",
-        "--data-dir",
-        str(data),
-        "--customers",
-        "800",
-        "--start",
-        "2024-06-01",
-        "--chaos",
-        "none",
-    )
-    assert built.returncode == 0, explain(built)
+    small_run(data, 800, "2024-06-01", "--no-airflow")
     airflow_env.bootstrap(data)
     rc, log = airflow_env.dags_test("clv_quality_checks", END, data, conf={})
     assert rc == 0, log.read_text()[-3000:]

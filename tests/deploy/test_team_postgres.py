@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.airflow.helpers import clv, explain, query
+from tests.airflow.helpers import query, small_run
 
 pytestmark = pytest.mark.slow
 
@@ -75,19 +75,7 @@ def test_daily_refresh_with_airflow_and_sqlmesh_state_on_postgresql(tmp_path, da
         "CLV_SQLMESH_STATE_DATABASE": databases["sqlmesh"],
     }
     data = tmp_path / "data"
-    result = clv(
-        "run",
-        "--data-dir",
-        str(data),
-        "--customers",
-        "800",
-        "--start",
-        "2024-06-01",
-        "--chaos",
-        "none",
-        env=env,
-    )
-    assert result.returncode == 0, explain(result)
+    result = small_run(data, 800, "2024-06-01", env=env)
     assert "High-value customers most at risk:" in result.stdout
 
     # Airflow's metadata is in PostgreSQL: the run, its tasks and the pool.

@@ -62,13 +62,7 @@ def execute(
     context: ExecutionContext, start: t.Any, end: t.Any, execution_time: t.Any, **kwargs: t.Any
 ) -> pd.DataFrame:
     fetch = predictions.engine_fetch(context)  # DuckDB SQL, rendered in the gateway's dialect
-    tables = predictions.Tables(
-        customers=context.resolve_table("core.dim_customers"),
-        revenue=context.resolve_table("core.fct_revenue"),
-        sessions=context.resolve_table("core.fct_activity_logs"),
-        tickets=context.resolve_table("core.fct_support_logs"),
-        subscriptions=context.resolve_table("staging.stg_subscriptions"),
-    )
+    tables = predictions.resolve_tables(context, behaviour=True)
     lifecycle = predictions.Lifecycle(
         int(context.var("active_within_days", 90)),
         int(context.var("dormant_within_days", 180)),

@@ -61,10 +61,7 @@ def execute(
     context: ExecutionContext, start: t.Any, end: t.Any, execution_time: t.Any, **kwargs: t.Any
 ) -> pd.DataFrame:
     fetch = predictions.engine_fetch(context)  # DuckDB SQL, rendered in the gateway's dialect
-    tables = predictions.Tables(
-        customers=context.resolve_table("core.dim_customers"),
-        revenue=context.resolve_table("core.fct_revenue"),
-    )
+    tables = predictions.resolve_tables(context)
     time_unit = str(context.var("clv_time_unit", "day"))
     fit = predictions.fit_clv(fetch, tables, predictions.business_date(execution_time), time_unit)
     return predictions.fit_frame(fit)

@@ -61,10 +61,7 @@ def execute(
     context: ExecutionContext, start: t.Any, end: t.Any, execution_time: t.Any, **kwargs: t.Any
 ) -> pd.DataFrame:
     fetch = predictions.engine_fetch(context)  # DuckDB SQL, rendered in the gateway's dialect
-    tables = predictions.Tables(
-        customers=context.resolve_table("core.dim_customers"),
-        revenue=context.resolve_table("core.fct_revenue"),
-    )
+    tables = predictions.resolve_tables(context)
     fit_row = fetch(f"SELECT * FROM {context.resolve_table('intermediate.int_clv_model_fit')}")
     bg, gg, time_unit, refund_share = predictions.models_from_frame(fit_row)
     as_of = predictions.business_date(execution_time)
