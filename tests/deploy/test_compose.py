@@ -4,6 +4,8 @@ services, dependencies, healthchecks, volumes, and that no secret is written inl
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,11 +54,54 @@ def test_long_running_services_have_healthchecks_and_wait_for_their_dependencies
 def test_airflow_runs_on_postgresql_with_sqlmesh_state_there_too(compose):
     for name in (*AIRFLOW, "airflow-init"):
         env = env_of(compose["services"][name])
-        assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW_EXECUTOR:-LocalExecutor}"
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
         assert env["CLV_SQLMESH_STATE_HOST"] == "postgres"
         assert env["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/clv/dags"
     assert compose["services"]["airflow-init"]["command"] == ["clv", "bootstrap"]
+
+
+def test_the_celery_profile_adds_a_broker_and_workers_and_nothing_else(compose):
+    services = compose["services"]
+    profiled = {name for name, svc in services.items() if svc.get("profiles")}
+    assert profiled == {"redis", "airflow-worker"}
+    assert all(services[name]["profiles"] == ["celery"] for name in profiled)
+    worker = services["airflow-worker"]
+    assert worker["command"] == ["airflow", "celery", "worker"]
+    assert "clv-data:/data" in worker["volumes"]  # runs warehouse tasks, so it writes the volume
+    deps = worker["depends_on"]
+    assert deps["redis"]["condition"] == "service_healthy"
+    assert deps["postgres"]["condition"] == "service_healthy"
+    assert deps["airflow-init"]["condition"] == "service_completed_successfully"
+    assert "inspect ping" in " ".join(worker["healthcheck"]["test"])
+    env = env_of(worker)
+    assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+    # The same settings reach the scheduler, which queues tasks for the workers.
+    assert (
+        env_of(services["airflow-scheduler"])["AIRFLOW__CELERY__BROKER_URL"]
+        == env["AIRFLOW__CELERY__BROKER_URL"]
+    )
+    example = (PROJECT_ROOT / ".env.example").read_text()
+    assert "AIRFLOW_EXECUTOR=LocalExecutor" in example and "COMPOSE_PROFILES=celery" in example
+
+
+def test_the_image_can_run_a_celery_worker(tmp_path, monkeypatch):
+    """The worker's command and the healthcheck's Celery app exist in the installed dependencies
+    (the image installs the same lock): Airflow's CLI offers `celery worker` under the
+    CeleryExecutor, and the app module imports with the broker URL from the environment."""
+    from clv import airflow_env
+
+    monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "CeleryExecutor")
+    monkeypatch.setenv("AIRFLOW__CELERY__BROKER_URL", "redis://redis:6379/0")
+    done = airflow_env.airflow(["celery", "worker", "--help"], tmp_path, capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--concurrency" in done.stdout
+    probe = "from airflow.providers.celery.executors.celery_executor import app; print(app.conf.broker_url)"
+    env = airflow_env.environ(tmp_path)
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("redis://redis:6379/0")
 
 
 def test_volumes_share_the_data_and_readers_mount_it_read_only(compose):
