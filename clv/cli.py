@@ -250,15 +250,19 @@ def _cmd_transform(args: argparse.Namespace) -> int:
     try:
         if args.plan:
             transform.plan_prod(ctx, business_date)
+            ok = True
             print(f"transform: planned and applied prod up to business date {business_date}")
-            return 0
-        ok = transform.run(ctx, business_date, layer=args.layer)
+        else:
+            ok = transform.run(ctx, business_date, layer=args.layer)
+            print(
+                f"transform: run {'succeeded' if ok else 'FAILED'} up to business date {business_date}"
+                + (f" (layer {args.layer})" if args.layer else "")
+            )
+        slowest = transform.slowest_models(ctx)
     finally:
         ctx.close()
-    print(
-        f"transform: run {'succeeded' if ok else 'FAILED'} up to business date {business_date}"
-        + (f" (layer {args.layer})" if args.layer else "")
-    )
+    if slowest:
+        print("slowest models: " + ", ".join(f"{name} {sec:.1f} s" for name, sec in slowest))
     return 0 if ok else 1
 
 

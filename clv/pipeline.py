@@ -238,12 +238,13 @@ def transform_layer(
                 raise transform.TransformError(
                     f"the SQLMesh run of the {layer} models up to {business_date} failed; see the log"
                 )
+            slowest = {name: round(sec, 2) for name, sec in transform.slowest_models(ctx, 5)}
             con = ctx.engine_adapter.connection
             step.rows = layer_rows(con, layer)
             result = _scan_or_raise(con, layer, business_date, _run_id(step), paths.data_dir)
         finally:
             ctx.close()
-        step.detail = {"transform": how, "checks": len(result.checks)}
+        step.detail = {"transform": how, "checks": len(result.checks), "slowest_models": slowest}
         return {"transform": how, "rows": step.rows, "line": result.line()}
 
 

@@ -66,17 +66,44 @@ def _environ(data_dir: Path | None) -> None:
 def context(data_dir: Path | None = None, wait_seconds: float | None = None, **kwargs):
     """A SQLMesh context on this project and the data directory's warehouse, its connection
     open: like every writer, it waits up to ``CLV_LOCK_WAIT_SECONDS`` while another process (a
-    manual `clv load`, say) holds the warehouse, then stops with ``WarehouseBusy``."""
+    manual `clv load`, say) holds the warehouse, then stops with ``WarehouseBusy``.
+
+    ``ctx.console.model_seconds`` collects how long each model took to evaluate (all batches,
+    its audits included) during the context's plans and runs: see ``slowest_models``."""
     _environ(data_dir)
     from sqlmesh import Context
 
     ctx = Context(paths=str(project_dir()), **kwargs)
+    ctx.console = _timing_console()  # plans and runs create their schedulers with ctx.console
     try:
         _open_waiting(ctx, settings.paths(data_dir).warehouse, wait_seconds)
     except BaseException:
         ctx.close()
         raise
     return ctx
+
+
+def _timing_console():
+    """SQLMesh's silent console, keeping each model's evaluation time."""
+    from sqlmesh.core.console import NoopConsole
+
+    class TimingConsole(NoopConsole):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model_seconds: dict[str, float] = {}
+
+        def update_snapshot_evaluation_progress(self, snapshot, interval, batch_idx, duration_ms, *a, **kw):
+            if duration_ms is not None:
+                name = ".".join(snapshot.name.replace('"', "").split(".")[-2:])  # schema.model
+                self.model_seconds[name] = self.model_seconds.get(name, 0.0) + duration_ms / 1000
+
+    return TimingConsole()
+
+
+def slowest_models(ctx, n: int = 8) -> list[tuple[str, float]]:
+    """The models that took longest in this context's plans and runs, slowest first."""
+    seconds = getattr(ctx.console, "model_seconds", {})
+    return sorted(seconds.items(), key=lambda item: -item[1])[:n]
 
 
 def _open_waiting(ctx, warehouse: Path, wait_seconds: float | None) -> None:

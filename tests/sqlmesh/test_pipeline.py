@@ -8,6 +8,8 @@ import datetime as dt
 
 import pytest
 
+from clv import transform
+from clv.contract import SOURCES
 from tests.conftest import END
 
 pytestmark = pytest.mark.slow
@@ -40,3 +42,16 @@ def test_calendar_attributes(project):
         7670,
         7670,
     )
+
+
+def test_the_context_times_every_model_it_evaluates(project):
+    """`clv transform` and the pipeline's steps report the slowest models from these timings."""
+    _, ctx, _ = project
+    timings = transform.slowest_models(ctx, n=1000)
+    names = [name for name, _ in timings]
+    models = {name.replace('"', "").split(".", 1)[1] for name in ctx.models}
+    assert set(names) <= models
+    assert {f"staging.stg_{source}" for source in SOURCES} <= set(names)  # the run evaluated them
+    seconds = [sec for _, sec in timings]
+    assert seconds == sorted(seconds, reverse=True) and all(sec >= 0 for sec in seconds)
+    assert [name for name, _ in transform.slowest_models(ctx, n=3)] == names[:3]
