@@ -644,7 +644,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except UsageError as e:
+    except (UsageError, settings.SettingError) as e:
         print(f"clv: error: {e}", file=sys.stderr)
         return 2
     except Exception as e:  # user-facing errors raised by library modules

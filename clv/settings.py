@@ -7,6 +7,7 @@ directory) so that a whole deployment can be relocated by one variable.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +60,23 @@ def default_customers() -> int:
     return int(os.environ.get("CUSTOMERS", "100000"))
 
 
+class SettingError(ValueError):
+    """An environment variable holds a value the pipeline cannot use."""
+
+
+DEFAULT_DUCKDB_MEMORY_LIMIT = "4GB"
+
+
+def duckdb_memory_limit() -> str:
+    """DuckDB's memory limit for the warehouse (``CLV_DUCKDB_MEMORY_LIMIT``, default 4GB): past it,
+    DuckDB spills to a temp folder beside the warehouse instead of growing. The SQLMesh gateway
+    reads the same variable (sqlmesh_project/config.yaml)."""
+    raw = os.environ.get("CLV_DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT).strip()
+    if not re.fullmatch(r"(?i)\d+(\.\d+)?\s*[KMGT]i?B", raw) or float(re.match(r"[\d.]+", raw)[0]) == 0:
+        raise SettingError(f"CLV_DUCKDB_MEMORY_LIMIT={raw!r} is not a memory size such as 4GB or 512MB")
+    return raw
+
+
 def dashboard_port() -> int:
     """Port of the Streamlit dashboard (``CLV_DASHBOARD_PORT``, default 8501)."""
     raw = os.environ.get("CLV_DASHBOARD_PORT", "8501")
@@ -67,5 +85,5 @@ def dashboard_port() -> int:
     except ValueError:
         port = 0
     if not 1 <= port <= 65535:
-        raise ValueError(f"CLV_DASHBOARD_PORT={raw!r} is not a port number (1-65535)")
+        raise SettingError(f"CLV_DASHBOARD_PORT={raw!r} is not a port number (1-65535)")
     return port

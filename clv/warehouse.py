@@ -56,6 +56,8 @@ def connect(
     path.parent.mkdir(parents=True, exist_ok=True)
     con = wait_for_lock(lambda: duckdb.connect(str(path), read_only=read_only), path, wait_seconds)
     con.execute("SET enable_progress_bar = false")  # output belongs to the caller, not DuckDB
+    if not read_only:
+        con.execute(f"SET memory_limit = '{settings.duckdb_memory_limit()}'")  # then spill to disk
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     return con

@@ -74,6 +74,19 @@ def test_cli_errors_are_one_line_with_exit_2(tmp_path):
     paths = make_batch(tmp_path / "x", {"orders.csv": (HEADER + "\n" + (GOOD + "\n") * 20).encode()})
     r = clv("load", "--data-dir", str(paths.data_dir), "--max-rows-per-file", "5")
     assert r.returncode == 2 and "more than the guard of 5" in r.stderr
+    r = clv("load", "--data-dir", str(paths.data_dir), env={"CLV_DUCKDB_MEMORY_LIMIT": "lots"})
+    assert r.returncode == 2 and "CLV_DUCKDB_MEMORY_LIMIT='lots'" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_the_warehouse_memory_limit_is_applied(tmp_path, monkeypatch):
+    """Writers open the warehouse under CLV_DUCKDB_MEMORY_LIMIT (then DuckDB spills to disk)."""
+    from clv.warehouse import connect
+
+    monkeypatch.setenv("CLV_DUCKDB_MEMORY_LIMIT", "300MB")
+    con = connect(tmp_path / "w.duckdb")
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    con.close()
+    assert limit == "286.1 MiB", limit  # 300 MB in DuckDB's units
 
 
 def test_cli_load_and_reconcile(tmp_path):

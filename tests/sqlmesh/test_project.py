@@ -46,3 +46,12 @@ def test_lineage_reaches_raw_from_every_mart(tmp_path):
                     seen.add(parent)
                     todo.append(parent)
         assert any('"raw"' in p for p in seen), mart
+
+
+def test_the_sqlmesh_gateway_applies_the_memory_limit(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLV_DUCKDB_MEMORY_LIMIT", "300MB")
+    ctx = transform.context(tmp_path)
+    try:
+        assert ctx.engine_adapter.fetchone("SELECT current_setting('memory_limit')")[0] == "286.1 MiB"
+    finally:
+        ctx.close()
