@@ -177,6 +177,21 @@ def report(results: list[dict], load_avg: tuple[float, float]) -> str:
         f"Target at {biggest['customers']:,} customers (end to end <= 15 min, peak <= 8 GB): {verdict} "
         f"({total / 60:.1f} min, {peak / 1024:.2f} GB).",
     ]
+    lines += [
+        "",
+        "Slowest models in the first build (SQLMesh's evaluation time per model, audits included):",
+        "",
+    ]
+    for r in results:
+        slowest = next(
+            (
+                line
+                for line in r["stages"]["transform (4 layers)"]["out"].splitlines()
+                if line.startswith("slowest")
+            ),
+            "slowest models: (not reported)",
+        )
+        lines.append(f"- {r['customers']:,} customers: {slowest.split(': ', 1)[1]}")
     return "\n".join(lines)
 
 

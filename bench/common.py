@@ -56,7 +56,9 @@ def run(cmd: list[str], env: dict | None = None, cwd: Path = ROOT, interval: flo
     done.set()
     t.join()
     if proc.returncode != 0:
-        raise SystemExit(f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n{err}")
+        raise SystemExit(
+            f"benchmark command failed ({proc.returncode}): {' '.join(cmd)}\n{out[-3000:]}\n{err[-3000:]}"
+        )
     return Run(seconds, peak / 1e6, out)
 
 

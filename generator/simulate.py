@@ -112,7 +112,9 @@ def customer_ids(cust_idx: np.ndarray) -> pa.Array:
 
 
 def _ts(t: np.ndarray) -> pa.Array:
-    return pa.array(np.round(t * 86_400).astype(np.int64), pa.timestamp("s"))
+    # Truncated, not rounded, to the second: an event late on day d stays on day d (rounding put
+    # a few in a million at 00:00:00 of the next day, after the batch's business date).
+    return pa.array(np.floor(t * 86_400).astype(np.int64), pa.timestamp("s"))
 
 
 def _date(t: np.ndarray) -> pa.Array:
