@@ -18,6 +18,34 @@ def latest_delivery(evaluator, *keys: exp.Expression) -> exp.Expression:
 
 
 @macro()
+def latest_deliveries(evaluator, source: exp.Expression, condition: exp.Expression, *keys: exp.Expression):
+    """The rows of ``source`` meeting ``condition``, one per key: the one delivered last (as
+    ``latest_delivery``). Same result as ``WHERE condition QUALIFY @latest_delivery(keys)``, but
+    only keys delivered more than once are ranked: the others (nearly all) pass straight through,
+    which spares a window over every row (about half the cost of a staging model at scale).
+    Use in FROM: ``FROM @latest_deliveries(raw.orders, _batch_date BETWEEN @start_ds AND @end_ds,
+    order_id) AS r``."""
+    d = evaluator.dialect
+    src, cond = source.sql(dialect=d), condition.sql(dialect=d)
+    names = [k.sql(dialect=d) for k in keys]
+    key_list = ", ".join(names)
+    same_key = " AND ".join(f"s.{k} IS NOT DISTINCT FROM r.{k}" for k in names)
+    repeated = f"(SELECT {key_list} FROM {src} WHERE {cond} GROUP BY {key_list} HAVING COUNT(*) > 1)"
+    latest = latest_delivery(evaluator, *keys).sql(dialect=d)
+    return exp.maybe_parse(
+        f"""(
+        SELECT s.* FROM {src} AS s WHERE {cond}
+          AND NOT EXISTS (SELECT 1 FROM {repeated} AS r WHERE {same_key})
+        UNION ALL
+        SELECT s.* FROM {src} AS s WHERE {cond}
+          AND EXISTS (SELECT 1 FROM {repeated} AS r WHERE {same_key})
+        QUALIFY {latest}
+        )""",
+        dialect=d,
+    )
+
+
+@macro()
 def clean_enum(evaluator, column: exp.Expression) -> exp.Expression:
     """Enum values compared case- and space-insensitively: the canonical form is lower case."""
     return exp.func("LOWER", exp.func("TRIM", column))

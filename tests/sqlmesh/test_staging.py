@@ -86,3 +86,20 @@ def test_plain_sqlmesh_cli_works_from_the_project_folder(project):
     con = duckdb.connect(str(paths.warehouse), read_only=True)
     assert con.sql("SELECT count(*) FROM staging.stg_orders").fetchone()[0] > 0
     con.close()
+
+
+def test_staging_keeps_exactly_the_latest_delivery_of_every_key(project):
+    """@latest_deliveries ranks only keys delivered more than once; the result must equal ranking
+    every row (the plain window over all of raw), row for row."""
+    _, ctx, _ = project
+    for source in SOURCES:
+        keys = SOURCES[source].primary_key
+        raw_keys = ", ".join(f"TRIM(CAST({k} AS VARCHAR))" for k in keys)
+        reference = f"""
+            SELECT {raw_keys}, _batch_date, _loaded_at FROM raw.{source}
+            QUALIFY ROW_NUMBER() OVER (PARTITION BY {", ".join(keys)}
+                                       ORDER BY _batch_date DESC, _load_id DESC, _row_number DESC) = 1"""
+        staged = f"SELECT {raw_keys}, loaded_batch_date, loaded_at FROM staging.stg_{source}"
+        for a, b in ((reference, staged), (staged, reference)):
+            missing = ctx.engine_adapter.fetchone(f"SELECT count(*) FROM ({a} EXCEPT ALL {b})")[0]
+            assert missing == 0, source

@@ -5,8 +5,7 @@ MODEL (
   name core.fct_activity_logs,
   kind INCREMENTAL_BY_TIME_RANGE (
     time_column session_date,
-    lookback 7,
-    batch_size 400
+    lookback 7
   ),
   grain session_id,
   tags [core, fact],

@@ -5,8 +5,7 @@ MODEL (
   name core.fct_loyalty,
   kind INCREMENTAL_BY_TIME_RANGE (
     time_column event_date,
-    lookback 7,
-    batch_size 400
+    lookback 7
   ),
   grain (customer_id, event_date),
   tags [core, fact],

@@ -9,8 +9,7 @@ MODEL (
   name core.fct_revenue,
   kind INCREMENTAL_BY_TIME_RANGE (
     time_column revenue_date,
-    lookback 7,
-    batch_size 400
+    lookback 7
   ),
   grain revenue_event_id,
   tags [core, fact],

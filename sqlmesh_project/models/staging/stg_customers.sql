@@ -47,8 +47,4 @@ SELECT
   CAST(marketing_opt_in AS BOOLEAN) AS is_marketing_opt_in,
   CAST(_batch_date AS DATE) AS loaded_batch_date,
   CAST(_loaded_at AS TIMESTAMP) AS loaded_at
-FROM raw.customers
-WHERE
-  _batch_date BETWEEN @start_ds AND @end_ds
-QUALIFY
-  @latest_delivery(customer_id)
+FROM @latest_deliveries(raw.customers, _batch_date BETWEEN @start_ds AND @end_ds, customer_id) AS r

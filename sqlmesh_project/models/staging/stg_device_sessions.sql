@@ -38,8 +38,4 @@ SELECT
   CAST(events_fired AS INT) AS events_fired,
   CAST(_batch_date AS DATE) AS loaded_batch_date,
   CAST(_loaded_at AS TIMESTAMP) AS loaded_at
-FROM raw.device_sessions
-WHERE
-  _batch_date BETWEEN @start_ds AND @end_ds
-QUALIFY
-  @latest_delivery(session_id)
+FROM @latest_deliveries(raw.device_sessions, _batch_date BETWEEN @start_ds AND @end_ds, session_id) AS r

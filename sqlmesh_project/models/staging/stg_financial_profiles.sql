@@ -29,8 +29,4 @@ SELECT
   CAST(credit_score AS INT) AS credit_score,
   CAST(_batch_date AS DATE) AS loaded_batch_date,
   CAST(_loaded_at AS TIMESTAMP) AS loaded_at
-FROM raw.financial_profiles
-WHERE
-  _batch_date BETWEEN @start_ds AND @end_ds
-QUALIFY
-  @latest_delivery(customer_id, profile_effective_date)
+FROM @latest_deliveries(raw.financial_profiles, _batch_date BETWEEN @start_ds AND @end_ds, customer_id, profile_effective_date) AS r

@@ -35,8 +35,4 @@ SELECT
   ) AS loyalty_tier,
   CAST(_batch_date AS DATE) AS loaded_batch_date,
   CAST(_loaded_at AS TIMESTAMP) AS loaded_at
-FROM raw.loyalty_balances
-WHERE
-  _batch_date BETWEEN @start_ds AND @end_ds
-QUALIFY
-  @latest_delivery(customer_id, snapshot_date)
+FROM @latest_deliveries(raw.loyalty_balances, _batch_date BETWEEN @start_ds AND @end_ds, customer_id, snapshot_date) AS r

@@ -50,8 +50,4 @@ SELECT
   CAST(loyalty_points_earned AS INT) AS loyalty_points_earned,
   CAST(_batch_date AS DATE) AS loaded_batch_date,
   CAST(_loaded_at AS TIMESTAMP) AS loaded_at
-FROM raw.orders
-WHERE
-  _batch_date BETWEEN @start_ds AND @end_ds
-QUALIFY
-  @latest_delivery(order_id)
+FROM @latest_deliveries(raw.orders, _batch_date BETWEEN @start_ds AND @end_ds, order_id) AS r

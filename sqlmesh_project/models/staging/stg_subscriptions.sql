@@ -37,8 +37,4 @@ SELECT
   CAST(is_auto_renew AS BOOLEAN) AS is_auto_renew,
   CAST(_batch_date AS DATE) AS loaded_batch_date,
   CAST(_loaded_at AS TIMESTAMP) AS loaded_at
-FROM raw.subscriptions
-WHERE
-  _batch_date BETWEEN @start_ds AND @end_ds
-QUALIFY
-  @latest_delivery(subscription_id)
+FROM @latest_deliveries(raw.subscriptions, _batch_date BETWEEN @start_ds AND @end_ds, subscription_id) AS r

@@ -36,8 +36,4 @@ SELECT
   CAST(csat_score AS SMALLINT) AS csat_score,
   CAST(_batch_date AS DATE) AS loaded_batch_date,
   CAST(_loaded_at AS TIMESTAMP) AS loaded_at
-FROM raw.support_tickets
-WHERE
-  _batch_date BETWEEN @start_ds AND @end_ds
-QUALIFY
-  @latest_delivery(ticket_id)
+FROM @latest_deliveries(raw.support_tickets, _batch_date BETWEEN @start_ds AND @end_ds, ticket_id) AS r
