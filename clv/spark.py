@@ -41,6 +41,18 @@ class SyncSummary:
         )
 
 
+def require_java() -> None:
+    """Spark runs in a JVM: say so in one line instead of PySpark's gateway traceback."""
+    import shutil
+
+    java_home = os.environ.get("JAVA_HOME")
+    if not shutil.which("java") and not (java_home and (Path(java_home) / "bin" / "java").exists()):
+        raise SparkSyncError(
+            "the Spark gateway needs Java 17 or newer (Debian: apt-get install default-jre-headless); "
+            "install it or unset CLV_SQLMESH_GATEWAY to run on DuckDB"
+        )
+
+
 def raw_dir(data_dir: Path | None = None) -> Path:
     return settings.paths(data_dir).spark / "raw"
 

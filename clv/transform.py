@@ -79,6 +79,7 @@ def context(data_dir: Path | None = None, wait_seconds: float | None = None, **k
     if gateway == "spark":
         from clv import spark
 
+        spark.require_java()
         spark.decimals_from_pandas()
     ctx = Context(paths=str(project_dir()), gateway=gateway, **kwargs)
     try:

@@ -16,14 +16,13 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from clv import ingest, transform
+from clv import ingest, spark, transform
 from tests.conftest import DAYS, END, START, make_dataset
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark")]
@@ -35,20 +34,15 @@ CENT = 0.01 + 1e-9
 
 
 def _require_spark() -> None:
-    missing = [what for what, ok in (("java", shutil.which("java")), ("pyspark", _has_pyspark())) if not ok]
-    if missing:
-        reason = f"Spark needs {' and '.join(missing)}, not found (.ci/run installs Java)"
-        if os.environ.get("CLV_REQUIRE_SPARK"):
-            pytest.fail(reason + " and CLV_REQUIRE_SPARK is set")
-        pytest.skip(reason)
-
-
-def _has_pyspark() -> bool:
     try:
         import pyspark  # noqa: F401
-    except ImportError:
-        return False
-    return True
+
+        spark.require_java()
+    except (ImportError, spark.SparkSyncError) as e:
+        reason = f"Spark cannot run here: {e}"
+        if os.environ.get("CLV_REQUIRE_SPARK"):
+            pytest.fail(reason + " (CLV_REQUIRE_SPARK is set)")
+        pytest.skip(reason)
 
 
 def _build(data_dir: Path, gateway: str) -> dict[str, tuple[pd.DataFrame, list[str], dict[str, str]]]:
@@ -66,10 +60,10 @@ def _build(data_dir: Path, gateway: str) -> dict[str, tuple[pd.DataFrame, list[s
                 out[name] = (ctx.fetchdf(f"SELECT * FROM marts.{name}"), grain, types)
             return out
         finally:
-            spark = ctx.engine_adapter.spark if gateway == "spark" else None
+            session = ctx.engine_adapter.spark if gateway == "spark" else None
             ctx.close()
-            if spark is not None:
-                spark.stop()
+            if session is not None:
+                session.stop()
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +75,8 @@ def marts(tmp_path_factory):
         env.setenv("CLV_START_DATE", START.isoformat())  # one backfill batch per model
         env.setenv("CLV_SPARK_SHUFFLE_PARTITIONS", "2")
         duck = _build(paths.data_dir, "duckdb")
-        spark = _build(paths.data_dir, "spark")
-    return paths, duck, spark
+        on_spark = _build(paths.data_dir, "spark")
+    return paths, duck, on_spark
 
 
 def _plain(column: pd.Series) -> pd.Series:
@@ -114,9 +108,9 @@ def test_the_spark_raw_zone_holds_the_warehouse_rows(marts):
 
 @pytest.mark.parametrize("mart", MARTS)
 def test_mart_is_the_same_on_spark(marts, mart):
-    _, duck, spark = marts
+    _, duck, on_spark = marts
     d, grain, types = duck[mart]
-    s, _, _ = spark[mart]
+    s, _, _ = on_spark[mart]
     assert list(s.columns) == list(d.columns)
     assert len(s) == len(d) > 0
     d = d.sort_values(grain).reset_index(drop=True)
