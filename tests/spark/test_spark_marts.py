@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sqlglot import exp
 
 from clv import ingest, spark, transform
 from tests.conftest import DAYS, END, START, make_dataset
@@ -55,7 +56,7 @@ def _build(data_dir: Path, gateway: str) -> dict[str, tuple[pd.DataFrame, list[s
             out = {}
             for name in MARTS:
                 model = ctx.get_model(f"marts.{name}")
-                grain = [g.name for g in model.grains]
+                grain = [column.name for g in model.grains for column in g.find_all(exp.Column)]
                 types = {c: t.sql() for c, t in model.columns_to_types.items()}
                 out[name] = (ctx.fetchdf(f"SELECT * FROM marts.{name}"), grain, types)
             return out
