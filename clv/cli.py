@@ -237,6 +237,8 @@ def _cmd_reconcile(args: argparse.Namespace) -> int:
 
 def _cmd_transform(args: argparse.Namespace) -> int:
     from clv import transform
+    from clv.spark import SparkSyncError
+    from clv.warehouse import WarehouseBusy
 
     if args.write_external_models:
         transform.EXTERNAL_MODELS.write_text(transform.external_models_yaml())
@@ -246,7 +248,10 @@ def _cmd_transform(args: argparse.Namespace) -> int:
     if not paths.warehouse.exists():
         raise UsageError(f"no warehouse at {paths.warehouse}; run `clv load` first")
     business_date = args.business_date or _latest_batch_date(paths)
-    ctx = transform.context(paths.data_dir)
+    try:  # on the Spark gateway this also exports the raw zone to Spark (clv/spark.py)
+        ctx = transform.context(paths.data_dir)
+    except (ValueError, WarehouseBusy, SparkSyncError) as e:
+        raise UsageError(str(e)) from None
     try:
         if args.plan:
             transform.plan_prod(ctx, business_date)

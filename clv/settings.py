@@ -45,6 +45,11 @@ class Paths:
     def reports(self) -> Path:
         return self.data_dir / "reports"
 
+    @property
+    def spark(self) -> Path:
+        """The Spark gateway's files: warehouse, metastore, raw zone export, SQLMesh state."""
+        return self.data_dir / "spark"
+
 
 def data_dir(override: str | os.PathLike[str] | None = None) -> Path:
     """The data directory: an explicit override, else ``CLV_DATA_DIR``, else ``./data``."""
@@ -54,6 +59,19 @@ def data_dir(override: str | os.PathLike[str] | None = None) -> Path:
 
 def paths(override: str | os.PathLike[str] | None = None) -> Paths:
     return Paths(data_dir(override))
+
+
+GATEWAYS = ("duckdb", "spark")
+
+
+def sqlmesh_gateway() -> str:
+    """The SQLMesh gateway the models run on (``CLV_SQLMESH_GATEWAY``, default duckdb)."""
+    gateway = os.environ.get("CLV_SQLMESH_GATEWAY", "").strip().lower() or "duckdb"
+    if gateway not in GATEWAYS:
+        raise SettingError(
+            f"CLV_SQLMESH_GATEWAY={gateway!r} is not a gateway; use one of {', '.join(GATEWAYS)}"
+        )
+    return gateway
 
 
 def default_customers() -> int:

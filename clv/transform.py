@@ -8,6 +8,7 @@ versions opened by that run are valid from the end of D.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from clv.contract import SOURCES
 
 PROJECT = settings.PROJECT_ROOT / "sqlmesh_project"
 EXTERNAL_MODELS = PROJECT / "external_models.yaml"
+logger = logging.getLogger(__name__)
 
 
 def project_dir() -> Path:
@@ -57,6 +59,7 @@ def execution_time(business_date: dt.date) -> str:
 def _environ(data_dir: Path | None) -> None:
     paths = settings.paths(data_dir)
     os.environ["CLV_WAREHOUSE"] = str(paths.warehouse)
+    os.environ["CLV_SPARK_DIR"] = str(paths.spark)
     os.environ.setdefault("SQLMESH__DISABLE_ANONYMIZED_ANALYTICS", "1")
     # SQLMesh loads models in forked worker processes by default; forking a process that already
     # runs DuckDB's threads can crash the child (seen as a segfault in the test suite).
@@ -64,19 +67,30 @@ def _environ(data_dir: Path | None) -> None:
 
 
 def context(data_dir: Path | None = None, wait_seconds: float | None = None, **kwargs):
-    """A SQLMesh context on this project and the data directory's warehouse, its connection
-    open: like every writer, it waits up to ``CLV_LOCK_WAIT_SECONDS`` while another process (a
-    manual `clv load`, say) holds the warehouse, then stops with ``WarehouseBusy``.
+    """A SQLMesh context on this project and the data directory's warehouse, on the gateway
+    ``CLV_SQLMESH_GATEWAY`` names (duckdb by default), its connection open: like every writer, it
+    waits up to ``CLV_LOCK_WAIT_SECONDS`` while another process (a manual `clv load`, say) holds
+    the warehouse, then stops with ``WarehouseBusy``. On the Spark gateway the raw zone is first
+    brought up to the warehouse's (clv/spark.py), so the models read the same rows there.
 
     ``ctx.console.model_seconds`` collects how long each model took to evaluate (all batches,
     its audits included) during the context's plans and runs: see ``slowest_models``."""
+    gateway = settings.sqlmesh_gateway()
     _environ(data_dir)
     from sqlmesh import Context
 
-    ctx = Context(paths=str(project_dir()), **kwargs)
+    if gateway == "spark":
+        from clv import spark
+
+        spark.require_java()
+        spark.decimals_from_pandas()
+    ctx = Context(paths=str(project_dir()), gateway=gateway, **kwargs)
     ctx.console = _timing_console()  # plans and runs create their schedulers with ctx.console
     try:
-        _open_waiting(ctx, settings.paths(data_dir).warehouse, wait_seconds)
+        if gateway == "spark":
+            logger.info(spark.sync_raw(ctx.engine_adapter.spark, data_dir, wait_seconds).line())
+        else:
+            _open_waiting(ctx, settings.paths(data_dir).warehouse, wait_seconds)
     except BaseException:
         ctx.close()
         raise

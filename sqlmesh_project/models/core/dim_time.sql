@@ -38,9 +38,9 @@ SELECT
   EXTRACT(MONTH FROM date_day) AS month,
   CAST(DATE_TRUNC('MONTH', date_day) AS DATE) AS month_start,
   EXTRACT(DAY FROM date_day) AS day_of_month,
-  EXTRACT(ISODOW FROM date_day) AS iso_day_of_week,
+  @iso_day_of_week(date_day) AS iso_day_of_week,
   EXTRACT(WEEK FROM date_day) AS iso_week,
-  EXTRACT(ISODOW FROM date_day) IN (6, 7) AS is_weekend,
+  @iso_day_of_week(date_day) IN (6, 7) AS is_weekend,
   date_day = LAST_DAY(date_day) AS is_month_end,
   EXTRACT(YEAR FROM date_day) + CASE WHEN EXTRACT(MONTH FROM date_day) >= 4 THEN 1 ELSE 0 END AS fiscal_year,
   CAST(FLOOR(((EXTRACT(MONTH FROM date_day) + 8) % 12) / 3) + 1 AS INT) AS fiscal_quarter

@@ -64,7 +64,7 @@ WITH customers AS (
     s.end_date,
     p.billing_months,
     p.list_price_usd,
-    UNNEST(GENERATE_SERIES(0, DATE_DIFF('MONTH', s.start_date, CAST(@end_ds AS DATE)) // p.billing_months)) AS cycle
+    UNNEST(GENERATE_SERIES(0, @calendar_diff(MONTH, s.start_date, CAST(@end_ds AS DATE)) // p.billing_months)) AS cycle
   FROM staging.stg_subscriptions AS s
   JOIN core.dim_plans AS p
     ON p.plan_id = s.plan_id
@@ -85,7 +85,7 @@ WITH customers AS (
     CAST(NULL AS TEXT) AS device_type,
     CAST(NULL AS TEXT) AS order_channel
   FROM (
-    SELECT *, CAST(start_date + TO_MONTHS(CAST(cycle * billing_months AS INT)) AS DATE) AS charge_date FROM cycles
+    SELECT *, @add_months(start_date, cycle * billing_months) AS charge_date FROM cycles
   ) AS c
   WHERE
     charge_date BETWEEN @start_ds AND @end_ds AND (end_date IS NULL OR charge_date < end_date)

@@ -55,7 +55,7 @@ WITH customers AS (
 SELECT
   c.customer_id,
   c.gender,
-  CAST(DATE_DIFF('YEAR', c.birth_date, @business_date()) AS INT) AS age_years,
+  CAST(@calendar_diff(YEAR, c.birth_date, @business_date()) AS INT) AS age_years,
   c.signup_date,
   DATE_DIFF('DAY', c.signup_date, @business_date()) AS tenure_days,
   c.city,

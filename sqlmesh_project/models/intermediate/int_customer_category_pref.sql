@@ -39,7 +39,7 @@ SELECT
   customer_id,
   product_category AS favourite_category,
   CAST(spend_usd AS DECIMAL(14, 2)) AS favourite_category_spend_usd,
-  CASE WHEN total_spend_usd > 0 THEN LEAST(GREATEST(spend_usd, 0) / total_spend_usd, 1) ELSE 0 END AS favourite_category_share,
+  CAST(CASE WHEN total_spend_usd > 0 THEN LEAST(GREATEST(spend_usd, 0) / total_spend_usd, 1) ELSE 0 END AS DECIMAL(18, 3)) AS favourite_category_share,
   purchase_days AS favourite_category_purchase_days,
   categories_bought
 FROM ranked

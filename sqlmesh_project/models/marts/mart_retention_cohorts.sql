@@ -41,7 +41,7 @@ WITH customers AS (
     s.cohort_month,
     s.cohort_size,
     t.month_start AS activity_month,
-    DATE_DIFF('MONTH', s.cohort_month, t.month_start) AS months_since_acquisition
+    @calendar_diff(MONTH, s.cohort_month, t.month_start) AS months_since_acquisition
   FROM sizes AS s
   JOIN core.dim_time AS t
     ON t.date_day = t.month_start
