@@ -16,6 +16,7 @@ time ~ customers^k (least squares on log-log over all scales, and between the tw
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
 import shutil
@@ -38,6 +39,7 @@ import sys, time, duckdb
 from pathlib import Path
 files = sorted(str(p) for p in Path(sys.argv[1]).glob("*/*.csv"))
 con = duckdb.connect()
+con.execute("SET enable_progress_bar = false")
 t0 = time.perf_counter()
 rows = sum(
     con.execute("SELECT count(*) FROM read_csv(?, header=true, all_varchar=true, strict_mode=false, "
@@ -50,6 +52,7 @@ print(time.perf_counter() - t0, rows, len(files))
 ROWS = """
 import sys, duckdb
 con = duckdb.connect(sys.argv[1], read_only=True)
+con.execute("SET enable_progress_bar = false")
 for schema in sys.argv[2:]:
     names = con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
                         "AND table_catalog = current_database()", [schema]).fetchall()
@@ -80,8 +83,11 @@ def pipeline(customers: int) -> dict:
         r = run(cmd, interval=0.25)
         result["stages"][name] = {"seconds": r.seconds, "mb": r.peak_rss_mb, "out": r.stdout}
         print(f"  {customers:>9,} {name:<22} {r.seconds:8.1f} s {r.peak_rss_mb:8,.0f} MB", flush=True)
+        for line in r.stdout.splitlines():
+            if line.startswith("slowest models"):
+                print(f"      {line}", flush=True)
     rows = stage_rows(data)
-    floor = run([PY, "-c", FLOOR, str(data / "landing")]).stdout.split()
+    floor = run([PY, "-c", FLOOR, str(data / "landing")]).stdout.strip().splitlines()[-1].split()
     result["floor_seconds"], result["landed_rows"], result["files"] = (
         float(floor[0]),
         int(floor[1]),
@@ -97,6 +103,7 @@ def pipeline(customers: int) -> dict:
         "publish": int(published.group(1).replace(",", "")) if published else 0,
     }
     result["warehouse_mb"] = (data / "warehouse.duckdb").stat().st_size / 1e6
+    (OUT / f"scale-{customers}.json").write_text(json.dumps(result, indent=1))  # kept for a re-report
     return result
 
 
