@@ -61,6 +61,10 @@ def paths(override: str | os.PathLike[str] | None = None) -> Paths:
     return Paths(data_dir(override))
 
 
+class SettingError(ValueError):
+    """An environment variable holds a value the pipeline cannot use."""
+
+
 GATEWAYS = ("duckdb", "spark")
 
 
@@ -76,10 +80,6 @@ def sqlmesh_gateway() -> str:
 
 def default_customers() -> int:
     return int(os.environ.get("CUSTOMERS", "100000"))
-
-
-class SettingError(ValueError):
-    """An environment variable holds a value the pipeline cannot use."""
 
 
 DEFAULT_DUCKDB_MEMORY_LIMIT = "4GB"
