@@ -27,11 +27,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, machine, run, write_section
+from clv.pipeline import LAYERS
 
 PY = sys.executable
 CLV = [PY, "-m", "clv.cli"]
 OUT = ROOT / "bench" / "out"
-LAYERS = ("staging", "core", "intermediate", "marts")
 TARGET_SECONDS, TARGET_MB = 15 * 60, 8 * 1024
 
 FLOOR = """
@@ -51,12 +51,10 @@ print(time.perf_counter() - t0, rows, len(files))
 
 ROWS = """
 import sys, duckdb
+from clv.pipeline import layer_rows
 con = duckdb.connect(sys.argv[1], read_only=True)
-con.execute("SET enable_progress_bar = false")
 for schema in sys.argv[2:]:
-    names = con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
-                        "AND table_catalog = current_database()", [schema]).fetchall()
-    print(schema, sum(con.execute(f'SELECT count(*) FROM {schema}."{n}"').fetchone()[0] for (n,) in names))
+    print(schema, layer_rows(con, schema))
 """
 
 
