@@ -4,9 +4,11 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-CUSTOMERS ?= 100000
+# `make run CUSTOMERS=10000` (or CLV_CUSTOMERS in the environment) sets the generated history's size.
+CUSTOMERS ?= $(or $(CLV_CUSTOMERS),100000)
+CLV_CUSTOMERS := $(CUSTOMERS)
 CLV_DATA_DIR ?= data
-export CUSTOMERS CLV_DATA_DIR
+export CLV_CUSTOMERS CLV_DATA_DIR
 # Offline by default: no telemetry from SQLMesh (Soda's is switched off by clv itself).
 export SQLMESH__DISABLE_ANONYMIZED_ANALYTICS := 1
 # SQLMesh loads models in one process (forking beside DuckDB's threads can crash; clv/transform.py).

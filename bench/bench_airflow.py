@@ -62,9 +62,9 @@ print(time.perf_counter() - t1, t1 - t0)
 
 def parse_seconds(root: Path) -> tuple[float, float]:
     """Seconds to parse the four DAG files (after Airflow itself is imported), and Airflow's import."""
-    from clv import airflow_env
+    from clv.airflow import home as airflow_home
 
-    env = airflow_env.environ(root / "parse")
+    env = airflow_home.environ(root / "parse")
     out = run([PY, "-c", PARSE, str(Path(__file__).resolve().parent.parent / "dags")], env=env).stdout
     parse, imp = (float(x) for x in out.strip().splitlines()[-1].split())
     return parse, imp
@@ -72,7 +72,7 @@ def parse_seconds(root: Path) -> tuple[float, float]:
 
 def one(customers: int, root: Path) -> dict:
     data = root / "data"
-    env = {"CUSTOMERS": str(customers), "CLV_DATA_DIR": str(data)}
+    env = {"CLV_CUSTOMERS": str(customers), "CLV_DATA_DIR": str(data)}
     t0 = time.perf_counter()
     first = run([PY, "-m", "clv.cli", "run", "--data-dir", str(data)], env=env)
     full = time.perf_counter() - t0

@@ -4,7 +4,7 @@
 
 The input is one summary file (frequency, recency, T, monetary_value) of 1,000,000 customers drawn
 from BG/NBD and Gamma-Gamma with the generator's parameters, observed for 0..1095 whole days.
-Both sides read it and are timed on the fit calls only, side by side in this one run: clv.btyd in
+Both sides read it and are timed on the fit calls only, side by side in this one run: clv.stats.btyd in
 the project's environment, lifetimes 0.11.3 (with its defaults) in bench/.venv-lifetimes
 (`make bench-lifetimes-env`), a separate environment because lifetimes needs the numpy 1.x stack
 and is never a project dependency.
@@ -25,14 +25,14 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, machine, median, run, write_section
-from clv import btyd
+from clv.stats import btyd
 
 PY = sys.executable
 LIFETIMES_PY = ROOT / "bench" / ".venv-lifetimes" / "bin" / "python"
 OURS = """
 import json, sys, time
 import pandas as pd
-from clv import btyd
+from clv.stats import btyd
 df = pd.read_csv(sys.argv[1])
 x, tx, T, m = (df[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "monetary_value"))
 out = {"fit": [], "score": [], "score_discounted": []}
@@ -92,7 +92,7 @@ def main() -> None:
     ours_run = run([PY, "-c", OURS, str(path), str(args.repeats)])
     ours = json.loads(ours_run.stdout.strip().splitlines()[-1])
     fit_total = [r["bgnbd_seconds"] + r["gamma_gamma_seconds"] for r in ours["fit"]]
-    print(f"clv.btyd fit: {median(fit_total):.2f} s median of {len(fit_total)}", flush=True)
+    print(f"clv.stats.btyd fit: {median(fit_total):.2f} s median of {len(fit_total)}", flush=True)
     theirs_run = run([str(LIFETIMES_PY), str(ROOT / "bench" / "lifetimes_fit.py"), str(path), "--repeats",
                       str(args.lifetimes_repeats)])  # fmt: skip
     theirs = json.loads(theirs_run.stdout.strip().splitlines()[-1])
@@ -128,7 +128,7 @@ def main() -> None:
         "the other; lifetimes 0.11.3 with its defaults (BFGS, tol 1e-7, autograd; its fit also computes "
         "the Hessian for standard errors) in bench/.venv-lifetimes.",
         "",
-        "| measure | clv.btyd | lifetimes | speed-up |",
+        "| measure | clv.stats.btyd | lifetimes | speed-up |",
         "| --- | ---: | ---: | ---: |",
         f"| BG/NBD fit | {med(ours['fit'], 'bgnbd_seconds'):.2f} s | {med(theirs['runs'], 'bgnbd_seconds'):.1f} s "
         f"| {med(theirs['runs'], 'bgnbd_seconds') / med(ours['fit'], 'bgnbd_seconds'):.0f}x |",
@@ -145,7 +145,7 @@ def main() -> None:
         "",
         "Parameters (the generator's in brackets) and agreement:",
         "",
-        "| parameter | clv.btyd | lifetimes | relative difference |",
+        "| parameter | clv.stats.btyd | lifetimes | relative difference |",
         "| --- | ---: | ---: | ---: |",
     ]
     truth = {**GENERATOR, **SPEND}
@@ -154,8 +154,8 @@ def main() -> None:
             lines.append(f"| {k} ({truth[k]:g}) | {v:.6f} | {theirs[model][k]:.6f} | {rel[k]:.1e} |")
     lines += [
         "",
-        f"Total log-likelihood at each side's parameters (computed by clv.btyd): BG/NBD {ll['ours'][0]:,.3f} "
-        f"(clv.btyd) vs {ll['lifetimes'][0]:,.3f} (lifetimes); Gamma-Gamma {ll['ours'][1]:,.3f} vs "
+        f"Total log-likelihood at each side's parameters (computed by clv.stats.btyd): BG/NBD {ll['ours'][0]:,.3f} "
+        f"(clv.stats.btyd) vs {ll['lifetimes'][0]:,.3f} (lifetimes); Gamma-Gamma {ll['ours'][1]:,.3f} vs "
         f"{ll['lifetimes'][1]:,.3f}. Newton iterations: BG/NBD {ours['iterations']['bgnbd']}, Gamma-Gamma "
         f"{ours['iterations']['gamma_gamma']} (after a start on a 60,000-customer subsample).",
         "",

@@ -16,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import machine, median, write_section
+from clv.names import CHECKED_LAYERS
 
 
 def main() -> None:
@@ -26,18 +27,18 @@ def main() -> None:
     import duckdb
 
     from clv import quality
-    from clv.cli import _latest_batch_date
+    from clv.pipeline import latest_loaded_date
     from clv.settings import paths as make_paths
 
     paths = make_paths(args.data_dir)
-    day = _latest_batch_date(paths)
+    day = latest_loaded_date(paths.data_dir)
     con = duckdb.connect(str(paths.warehouse))
     customers = con.sql("SELECT count(*) FROM marts.mart_customer_360").fetchone()[0]
-    per_layer: dict[str, list[float]] = {layer: [] for layer in quality.LAYERS}
+    per_layer: dict[str, list[float]] = {layer: [] for layer in CHECKED_LAYERS}
     totals, checks = [], {}
     for _ in range(args.repeats):
         total = 0.0
-        for layer in quality.LAYERS:
+        for layer in CHECKED_LAYERS:
             t0 = time.perf_counter()
             result = quality.scan(con, layer, day, data_dir=paths.data_dir, raise_on_failure=False)
             seconds = time.perf_counter() - t0

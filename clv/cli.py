@@ -1,6 +1,7 @@
 """The `clv` command: every step of the pipeline, runnable without Airflow.
 
-Errors a user can cause print one line and exit with code 2; tracebacks are for bugs.
+Errors the pipeline raises on purpose (``clv.errors``) print one line and exit with their code
+(2 for a user's mistake or a busy warehouse, 1 for failed checks); tracebacks are for bugs.
 """
 
 from __future__ import annotations
@@ -11,10 +12,8 @@ import json
 import sys
 
 from clv import settings
-
-
-class UsageError(Exception):
-    """A mistake in how the command was called or what it was pointed at (exit code 2)."""
+from clv.errors import ClvError, UserError
+from clv.names import CHECKED_LAYERS, DAILY_DAG, DEFAULT_HISTORY_END, DEFAULT_HISTORY_START, LAYERS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -32,21 +31,17 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     """BG/NBD + Gamma-Gamma on any transaction log (bring your own data)."""
     from pathlib import Path
 
-    from clv import btyd
-    from clv import fit as byod
+    from clv.stats import fit_file
 
-    try:
-        result = byod.fit_file(
-            Path(args.transactions),
-            args.customer_col,
-            args.date_col,
-            args.amount_col,
-            byod.parse_date(args.calibration_end),
-            byod.parse_date(args.holdout_end) if args.holdout_end else None,
-            args.time_unit,
-        )
-    except (byod.FitInputError, btyd.BtydError) as e:
-        raise UsageError(str(e)) from None
+    result = fit_file.fit_file(
+        Path(args.transactions),
+        args.customer_col,
+        args.date_col,
+        args.amount_col,
+        fit_file.parse_date(args.calibration_end),
+        fit_file.parse_date(args.holdout_end) if args.holdout_end else None,
+        args.time_unit,
+    )
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
@@ -59,14 +54,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     through Airflow (`airflow dags test clv_daily_refresh`), then a summary of what came out."""
     import time
 
-    from clv import airflow_env, pipeline
+    from clv import ops, pipeline, publish
+    from clv.airflow import home as airflow_home
     from generator import runner
 
     paths = settings.paths(args.data_dir)
     t0 = time.perf_counter()
     if not (paths.state / runner.META).exists():
+        customers = settings.customers() if args.customers is None else args.customers
         summary = runner.history(
-            paths, args.customers, args.start, args.end, chaos=args.chaos, progress=sys.stderr.isatty()
+            paths, customers, args.start, args.end, chaos=args.chaos, progress=sys.stderr.isatty()
         )
         print(summary.line())
     business_date = args.business_date or pipeline.latest_batch(paths.data_dir) or args.end
@@ -74,129 +71,37 @@ def _cmd_run(args: argparse.Namespace) -> int:
         run_id = f"cli-{dt.datetime.now():%Y%m%dT%H%M%S}"
         print(f"daily refresh for business date {business_date} (in this process, run {run_id})")
         try:
-            pipeline.daily(paths.data_dir, business_date, run_id)
+            pipeline.daily(business_date, run_id, data_dir=paths.data_dir)
             rc = 0
         except (pipeline.CheckFailed, pipeline.SourceNotReady) as e:
             print(f"  FAILED: {e}")
             rc = 1
         dag_id, log = "clv-cli", None
     else:
-        print(f"Airflow: {airflow_env.home(paths.data_dir)} (bootstrapping the metadata database and pool)")
-        try:
-            airflow_env.bootstrap(paths.data_dir)
-        except RuntimeError as e:
-            raise UsageError(str(e)) from None
-        print(f"airflow dags test clv_daily_refresh (business date {business_date}) ...", flush=True)
-        rc, log = airflow_env.dags_test("clv_daily_refresh", business_date, paths.data_dir)
-        dag_id, run_id = "clv_daily_refresh", None
-    print(run_report(paths, dag_id, business_date, run_id))
+        print(f"Airflow: {airflow_home.home(paths.data_dir)} (bootstrapping the metadata database and pool)")
+        airflow_home.bootstrap(paths.data_dir)
+        print(f"airflow dags test {DAILY_DAG} (business date {business_date}) ...", flush=True)
+        rc, log = airflow_home.dags_test(DAILY_DAG, business_date, paths.data_dir)
+        dag_id, run_id = DAILY_DAG, None
+    print(ops.run_report(paths, dag_id, business_date, run_id))
     if rc != 0:
         print(f"The daily refresh FAILED; the marts and serving file keep the last good data. Log: {log}")
         return 1
-    print(serving_summary(paths))
+    print(publish.serving_summary(paths))
     print(
         f"Done in {time.perf_counter() - t0:,.0f} s. Airflow UI: `make ui`; dashboard data: {paths.serving}"
     )
     return 0
 
 
-def run_report(paths: settings.Paths, dag_id: str, business_date: dt.date, run_id: str | None) -> str:
-    """Per-task status, duration and rows of the latest run (from ops.pipeline_runs), and its alerts."""
-    import duckdb
-
-    from clv.warehouse import WarehouseBusy, connect
-
-    if not paths.warehouse.exists():
-        return "no warehouse yet"
-    try:
-        con = connect(paths.warehouse, read_only=True)  # waits while a manual `clv load` writes
-    except WarehouseBusy as e:
-        return f"no run report: {e}"
-    try:
-        if run_id is None:
-            row = con.execute(
-                "SELECT run_id FROM ops.pipeline_runs WHERE dag_id = ? AND business_date = ? "
-                "ORDER BY finished_at DESC LIMIT 1",
-                [dag_id, business_date],
-            ).fetchone()
-            run_id = row[0] if row else ""
-        steps = con.execute(
-            "SELECT task_id, status, duration_seconds, rows_processed FROM ops.pipeline_runs "
-            "WHERE dag_id = ? AND run_id = ? ORDER BY started_at",
-            [dag_id, run_id],
-        ).fetchall()
-        alerts = con.execute(
-            "SELECT severity, task_id, summary FROM ops.alerts WHERE run_id = ? ORDER BY alerted_at",
-            [run_id],
-        ).fetchall()
-    except duckdb.CatalogException:
-        return "no pipeline runs recorded yet"
-    finally:
-        con.close()
-    lines = [f"Run {run_id} (business date {business_date}):"]
-    for task_id, status, seconds, rows in steps:
-        rows_txt = "" if rows is None else f"{rows:>12,} rows"
-        lines.append(f"  {task_id:<24} {status:<8} {seconds:>7.1f} s {rows_txt}")
-    lines += [f"  ALERT [{sev}] {task}: {summary}" for sev, task, summary in alerts]
-    return "\n".join(lines)
-
-
-def serving_summary(paths: settings.Paths) -> str:
-    """What a manager asks first, read from the serving file (never the warehouse)."""
-    import duckdb
-
-    con = duckdb.connect(str(paths.serving), read_only=True)
-    try:
-        q = con.execute
-        ((day, published),) = q("SELECT business_date, published_at FROM serving_info").fetchall()
-        ((customers, at_risk, clv12, hist),) = q(
-            "SELECT count(*), sum(revenue_at_risk_usd), sum(predicted_clv_12m_usd), sum(historical_clv_usd) "
-            "FROM mart_customer_360"
-        ).fetchall()
-        lines = [
-            f"Serving file {paths.serving} (business date {day}, published {published:%Y-%m-%d %H:%M:%S})",
-            f"  {customers:,} customers; historical CLV ${hist:,.0f}; predicted 12-month CLV ${clv12:,.0f}; "
-            f"revenue at risk ${at_risk:,.0f}",
-            "  Top customers by predicted 12-month CLV:",
-        ]
-        for cid, p12, tier in q(
-            "SELECT customer_id, predicted_clv_12m_usd, value_tier FROM mart_clv "
-            "ORDER BY predicted_clv_12m_usd DESC, customer_id LIMIT 5"
-        ).fetchall():
-            lines.append(f"    {cid}  ${p12:>10,.2f}  {tier}")
-        lines.append("  High-value customers most at risk:")
-        for cid, prob, risk, tier in q(
-            "SELECT customer_id, churn_probability, revenue_at_risk_usd, value_tier FROM mart_churn_risk "
-            "WHERE value_tier IN ('Top 10%', 'High') ORDER BY revenue_at_risk_usd DESC, customer_id LIMIT 5"
-        ).fetchall():
-            lines.append(f"    {cid}  churn {prob:.0%}  at risk ${risk:>9,.2f}  {tier}")
-        checks = q(
-            "SELECT layer, count(*) FILTER (outcome = 'pass'), count(*) FILTER (outcome = 'warn'), "
-            "count(*) FILTER (outcome NOT IN ('pass', 'warn')) FROM check_results GROUP BY layer "
-            "ORDER BY list_position(['raw', 'staging', 'core', 'intermediate', 'marts'], layer)"
-        ).fetchall()
-        lines.append(
-            "  Checks: "
-            + "; ".join(f"{layer} {p} passed, {w} warned, {f} failed" for layer, p, w, f in checks)
-        )
-    finally:
-        con.close()
-    lines.append(f"  Reports: {paths.reports}")
-    return "\n".join(lines)
-
-
 def _cmd_load(args: argparse.Namespace) -> int:
     from clv import ingest
-    from clv.warehouse import WarehouseBusy
 
-    try:
-        summary = ingest.load(
-            settings.data_dir(args.data_dir),
-            allow_additive_columns=args.allow_additive_columns,
-            max_rows_per_file=args.max_rows_per_file,
-        )
-    except (ingest.IngestError, WarehouseBusy, ingest.RunawayBatch) as e:
-        raise UsageError(str(e)) from None
+    summary = ingest.load(
+        settings.data_dir(args.data_dir),
+        allow_additive_columns=args.allow_additive_columns,
+        max_rows_per_file=args.max_rows_per_file,
+    )
     if args.json:
         print(json.dumps(summary.as_dict(), indent=2))
     else:
@@ -206,15 +111,12 @@ def _cmd_load(args: argparse.Namespace) -> int:
 
 def _cmd_reconcile(args: argparse.Namespace) -> int:
     from clv import ingest
-    from clv.warehouse import WarehouseBusy, connect
+    from clv.warehouse import connect
 
     paths = settings.paths(args.data_dir)
     if not paths.warehouse.exists():
-        raise UsageError(f"no warehouse at {paths.warehouse}; run `clv load` first")
-    try:
-        con = connect(paths.warehouse)
-    except WarehouseBusy as e:
-        raise UsageError(str(e)) from None
+        raise UserError(f"no warehouse at {paths.warehouse}; run `clv load` first")
+    con = connect(paths.warehouse)
     rows = ingest.reconcile(con)
     con.close()
     bad = [r for r in rows if not r["reconciled"]]
@@ -237,8 +139,6 @@ def _cmd_reconcile(args: argparse.Namespace) -> int:
 
 def _cmd_transform(args: argparse.Namespace) -> int:
     from clv import transform
-    from clv.spark import SparkSyncError
-    from clv.warehouse import WarehouseBusy
 
     if args.write_external_models:
         transform.EXTERNAL_MODELS.write_text(transform.external_models_yaml())
@@ -246,12 +146,10 @@ def _cmd_transform(args: argparse.Namespace) -> int:
         return 0
     paths = settings.paths(args.data_dir)
     if not paths.warehouse.exists():
-        raise UsageError(f"no warehouse at {paths.warehouse}; run `clv load` first")
-    business_date = args.business_date or _latest_batch_date(paths)
-    try:  # on the Spark gateway this also exports the raw zone to Spark (clv/spark.py)
-        ctx = transform.context(paths.data_dir)
-    except (ValueError, WarehouseBusy, SparkSyncError) as e:
-        raise UsageError(str(e)) from None
+        raise UserError(f"no warehouse at {paths.warehouse}; run `clv load` first")
+    business_date = _business_date(paths, args.business_date)
+    # on the Spark gateway this also exports the raw zone to Spark (clv/spark.py)
+    ctx = transform.context(paths.data_dir)
     try:
         if args.plan:
             transform.plan_prod(ctx, business_date)
@@ -271,22 +169,9 @@ def _cmd_transform(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _latest_batch_date(paths: settings.Paths) -> dt.date:
-    from clv.warehouse import connect
-
-    con = connect(paths.warehouse)
-    try:
-        row = con.execute("SELECT max(batch_date) FROM ops.load_manifest WHERE status = 'loaded'").fetchone()
-    finally:
-        con.close()
-    if not row or row[0] is None:
-        raise UsageError("nothing loaded yet; run `clv load` first or pass --business-date")
-    return row[0]
-
-
 def _cmd_scan(args: argparse.Namespace) -> int:
     from clv import quality
-    from clv.warehouse import WarehouseBusy, connect
+    from clv.warehouse import connect
 
     if args.write_raw_checks:
         for p in quality.write_raw_checks():
@@ -294,12 +179,9 @@ def _cmd_scan(args: argparse.Namespace) -> int:
         return 0
     paths = settings.paths(args.data_dir)
     if not paths.warehouse.exists():
-        raise UsageError(f"no warehouse at {paths.warehouse}; run `clv load` first")
-    business_date = args.business_date or _latest_batch_date(paths)
-    try:
-        con = connect(paths.warehouse)
-    except WarehouseBusy as e:
-        raise UsageError(str(e)) from None
+        raise UserError(f"no warehouse at {paths.warehouse}; run `clv load` first")
+    business_date = _business_date(paths, args.business_date)
+    con = connect(paths.warehouse)
     try:
         result = quality.scan(con, args.layer, business_date, data_dir=paths.data_dir, raise_on_failure=False)
     finally:
@@ -315,19 +197,17 @@ def _cmd_scan(args: argparse.Namespace) -> int:
 
 
 def _business_date(paths: settings.Paths, given: dt.date | None) -> dt.date:
+    """The date given, else the latest loaded batch."""
+    from clv import pipeline
+
     if given:
         return given
     if not paths.warehouse.exists():
-        raise UsageError(f"no warehouse at {paths.warehouse}; run `clv run` first")
-    return _latest_batch_date(paths)
-
-
-def _step_errors():
-    from clv import pipeline, transform
-    from clv.publish import PublishError
-    from clv.warehouse import WarehouseBusy
-
-    return (WarehouseBusy, transform.TransformError, PublishError, pipeline.CheckFailed, ValueError)
+        raise UserError(f"no warehouse at {paths.warehouse}; run `clv run` first")
+    day = pipeline.latest_loaded_date(paths.data_dir)
+    if day is None:
+        raise UserError("nothing loaded yet; run `clv load` first or pass --business-date")
+    return day
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
@@ -335,10 +215,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
     paths = settings.paths(args.data_dir)
     day = _business_date(paths, args.business_date)
-    try:
-        out = pipeline.publish(paths.data_dir, day)
-    except _step_errors() as e:
-        raise UsageError(str(e)) from None
+    out = pipeline.publish(day, data_dir=paths.data_dir)
     print(f"published {len(out['tables'])} tables ({sum(out['tables'].values()):,} rows) to {out['serving']}")
     return 0
 
@@ -352,9 +229,9 @@ def _cmd_environment(args: argparse.Namespace) -> int:
     models = getattr(args, "models", None) or None
     try:
         staged = pipeline.stage_environment(
-            paths.data_dir,
             day,
             args.environment,
+            data_dir=paths.data_dir,
             start=getattr(args, "start", None),
             end=getattr(args, "end", None),
             models=models,
@@ -369,62 +246,56 @@ def _cmd_environment(args: argparse.Namespace) -> int:
                 f"not promoted: prod is unchanged (promote with --promote after inspecting *__{args.environment})"
             )
             return 0
-        promoted = pipeline.promote(paths.data_dir, day, args.environment, models=models)
+        promoted = pipeline.promote(day, args.environment, data_dir=paths.data_dir, models=models)
         print(f"promoted {len(promoted['promoted'])} models from {args.environment} to prod")
-        out = pipeline.publish(paths.data_dir, day)
+        out = pipeline.publish(day, data_dir=paths.data_dir)
         print(f"published {out['serving']}")
     except pipeline.CheckFailed as e:
         print(
             f"clv: checks failed in environment {args.environment}; prod is unchanged: {e}", file=sys.stderr
         )
         return 1
-    except _step_errors() as e:
-        raise UsageError(str(e)) from None
     return 0
 
 
 def _cmd_quality(args: argparse.Namespace) -> int:
-    from clv import pipeline
+    from clv import quality_run
+    from clv.errors import CheckFailed
 
     paths = settings.paths(args.data_dir)
     day = _business_date(paths, args.business_date)
-    pipeline.reset_quality_report(paths.data_dir, day)
+    quality_run.reset_report(day, data_dir=paths.data_dir)
     try:
-        for func in (
-            pipeline.sqlmesh_tests,
-            pipeline.sqlmesh_audits,
-            pipeline.full_scan,
-            pipeline.reconcile_loads,
+        for part in (
+            quality_run.sqlmesh_tests,
+            quality_run.sqlmesh_audits,
+            quality_run.full_scan,
+            quality_run.reconcile_loads,
         ):
-            func(paths.data_dir, day)
-        out = pipeline.quality_report(paths.data_dir, day)
-    except pipeline.CheckFailed as e:
+            part(day, data_dir=paths.data_dir)
+        out = quality_run.report(day, data_dir=paths.data_dir)
+    except CheckFailed as e:
         print(f"clv: {e}", file=sys.stderr)
         return 1
-    except _step_errors() as e:
-        raise UsageError(str(e)) from None
     print("\n".join(out["lines"]))
     print(f"report: {out['report']}")
     return 0
 
 
 def _cmd_airflow(args: argparse.Namespace) -> int:
-    from clv import airflow_env
+    from clv.airflow import home as airflow_home
 
-    airflow_env.bootstrap(args.data_dir)
-    return airflow_env.airflow(args.airflow_args, args.data_dir, check=False).returncode
+    airflow_home.bootstrap(args.data_dir)
+    return airflow_home.airflow(args.airflow_args, args.data_dir, check=False).returncode
 
 
 def _cmd_bootstrap(args: argparse.Namespace) -> int:
-    from clv import airflow_env
+    from clv.airflow import home as airflow_home
 
-    try:
-        h = airflow_env.bootstrap(args.data_dir, force=True)
-    except RuntimeError as e:
-        raise UsageError(str(e)) from None
+    h = airflow_home.bootstrap(args.data_dir, force=True)
     print(
-        f"Airflow home {h}: metadata database migrated, pool {airflow_env.POOL} "
-        f"({airflow_env.pool_slots(args.data_dir)} slot), login {airflow_env.ADMIN} "
+        f"Airflow home {h}: metadata database migrated, pool {airflow_home.POOL} "
+        f"({airflow_home.pool_slots(args.data_dir)} slot), login {airflow_home.ADMIN} "
         f"(password in {h / 'passwords.json'})"
     )
     return 0
@@ -433,17 +304,17 @@ def _cmd_bootstrap(args: argparse.Namespace) -> int:
 def _cmd_ui(args: argparse.Namespace) -> int:
     import os
 
-    from clv import airflow_env
+    from clv.airflow import home as airflow_home
 
-    h = airflow_env.bootstrap(args.data_dir)
+    h = airflow_home.bootstrap(args.data_dir)
     print(
-        f"Airflow UI: http://localhost:{airflow_env.port()}  user: {airflow_env.ADMIN}  "
-        f"password: {airflow_env.admin_password(args.data_dir)}  (stored in {h / 'passwords.json'})\n"
+        f"Airflow UI: http://localhost:{settings.airflow_port()}  user: {airflow_home.ADMIN}  "
+        f"password: {airflow_home.admin_password(args.data_dir)}  (stored in {h / 'passwords.json'})\n"
         "DAGs start paused: unpause one with its toggle, or trigger it with the play button. Ctrl-C stops.",
         flush=True,
     )
-    env = airflow_env.environ(args.data_dir)
-    os.execve(airflow_env.airflow_bin(), [airflow_env.airflow_bin(), "standalone"], env)
+    env = airflow_home.environ(args.data_dir)
+    os.execve(airflow_home.airflow_bin(), [airflow_home.airflow_bin(), "standalone"], env)
     return 0  # not reached
 
 
@@ -470,12 +341,9 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     import os
 
     paths = settings.paths(args.data_dir)
-    try:
-        port = settings.dashboard_port() if args.port is None else args.port
-    except ValueError as e:
-        raise UsageError(str(e)) from None
+    port = settings.dashboard_port() if args.port is None else args.port
     if not 1 <= port <= 65535:
-        raise UsageError(f"--port {port} is not a port number (1-65535)")
+        raise UserError(f"--port {port} is not a port number (1-65535)")
     print(f"Dashboard: http://localhost:{port}  (reads {paths.serving}; Ctrl-C stops)", flush=True)
     if not paths.serving.exists():
         print("  no serving file yet: the page will say to run `make run` first", flush=True)
@@ -554,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--layer",
-        choices=["staging", "core", "intermediate", "marts"],
+        choices=LAYERS,
         default=None,
         help="run only this layer's models",
     )
@@ -570,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.set_defaults(func=_cmd_transform)
     sc = sub.add_parser("scan", help="run a layer's Soda checks (exit 1 when a check fails or errors)")
-    sc.add_argument("--layer", choices=["raw", "staging", "core", "intermediate", "marts"], default="raw")
+    sc.add_argument("--layer", choices=CHECKED_LAYERS, default="raw")
     sc.add_argument("--data-dir", default=None)
     sc.add_argument("--business-date", type=_date, default=None, help="default: the latest loaded batch")
     sc.add_argument(
@@ -582,9 +450,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the main job: generate the default data if absent, then the daily refresh through Airflow",
     )
     r.add_argument("--data-dir", default=None, help="default: $CLV_DATA_DIR or ./data")
-    r.add_argument("--customers", type=int, default=settings.default_customers())
-    r.add_argument("--start", type=_date, default=dt.date(2022, 1, 1), help="history start (first run)")
-    r.add_argument("--end", type=_date, default=dt.date(2024, 12, 31), help="history end (first run)")
+    r.add_argument(
+        "--customers",
+        type=int,
+        default=None,
+        help="customers in the history (default: $CLV_CUSTOMERS or 100000)",
+    )
+    r.add_argument("--start", type=_date, default=DEFAULT_HISTORY_START, help="history start (first run)")
+    r.add_argument("--end", type=_date, default=DEFAULT_HISTORY_END, help="history end (first run)")
     r.add_argument("--chaos", default="realistic", choices=["none", "realistic", "heavy"])
     r.add_argument(
         "--business-date",
@@ -649,16 +522,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, settings.SettingError) as e:
+    except ClvError as e:  # the one rule: a one-line message, the error's exit code
         print(f"clv: error: {e}", file=sys.stderr)
-        return 2
-    except Exception as e:  # user-facing errors raised by library modules
-        from generator.profiles import GeneratorError
-
-        if isinstance(e, GeneratorError):
-            print(f"clv: error: {e}", file=sys.stderr)
-            return 2
-        raise
+        return e.exit_code
 
 
 if __name__ == "__main__":

@@ -206,3 +206,16 @@ def source(name: str) -> Source:
         return SOURCES[name]
     except KeyError:
         raise KeyError(f"unknown source {name!r}; expected one of {', '.join(SOURCES)}") from None
+
+
+# The loader adds these lineage columns to every raw table (after the contract's columns): which
+# delivery, file and line each row came from. Staging picks the latest delivery of a key by them.
+RAW_LINEAGE = {
+    "_load_id": "INT",
+    "_batch_date": "DATE",
+    "_row_number": "BIGINT",
+    "_loaded_at": "TIMESTAMP",
+    "_source_file": "TEXT",
+    "_file_sha256": "TEXT",
+    "_batch": "TEXT",
+}

@@ -26,7 +26,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import os
 import re
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,20 +37,21 @@ import numpy as np
 import pyarrow as pa
 from duckdb import sqltypes
 
-from clv import settings
+from clv import csv_lines, settings
 from clv.contract import SOURCES, Source
+from clv.errors import UserError
 
 MANIFEST = "_manifest.json"
 LOADED, QUARANTINED, FAILED, DUPLICATE = "loaded", "quarantined", "failed", "duplicate"
 LINEAGE = ("_load_id", "_batch_date", "_row_number", "_loaded_at")
-MAX_LINE_BYTES = 2_000_000
+MAX_LINE_BYTES = csv_lines.MAX_LINE_BYTES
 
 
-class IngestError(Exception):
+class IngestError(UserError):
     """A user mistake: the landing directory is missing or not a directory (exit code 2)."""
 
 
-class RunawayBatch(Exception):
+class RunawayBatch(UserError):
     """A file is far larger than the configured guard allows (``CLV_MAX_ROWS_PER_FILE``)."""
 
 
@@ -466,7 +466,10 @@ class Loader:
     ) -> None:
         finished = dt.datetime.now()
         self.con.execute(
-            "INSERT INTO ops.load_manifest VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO ops.load_manifest (load_id, batch, batch_date, source, source_file, file_sha256, "
+            "file_bytes, rows_in_file, rows_delivered, rows_loaded, rows_quarantined, status, message, "
+            "duplicate_of, started_at, finished_at, seconds) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 load_id,
                 f.batch,
@@ -579,7 +582,9 @@ class Loader:
     ) -> FileResult:
         src = SOURCES.get(f.source) if f.source else None
         self.con.execute(
-            "INSERT INTO raw_invalid.files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO raw_invalid.files (load_id, batch, batch_date, source, source_file, file_sha256, "
+            "reason, expected_columns, found_columns, rows_in_file, recorded_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 load_id,
                 f.batch,
@@ -660,87 +665,12 @@ class Loader:
         ).fetchone()[0]
 
     def _stage_lines(self, load_id: int, f: Landed, plan: _Rows) -> None:
-        """Stage a file line by line: one line is one row, whatever its quotes.
+        """Stage a file line by line (`clv.csv_lines`): one line is one row, whatever its quotes.
 
-        Lines that cannot be a row on their own (an unterminated quote, a line break inside a
-        field, an empty line, invalid UTF-8, a wrong number of fields, a line over the limit) are
-        rejected with the same error kinds DuckDB's reader uses; the others are cast to the
-        contract's types in SQL, and a value that does not cast rejects its line."""
+        Lines that cannot be a row on their own are rejected by the reader; the others are cast to
+        the contract's types in SQL, and a value that does not cast rejects its line. The file is
+        staged a chunk of lines at a time, so memory stays flat in the file's size."""
         src, header = plan.source, plan.header
-        width = len(header)
-        if csv.field_size_limit() < MAX_LINE_BYTES:  # a field may be as long as a line
-            csv.field_size_limit(MAX_LINE_BYTES)
-        values: list[list[str | None]] = [[] for _ in header]
-        numbers: list[int] = []
-        texts: list[str] = []
-        rejects: dict[str, list] = {
-            k: [] for k in ("line", "csv_line", "error_type", "column_name", "error_message")
-        }
-
-        def reject(number: int, raw: bytes, kind: str, message: str) -> None:
-            rejects["line"].append(number + 1)  # DuckDB's convention: the header is line 1
-            rejects["csv_line"].append(raw.decode("utf-8", "backslashreplace"))
-            rejects["error_type"].append(kind)
-            rejects["column_name"].append(None)
-            rejects["error_message"].append(message)
-
-        with open(f.path, "rb") as fh:
-            fh.readline()  # the header, checked already
-            for number, raw in enumerate(fh, start=1):
-                line = raw[:-1] if raw.endswith(b"\n") else raw
-                if line.endswith(b"\r"):
-                    line = line[:-1]
-                if len(line) > MAX_LINE_BYTES:
-                    reject(number, line, "LINE SIZE OVER MAXIMUM", f"line of {len(line):,} bytes")
-                    continue
-                try:
-                    text = line.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    reject(number, line, "INVALID ENCODING", f"not UTF-8 at byte {e.start}")
-                    continue
-                if not text:
-                    reject(number, line, "EMPTY LINE", "empty line")
-                    continue
-                if "\x00" in text:
-                    reject(number, line, "NUL BYTE", "NUL byte in the line")
-                    continue
-                try:
-                    fields = next(csv.reader([text], strict=True))
-                except csv.Error as e:
-                    message = str(e)
-                    kind = (
-                        "UNQUOTED VALUE"
-                        if "end of data" in message
-                        else "LINE BREAK IN FIELD"
-                        if "new-line" in message
-                        else "MALFORMED QUOTES"
-                    )
-                    reject(number, line, kind, message.split(" - ")[0])
-                    continue
-                if len(fields) != width:
-                    kind = "MISSING COLUMNS" if len(fields) < width else "TOO MANY COLUMNS"
-                    reject(number, line, kind, f"{len(fields)} fields, expected {width}")
-                    continue
-                for i, v in enumerate(fields):
-                    values[i].append(v if v != "" else None)
-                numbers.append(number)
-                texts.append(text)
-        lines = pa.table(
-            {
-                **{f"c{i}": pa.array(v, pa.string()) for i, v in enumerate(values)},
-                "_row_number": pa.array(numbers, pa.int64()),
-                "_text": pa.array(texts, pa.string()),
-            }
-        )
-        rej = pa.table(
-            {
-                "line": pa.array(rejects["line"], pa.int64()),
-                "csv_line": pa.array(rejects["csv_line"], pa.string()),
-                "error_type": pa.array(rejects["error_type"], pa.string()),
-                "column_name": pa.array(rejects["column_name"], pa.string()),
-                "error_message": pa.array(rejects["error_message"], pa.string()),
-            }
-        )
         types = {c.name: c.type for c in src.columns}
 
         def cast(i: int, name: str) -> str:
@@ -755,29 +685,44 @@ class Loader:
         con = self.con
         rej_t = f"rejects_{load_id}"
         con.execute(f"DROP TABLE IF EXISTS {rej_t}; DROP TABLE IF EXISTS reject_scans_{load_id}")
-        con.register("_clv_lines", lines)
-        con.register("_clv_line_rejects", rej)
-        try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {rej_t} AS SELECT * FROM _clv_line_rejects")
-            typed = ", ".join(f"{cast(i, h)} AS {_q(h)}" for i, h in enumerate(header))
-            failed = " OR ".join(f"(c{i} IS NOT NULL AND {_q(h)} IS NULL)" for i, h in enumerate(header))
-            con.execute(f"""CREATE OR REPLACE TEMP TABLE _typed AS
-                SELECT {typed}, _row_number, _text, {failed} AS _cast_failed FROM _clv_lines""")
-            for i, h in enumerate(header):
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {rej_t} (line BIGINT, csv_line VARCHAR, error_type VARCHAR, "
+            "column_name VARCHAR, error_message VARCHAR)"
+        )
+        typed = ", ".join(f"{cast(i, h)} AS {_q(h)}" for i, h in enumerate(header))
+        failed = " OR ".join(f"(c{i} IS NOT NULL AND {_q(h)} IS NULL)" for i, h in enumerate(header))
+        names = ", ".join(_q(h) for h in header)
+        first = True
+        for chunk in csv_lines.read(f.path, len(header)):
+            con.register("_clv_lines", chunk.rows)
+            con.register("_clv_line_rejects", chunk.rejects)
+            try:
                 con.execute(
-                    f"""INSERT INTO {rej_t} SELECT t._row_number + 1, t._text, 'CAST', {_lit(h)},
-                        'could not convert ' || l.c{i} || ' to {types.get(h, "VARCHAR")}'
-                    FROM _typed t JOIN _clv_lines l USING (_row_number)
-                    WHERE l.c{i} IS NOT NULL AND t.{_q(h)} IS NULL"""
+                    f"INSERT INTO {rej_t} (line, csv_line, error_type, column_name, error_message) "
+                    "SELECT line, csv_line, error_type, column_name, error_message FROM _clv_line_rejects"
                 )
-            names = ", ".join(_q(h) for h in header)
-            con.execute(f"""CREATE OR REPLACE TEMP TABLE _stage AS
-                SELECT {names}, _row_number, {_row_violations(src)} AS _broken FROM _typed
-                WHERE NOT _cast_failed ORDER BY _row_number""")
-        finally:
-            con.unregister("_clv_lines")
-            con.unregister("_clv_line_rejects")
-            con.execute("DROP TABLE IF EXISTS _typed")
+                con.execute(f"""CREATE OR REPLACE TEMP TABLE _typed AS
+                    SELECT {typed}, _row_number, _text, {failed} AS _cast_failed FROM _clv_lines""")
+                for i, h in enumerate(header):
+                    con.execute(
+                        f"""INSERT INTO {rej_t} (line, csv_line, error_type, column_name, error_message)
+                        SELECT t._row_number + 1, t._text, 'CAST', {_lit(h)},
+                            'could not convert ' || l.c{i} || ' to {types.get(h, "VARCHAR")}'
+                        FROM _typed t JOIN _clv_lines l USING (_row_number)
+                        WHERE l.c{i} IS NOT NULL AND t.{_q(h)} IS NULL"""
+                    )
+                rows = f"""SELECT {names}, _row_number, {_row_violations(src)} AS _broken FROM _typed
+                    WHERE NOT _cast_failed ORDER BY _row_number"""
+                con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE _stage AS {rows}"
+                    if first
+                    else f"INSERT INTO _stage {rows}"
+                )
+                first = False
+            finally:
+                con.unregister("_clv_lines")
+                con.unregister("_clv_line_rejects")
+                con.execute("DROP TABLE IF EXISTS _typed")
         plan.by_line = True
 
     def _drop_stage(self, load_id: int) -> None:
@@ -877,8 +822,8 @@ def load(
         from clv.warehouse import connect
 
         con = connect(paths.warehouse)
-    if max_rows_per_file is None and os.environ.get("CLV_MAX_ROWS_PER_FILE"):
-        max_rows_per_file = int(os.environ["CLV_MAX_ROWS_PER_FILE"])
+    if max_rows_per_file is None:
+        max_rows_per_file = settings.max_rows_per_file()
     try:
         con.execute("SET preserve_insertion_order = true")
         ensure_schema(con)

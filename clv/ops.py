@@ -14,7 +14,6 @@ import datetime as dt
 import importlib
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,6 +56,12 @@ class StepRun:
     rows: int | None = None
     detail: dict = field(default_factory=dict)
 
+    @property
+    def report_id(self) -> str:
+        """Reports of one pipeline run share a folder: ``<business date>-<run id>``."""
+        safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in self.run_id)
+        return f"{self.business_date.isoformat()}-{safe}" if self.business_date else safe
+
 
 def _write(data_dir: Path | None, sql: str, params: list, wait_seconds: float = 60) -> bool:
     from clv.warehouse import WarehouseBusy, connect
@@ -94,7 +99,9 @@ def recorded(data_dir: Path | None, step: StepRun) -> Iterator[StepRun]:
             detail["error"] = error[:2000]
         _write(
             data_dir,
-            "INSERT INTO ops.pipeline_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO ops.pipeline_runs (dag_id, run_id, task_id, try_number, business_date, status, "
+            "started_at, finished_at, duration_seconds, rows_processed, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 step.dag_id,
                 step.run_id,
@@ -155,7 +162,8 @@ def alert(
     try:
         _write(
             data_dir,
-            "INSERT INTO ops.alerts VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO ops.alerts (alerted_at, severity, dag_id, task_id, run_id, business_date, summary) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
                 dt.datetime.fromisoformat(record["alerted_at"]),
                 severity,
@@ -169,7 +177,7 @@ def alert(
         )
     except Exception as e:  # an alert must never mask the failure that caused it
         log.error("clv: could not record the alert in the warehouse: %s", e)
-    hook = os.environ.get("CLV_ALERT_HOOK")
+    hook = settings.alert_hook()
     if hook:
         try:
             module, _, func = hook.partition(":")
@@ -177,3 +185,43 @@ def alert(
         except Exception as e:
             log.error("clv: the alert hook %s failed: %s", hook, e)
     return record
+
+
+def run_report(paths: settings.Paths, dag_id: str, business_date: dt.date, run_id: str | None) -> str:
+    """Per-task status, duration and rows of a run (the latest for the business date when
+    ``run_id`` is None), from ``ops.pipeline_runs``, and its alerts."""
+    from clv.warehouse import WarehouseBusy, connect
+
+    if not paths.warehouse.exists():
+        return "no warehouse yet"
+    try:
+        con = connect(paths.warehouse, read_only=True)  # waits while a manual `clv load` writes
+    except WarehouseBusy as e:
+        return f"no run report: {e}"
+    try:
+        if run_id is None:
+            row = con.execute(
+                "SELECT run_id FROM ops.pipeline_runs WHERE dag_id = ? AND business_date = ? "
+                "ORDER BY finished_at DESC LIMIT 1",
+                [dag_id, business_date],
+            ).fetchone()
+            run_id = row[0] if row else ""
+        steps = con.execute(
+            "SELECT task_id, status, duration_seconds, rows_processed FROM ops.pipeline_runs "
+            "WHERE dag_id = ? AND run_id = ? ORDER BY started_at",
+            [dag_id, run_id],
+        ).fetchall()
+        alerts = con.execute(
+            "SELECT severity, task_id, summary FROM ops.alerts WHERE run_id = ? ORDER BY alerted_at",
+            [run_id],
+        ).fetchall()
+    except duckdb.CatalogException:
+        return "no pipeline runs recorded yet"
+    finally:
+        con.close()
+    lines = [f"Run {run_id} (business date {business_date}):"]
+    for task_id, status, seconds, rows in steps:
+        rows_txt = "" if rows is None else f"{rows:>12,} rows"
+        lines.append(f"  {task_id:<24} {status:<8} {seconds:>7.1f} s {rows_txt}")
+    lines += [f"  ALERT [{sev}] {task}: {summary}" for sev, task, summary in alerts]
+    return "\n".join(lines)

@@ -1,9 +1,10 @@
 """The pipeline's steps, one function each, shared by the Airflow DAGs and the `clv` CLI.
 
-Every step takes the data directory and the business date, opens the warehouse only for as long
-as it needs it (one writer), records itself in ``ops.pipeline_runs`` and returns a small dict
-(JSON-serialisable, so Airflow can keep it as the task's XCom). A step that must stop the run
-raises; the caller (a DAG task or the CLI) turns that into a failed task or an exit code.
+Every step takes the business date (and the data directory as the keyword ``data_dir``), opens
+the warehouse only for as long as it needs it (one writer), records itself in
+``ops.pipeline_runs`` and returns a small dict (JSON-serialisable, so Airflow can keep it as the
+task's XCom). A step that must stop the run raises a ``clv.errors`` error; the caller (a DAG task
+or the CLI) turns it into a failed or retried task or an exit code, by one rule each.
 
 Daily order: extract → load → scan raw → staging → core → intermediate → marts → publish, where
 each layer step runs that layer's SQLMesh models and then its Soda checks on the same connection.
@@ -12,33 +13,19 @@ each layer step runs that layer's SQLMesh models and then its Soda checks on the
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 from contextlib import closing
 from pathlib import Path
 
+from clv import business_date as bd
 from clv import ops, settings
+from clv.errors import CheckFailed, TransientError, UserError
+from clv.names import DAILY_TASKS, DEFAULT_HISTORY_END, DEFAULT_HISTORY_START, LAYERS
 
-LAYERS = ("staging", "core", "intermediate", "marts")
-DEFAULT_START = dt.date(2022, 1, 1)
-DEFAULT_END = dt.date(2024, 12, 31)
+__all__ = ["CheckFailed", "SourceNotReady"]
 
 
-class SourceNotReady(Exception):
+class SourceNotReady(TransientError):
     """The business day's source files have not landed (yet): retried with back-off."""
-
-
-class CheckFailed(Exception):
-    """An error-level check failed: not transient, so not retried; downstream does not run."""
-
-
-def source_mode() -> str:
-    """``generator`` (default): the synthetic sources produce each business day's batch.
-    ``landing``: files are delivered into the landing directory by someone else (your data)."""
-    mode = os.environ.get("CLV_SOURCE", "generator")
-    if mode not in ("generator", "landing"):
-        raise ValueError(f"CLV_SOURCE must be generator or landing, not {mode!r}")
-    return mode
 
 
 def _batches(landing: Path) -> list[dt.date]:
@@ -60,7 +47,7 @@ def latest_batch(data_dir: Path | None = None) -> dt.date | None:
 
 
 def resolve_business_date(
-    data_dir: Path | None, requested: str | dt.date | None, logical_date: dt.date | None = None
+    requested: str | dt.date | None, logical_date=None, *, data_dir: Path | None = None
 ) -> dt.date:
     """The business date a run processes.
 
@@ -70,21 +57,16 @@ def resolve_business_date(
     yesterday's batch).
     """
     if requested:
-        if isinstance(requested, dt.date):
-            return requested
-        try:
-            return dt.date.fromisoformat(str(requested)[:10])
-        except ValueError:
-            raise ValueError(f"invalid business_date {requested!r}: use YYYY-MM-DD") from None
-    if source_mode() == "generator":
+        return bd.parse(requested)
+    if settings.source_mode() == "generator":
         latest = latest_batch(data_dir)
-        return DEFAULT_END if latest is None else latest + dt.timedelta(days=1)
+        return DEFAULT_HISTORY_END if latest is None else latest + bd.ONE_DAY
     if logical_date is None:
-        raise ValueError("no business_date given and no logical date to derive it from")
-    return logical_date - dt.timedelta(days=1)
+        raise UserError("no business_date given and no logical date to derive it from")
+    return bd.from_logical_date(logical_date)
 
 
-def extract(data_dir: Path | None, business_date: dt.date, step: ops.StepRun | None = None) -> dict:
+def extract(business_date: dt.date, *, data_dir: Path | None = None, step: ops.StepRun | None = None) -> dict:
     """Make sure the business day's batch has landed.
 
     Generator mode: generate the history if there is none (ending on the business date), then
@@ -92,45 +74,41 @@ def extract(data_dir: Path | None, business_date: dt.date, step: ops.StepRun | N
     there; raise ``SourceNotReady`` (retried) if not.
     """
     from generator import runner
-    from generator.profiles import GeneratorError
 
     paths = settings.paths(data_dir)
     step = step or ops.StepRun(task_id="extract", business_date=business_date)
     with ops.recorded(paths.data_dir, step):
         generated, rows = [], 0
-        if source_mode() == "landing":
+        if settings.source_mode() == "landing":
             folder = paths.landing / business_date.isoformat()
             if not (folder / "_manifest.json").exists() and not any(folder.glob("*.csv")):
                 raise SourceNotReady(f"no batch for {business_date} in {paths.landing} yet")
         elif not (paths.state / runner.META).exists():
             if any(paths.landing.glob("*/*.csv")):
-                raise ValueError(
+                raise UserError(
                     f"{paths.landing} holds files the generator did not make; set CLV_SOURCE=landing "
                     "to process delivered files"
                 )
-            customers = settings.default_customers()
-            start = min(DEFAULT_START, business_date - dt.timedelta(days=365))
-            chaos = os.environ.get("CLV_CHAOS", "realistic")
+            customers = settings.customers()
+            start = min(DEFAULT_HISTORY_START, business_date - dt.timedelta(days=365))
+            chaos = settings.chaos()
             s = runner.history(paths, customers, start, business_date, chaos=chaos, progress=False)
             generated, rows = [business_date.isoformat()], sum(s.rows.values())
         else:
             meta = runner.read_meta(paths)
             latest = max([dt.date.fromisoformat(meta["end"]), *_batches(paths.landing)])
-            day = latest + dt.timedelta(days=1)
+            day = latest + bd.ONE_DAY
             while day <= business_date:
-                try:
-                    s = runner.day(paths, day, chaos=meta.get("chaos", "realistic"))
-                except GeneratorError as e:
-                    raise ValueError(str(e)) from None
+                s = runner.day(paths, day, chaos=meta.get("chaos", "realistic"))
                 generated.append(day.isoformat())
                 rows += sum(s.rows.values())
-                day += dt.timedelta(days=1)
+                day += bd.ONE_DAY
         step.rows = rows
         step.detail = {"generated": generated}
         return {"business_date": business_date.isoformat(), "generated": generated, "rows": rows}
 
 
-def load(data_dir: Path | None, business_date: dt.date, step: ops.StepRun | None = None) -> dict:
+def load(business_date: dt.date, *, data_dir: Path | None = None, step: ops.StepRun | None = None) -> dict:
     """Load every landed file not loaded yet, then prove every row is in raw or in quarantine.
 
     A file that cannot be read (yet) raises ``SourceNotReady`` after the others have loaded, so
@@ -152,7 +130,7 @@ def load(data_dir: Path | None, business_date: dt.date, step: ops.StepRun | None
             "failed_files": len(summary.failed),
         }
         if bad:
-            raise RuntimeError(
+            raise CheckFailed(
                 f"reconciliation failed for {len(bad)} files, e.g. {bad[0]['source_file']}: "
                 f"{bad[0]['rows_in_file']} rows in file vs {bad[0]['rows_in_raw']} in raw + "
                 f"{bad[0]['rows_quarantined']} quarantined"
@@ -196,26 +174,22 @@ def _scan_or_raise(con, layer: str, business_date: dt.date, run_id: str, data_di
     return result
 
 
-def scan_raw(data_dir: Path | None, business_date: dt.date, step: ops.StepRun | None = None) -> dict:
+def scan_raw(
+    business_date: dt.date, *, data_dir: Path | None = None, step: ops.StepRun | None = None
+) -> dict:
     from clv.warehouse import connect
 
     paths = settings.paths(data_dir)
     step = step or ops.StepRun(task_id="scan_raw", business_date=business_date)
     with ops.recorded(paths.data_dir, step):
         with closing(connect(paths.warehouse)) as con:
-            result = _scan_or_raise(con, "raw", business_date, _run_id(step), paths.data_dir)
+            result = _scan_or_raise(con, "raw", business_date, step.report_id, paths.data_dir)
         step.rows = len(result.checks)
         return {"line": result.line(), "warned": [c["name"] for c in result.warned]}
 
 
-def _run_id(step: ops.StepRun) -> str:
-    """Reports of one pipeline run share a folder: <business date>-<run id>."""
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in step.run_id)
-    return f"{step.business_date.isoformat()}-{safe}" if step.business_date else safe
-
-
 def transform_layer(
-    data_dir: Path | None, business_date: dt.date, layer: str, step: ops.StepRun | None = None
+    business_date: dt.date, layer: str, *, data_dir: Path | None = None, step: ops.StepRun | None = None
 ) -> dict:
     """Run one layer's SQLMesh models for the new intervals, then the layer's Soda checks on the
     same connection. The very first time (no prod environment yet) the staging step builds prod
@@ -223,7 +197,7 @@ def transform_layer(
     from clv import transform
 
     if layer not in LAYERS:
-        raise ValueError(f"unknown layer {layer!r}; use one of {', '.join(LAYERS)}")
+        raise UserError(f"unknown layer {layer!r}; use one of {', '.join(LAYERS)}")
     paths = settings.paths(data_dir)
     step = step or ops.StepRun(task_id=f"transform_{layer}", business_date=business_date)
     with ops.recorded(paths.data_dir, step):
@@ -241,7 +215,7 @@ def transform_layer(
             slowest = {name: round(sec, 2) for name, sec in transform.slowest_models(ctx, 5)}
             con = ctx.engine_adapter.connection
             step.rows = layer_rows(con, layer)
-            result = _scan_or_raise(con, layer, business_date, _run_id(step), paths.data_dir)
+            result = _scan_or_raise(con, layer, business_date, step.report_id, paths.data_dir)
         finally:
             ctx.close()
         step.detail = {"transform": how, "checks": len(result.checks), "slowest_models": slowest}
@@ -258,7 +232,7 @@ def layer_rows(con, schema: str) -> int:
     return sum(con.execute(f'SELECT count(*) FROM {schema}."{n}"').fetchone()[0] for (n,) in names)
 
 
-def publish(data_dir: Path | None, business_date: dt.date, step: ops.StepRun | None = None) -> dict:
+def publish(business_date: dt.date, *, data_dir: Path | None = None, step: ops.StepRun | None = None) -> dict:
     """Rebuild the serving file from the marts and swap it in atomically."""
     from clv import publish as publish_mod
     from clv.warehouse import connect
@@ -273,9 +247,10 @@ def publish(data_dir: Path | None, business_date: dt.date, step: ops.StepRun | N
 
 
 def stage_environment(
-    data_dir: Path | None,
     business_date: dt.date,
     environment: str,
+    *,
+    data_dir: Path | None = None,
     start: dt.date | None = None,
     end: dt.date | None = None,
     models: list[str] | None = None,
@@ -300,7 +275,7 @@ def stage_environment(
             lines = []
             for layer in LAYERS:
                 result = _scan_or_raise(
-                    con, layer, business_date, _run_id(step), paths.data_dir, environment=environment
+                    con, layer, business_date, step.report_id, paths.data_dir, environment=environment
                 )
                 lines.append(result.line())
         finally:
@@ -311,9 +286,10 @@ def stage_environment(
 
 
 def promote(
-    data_dir: Path | None,
     business_date: dt.date,
     environment: str,
+    *,
+    data_dir: Path | None = None,
     models: list[str] | None = None,
     step: ops.StepRun | None = None,
 ) -> dict:
@@ -329,7 +305,7 @@ def promote(
             changed = sorted({s.name for s in plan.modified_snapshots.values()})
             con = ctx.engine_adapter.connection
             for layer in LAYERS:
-                _scan_or_raise(con, layer, business_date, _run_id(step), paths.data_dir)
+                _scan_or_raise(con, layer, business_date, step.report_id, paths.data_dir)
         finally:
             ctx.close()
         step.rows = len(changed)
@@ -338,198 +314,27 @@ def promote(
 
 
 DAILY_STEPS = (
-    ("extract", extract, ()),
-    ("load_raw", load, ()),
-    ("scan_raw", scan_raw, ()),
-    *((f"transform_{layer}", transform_layer, (layer,)) for layer in LAYERS),
-    ("publish", publish, ()),
+    (extract, ()),
+    (load, ()),
+    (scan_raw, ()),
+    *((transform_layer, (layer,)) for layer in LAYERS),
+    (publish, ()),
 )
+assert len(DAILY_STEPS) == len(DAILY_TASKS)
 
 
-def daily(data_dir: Path | None, business_date: dt.date, run_id: str, echo=print) -> None:
+def daily(business_date: dt.date, run_id: str, *, data_dir: Path | None = None, echo=print) -> None:
     """The daily refresh without Airflow: the same steps, in the same order, in this process."""
-    for task_id, func, args in DAILY_STEPS:
+    for task_id, (func, args) in zip(DAILY_TASKS, DAILY_STEPS, strict=True):
         step = ops.StepRun(dag_id="clv-cli", run_id=run_id, task_id=task_id, business_date=business_date)
-        result = func(data_dir, business_date, *args, step=step)
+        result = func(business_date, *args, data_dir=data_dir, step=step)
         echo(f"  {task_id}: done" + (f" ({step.rows:,} rows)" if step.rows is not None else ""))
         for line in result.get("lines", []) if isinstance(result, dict) else []:
             echo(f"    {line}")
 
 
-# -- The morning quality run: each part records its findings; the report gates. ---------------
-
-
-def _quality_dir(data_dir: Path | None, business_date: dt.date) -> Path:
-    folder = settings.paths(data_dir).reports / f"{business_date.isoformat()}-quality"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _quality_part(data_dir, business_date, name: str, ok: bool, summary: str, details) -> dict:
-    part = {"part": name, "ok": ok, "summary": summary, "details": details}
-    (_quality_dir(data_dir, business_date) / f"{name}.json").write_text(dumps(part))
-    return part
-
-
-def sqlmesh_tests(data_dir: Path | None, business_date: dt.date, step: ops.StepRun | None = None) -> dict:
-    """SQLMesh's unit tests (the YAML tests in sqlmesh_project/tests), on an in-memory engine."""
-    import io
-
-    from clv import transform
-
-    paths = settings.paths(data_dir)
-    step = step or ops.StepRun(task_id="sqlmesh_unit_tests", business_date=business_date)
-    with ops.recorded(paths.data_dir, step):
-        ctx = transform.context(paths.data_dir)
-        out = io.StringIO()
-        try:
-            result = ctx.test(stream=out)
-        finally:
-            ctx.close()
-        failures = [str(t) for t, _ in [*result.failures, *result.errors]]
-        step.rows = result.testsRun
-        ok = result.wasSuccessful()
-        return _quality_part(
-            paths.data_dir,
-            business_date,
-            "sqlmesh_tests",
-            ok,
-            f"{result.testsRun} SQLMesh unit tests, {len(failures)} failed",
-            {"failed": failures, "output": out.getvalue()[-4000:]},
-        )
-
-
-def sqlmesh_audits(data_dir: Path | None, business_date: dt.date, step: ops.StepRun | None = None) -> dict:
-    """Every model's audits over the latest interval (the business date)."""
-    from clv import transform
-
-    paths = settings.paths(data_dir)
-    step = step or ops.StepRun(task_id="sqlmesh_audits", business_date=business_date)
-    with ops.recorded(paths.data_dir, step):
-        ctx = transform.context(paths.data_dir)
-        try:
-            count = sum(len(s.node.audits_with_args) for s in ctx.snapshots.values() if s.is_model)
-            ok = ctx.audit(
-                business_date.isoformat(),
-                business_date.isoformat(),
-                execution_time=transform.execution_time(business_date),
-            )
-        finally:
-            ctx.close()
-        step.rows = count
-        return _quality_part(
-            paths.data_dir,
-            business_date,
-            "sqlmesh_audits",
-            bool(ok),
-            f"{count} SQLMesh audits over {business_date}: {'all passed' if ok else 'some FAILED'}",
-            {},
-        )
-
-
-def full_scan(data_dir: Path | None, business_date: dt.date, step: ops.StepRun | None = None) -> dict:
-    """Every layer's Soda checks, whatever their outcome (the report gates, not this step)."""
-    from clv import quality
-    from clv.warehouse import connect
-
-    paths = settings.paths(data_dir)
-    step = step or ops.StepRun(task_id="soda_full_scan", business_date=business_date)
-    with ops.recorded(paths.data_dir, step):
-        with closing(connect(paths.warehouse)) as con:
-            results = [
-                quality.scan(
-                    con,
-                    layer,
-                    business_date,
-                    run_id=_run_id(step),
-                    data_dir=paths.data_dir,
-                    raise_on_failure=False,
-                )
-                for layer in quality.LAYERS
-            ]
-        step.rows = sum(len(r.checks) for r in results)
-        return _quality_part(
-            paths.data_dir,
-            business_date,
-            "soda_scan",
-            all(r.ok for r in results),
-            "; ".join(r.line().split(" -> ")[0] for r in results),
-            {
-                r.layer: {
-                    "failed": [c["name"] for c in r.failed],
-                    "warned": [c["name"] for c in r.warned],
-                    "errors": r.errors,
-                    "report": str(r.report),
-                }
-                for r in results
-            },
-        )
-
-
-def reconcile_loads(data_dir: Path | None, business_date: dt.date, step: ops.StepRun | None = None) -> dict:
-    from clv import ingest
-    from clv.warehouse import connect
-
-    paths = settings.paths(data_dir)
-    step = step or ops.StepRun(task_id="reconcile_loads", business_date=business_date)
-    with ops.recorded(paths.data_dir, step):
-        with closing(connect(paths.warehouse)) as con:
-            rows = ingest.reconcile(con)
-        bad = [r for r in rows if not r["reconciled"]]
-        step.rows = sum(r["rows_in_file"] for r in rows)
-        return _quality_part(
-            paths.data_dir,
-            business_date,
-            "reconciliation",
-            not bad,
-            f"{len(rows)} files, {step.rows:,} rows in files = "
-            f"{sum(r['rows_in_raw'] for r in rows):,} in raw + "
-            f"{sum(r['rows_quarantined'] for r in rows):,} quarantined; {len(bad)} mismatched",
-            {"mismatched": bad},
-        )
-
-
-QUALITY_PARTS = ("sqlmesh_tests", "sqlmesh_audits", "soda_scan", "reconciliation")
-
-
-def reset_quality_report(data_dir: Path | None, business_date: dt.date) -> None:
-    """Forget an earlier attempt's parts, so the report only shows this run's findings."""
-    folder = _quality_dir(data_dir, business_date)
-    for name in (*QUALITY_PARTS, "summary"):
-        for f in folder.glob(f"{name}.*"):
-            f.unlink()
-
-
-def quality_report(data_dir: Path | None, business_date: dt.date, step: ops.StepRun | None = None) -> dict:
-    """One morning report from the parts; raises when a part failed or is missing."""
-    paths = settings.paths(data_dir)
-    step = step or ops.StepRun(task_id="morning_report", business_date=business_date)
-    with ops.recorded(paths.data_dir, step):
-        folder = _quality_dir(paths.data_dir, business_date)
-        lines = [f"# Data quality — business date {business_date}", ""]
-        problems = []
-        for name in QUALITY_PARTS:
-            f = folder / f"{name}.json"
-            if not f.exists():
-                problems.append(f"{name} did not run")
-                lines.append(f"- **{name}: did not run**")
-                continue
-            part = json.loads(f.read_text())
-            mark = "ok" if part["ok"] else "FAILED"
-            lines.append(f"- {name}: {mark} — {part['summary']}")
-            if not part["ok"]:
-                problems.append(f"{name}: {part['summary']}")
-                for layer, d in (part["details"] or {}).items() if name == "soda_scan" else ():
-                    for check in d.get("failed", []):
-                        lines.append(f"  - {layer}: failed check **{check}**")
-        (folder / "summary.md").write_text("\n".join(lines) + "\n")
-        step.rows = len(QUALITY_PARTS) - len(problems)
-        if problems:
-            raise CheckFailed("morning quality report: " + "; ".join(problems))
-        return {"report": str(folder / "summary.md"), "lines": lines[2:]}
-
-
-def latest_loaded_date(data_dir: Path | None) -> dt.date | None:
+def latest_loaded_date(data_dir: Path | None = None) -> dt.date | None:
+    """The latest business date whose batch loaded into the warehouse (None before the first)."""
     import duckdb
 
     from clv.warehouse import connect
@@ -545,7 +350,3 @@ def latest_loaded_date(data_dir: Path | None) -> dt.date | None:
         except duckdb.CatalogException:  # nothing loaded yet: no manifest table
             return None
     return row[0] if row else None
-
-
-def dumps(value) -> str:
-    return json.dumps(value, default=str)

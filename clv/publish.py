@@ -19,9 +19,10 @@ from pathlib import Path
 import duckdb
 
 from clv import settings
+from clv.errors import UserError
 
 
-class PublishError(Exception):
+class PublishError(UserError):
     """There is nothing to publish (no marts yet)."""
 
 
@@ -79,3 +80,45 @@ def _json(counts: dict[str, int]) -> str:
     import json
 
     return json.dumps(counts)
+
+
+def serving_summary(paths: settings.Paths) -> str:
+    """What a manager asks first, read from the serving file (never the warehouse)."""
+    con = duckdb.connect(str(paths.serving), read_only=True)
+    try:
+        q = con.execute
+        ((day, published),) = q("SELECT business_date, published_at FROM serving_info").fetchall()
+        ((customers, at_risk, clv12, hist),) = q(
+            "SELECT count(*), sum(revenue_at_risk_usd), sum(predicted_clv_12m_usd), sum(historical_clv_usd) "
+            "FROM mart_customer_360"
+        ).fetchall()
+        lines = [
+            f"Serving file {paths.serving} (business date {day}, published {published:%Y-%m-%d %H:%M:%S})",
+            f"  {customers:,} customers; historical CLV ${hist:,.0f}; predicted 12-month CLV ${clv12:,.0f}; "
+            f"revenue at risk ${at_risk:,.0f}",
+            "  Top customers by predicted 12-month CLV:",
+        ]
+        for cid, p12, tier in q(
+            "SELECT customer_id, predicted_clv_12m_usd, value_tier FROM mart_clv "
+            "ORDER BY predicted_clv_12m_usd DESC, customer_id LIMIT 5"
+        ).fetchall():
+            lines.append(f"    {cid}  ${p12:>10,.2f}  {tier}")
+        lines.append("  High-value customers most at risk:")
+        for cid, prob, risk, tier in q(
+            "SELECT customer_id, churn_probability, revenue_at_risk_usd, value_tier FROM mart_churn_risk "
+            "WHERE value_tier IN ('Top 10%', 'High') ORDER BY revenue_at_risk_usd DESC, customer_id LIMIT 5"
+        ).fetchall():
+            lines.append(f"    {cid}  churn {prob:.0%}  at risk ${risk:>9,.2f}  {tier}")
+        checks = q(
+            "SELECT layer, count(*) FILTER (outcome = 'pass'), count(*) FILTER (outcome = 'warn'), "
+            "count(*) FILTER (outcome NOT IN ('pass', 'warn')) FROM check_results GROUP BY layer "
+            "ORDER BY list_position(['raw', 'staging', 'core', 'intermediate', 'marts'], layer)"
+        ).fetchall()
+        lines.append(
+            "  Checks: "
+            + "; ".join(f"{layer} {p} passed, {w} warned, {f} failed" for layer, p, w, f in checks)
+        )
+    finally:
+        con.close()
+    lines.append(f"  Reports: {paths.reports}")
+    return "\n".join(lines)

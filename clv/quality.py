@@ -17,11 +17,13 @@ from pathlib import Path
 import duckdb
 
 from clv import settings
+from clv.business_date import soda_now
 from clv.contract import SOURCES, Source
+from clv.errors import CheckFailed, UserError
+from clv.names import CHECKED_LAYERS
 from clv.soda_runtime import new_scan
 
 CHECKS_DIR = settings.PROJECT_ROOT / "soda_checks"
-LAYERS = ("raw", "staging", "core", "intermediate", "marts")
 QUARANTINE_WARN, QUARANTINE_FAIL = 0.01, 0.10
 #: A rate over a handful of rows is noise (one bad row of four is 25%): the quarantine rate counts
 #: a batch of fewer rows as this many, so a tiny batch fails only when several rows are bad.
@@ -47,7 +49,7 @@ def _row_sampler(samples: dict[str, list[dict]]):
     return RowSampler()
 
 
-class ScanFailed(Exception):
+class ScanFailed(CheckFailed):
     """A layer's checks failed (error level) or the scan could not run them."""
 
 
@@ -193,8 +195,8 @@ def scan(
     With ``environment`` (a SQLMesh virtual environment other than prod), the checks run against
     that environment's schemas (``marts__<env>``, ...) and the run id carries ``@<env>``.
     """
-    if layer not in LAYERS:
-        raise ValueError(f"unknown layer {layer!r}; use one of {', '.join(LAYERS)}")
+    if layer not in CHECKED_LAYERS:
+        raise UserError(f"unknown layer {layer!r}; use one of {', '.join(CHECKED_LAYERS)}")
     paths = settings.paths(data_dir)
     run_id = run_id or f"{business_date.isoformat()}-{uuid.uuid4().hex[:8]}"
     env = None if environment in (None, "", "prod") else environment
@@ -214,7 +216,7 @@ def scan(
                 f"clv_{layer}",
                 variables={
                     "BUSINESS_DATE": business_date.isoformat(),
-                    "NOW": (business_date + dt.timedelta(days=1)).isoformat() + "T00:00:00",
+                    "NOW": soda_now(business_date),
                 },
                 data_dir=paths.data_dir,
             )
@@ -244,7 +246,8 @@ def scan(
     now = dt.datetime.now()
     for c in result.checks:
         con.execute(
-            "INSERT INTO ops.check_results VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO ops.check_results (run_id, layer, dataset, check_name, outcome, value, "
+            "business_date, scanned_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [run_id, layer, c["dataset"], c["name"], c["outcome"], c["value"], business_date, now],
         )
     result.report = _write_report(paths.reports / run_id, result)

@@ -1,7 +1,12 @@
 """Every setting in one place, read from environment variables with defaults that work from a clone.
 
 Paths derive from one data directory (``CLV_DATA_DIR``, default ``./data`` under the working
-directory) so that a whole deployment can be relocated by one variable.
+directory) so that a whole deployment can be relocated by one variable. Every variable the
+project reads is read here, when it is needed (never at import, so a malformed value never breaks
+`clv --help`), and a malformed value is a ``SettingError``: one line naming the variable, exit
+code 2 in the CLI, no retry in Airflow. (SQLMesh's ``config.yaml`` reads the variables this
+project sets for it: ``CLV_WAREHOUSE``, ``CLV_SPARK_DIR``, ``CLV_DUCKDB_MEMORY_LIMIT`` and the
+team deployment's ``CLV_SQLMESH_STATE_*``.)
 """
 
 from __future__ import annotations
@@ -11,8 +16,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from clv.errors import UserError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-SEEDS_DIR = PROJECT_ROOT / "sqlmesh_project" / "seeds"
+SQLMESH_PROJECT = PROJECT_ROOT / "sqlmesh_project"
+SEEDS_DIR = SQLMESH_PROJECT / "seeds"
 
 
 @dataclass(frozen=True)
@@ -61,8 +69,31 @@ def paths(override: str | os.PathLike[str] | None = None) -> Paths:
     return Paths(data_dir(override))
 
 
-class SettingError(ValueError):
+class SettingError(UserError):
     """An environment variable holds a value the pipeline cannot use."""
+
+
+def _get(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return default if value is None or value.strip() == "" else value.strip()
+
+
+def _number(name: str, default: str, kind=float, minimum: float = 0, what: str = "a number"):
+    raw = _get(name, default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingError(f"{name}={raw!r} is not {what}") from None
+    if not value >= minimum:
+        raise SettingError(f"{name}={raw!r} is not {what}")
+    return value
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (_get(name, default) or default).lower()
+    if value not in choices:
+        raise SettingError(f"{name}={os.environ.get(name)!r} is not one of {', '.join(choices)}")
+    return value
 
 
 GATEWAYS = ("duckdb", "spark")
@@ -78,8 +109,70 @@ def sqlmesh_gateway() -> str:
     return gateway
 
 
-def default_customers() -> int:
-    return int(os.environ.get("CUSTOMERS", "100000"))
+def customers() -> int:
+    """Customers in the generated history (``CLV_CUSTOMERS``, default 100,000; `make run
+    CUSTOMERS=…` sets it)."""
+    return _number("CLV_CUSTOMERS", "100000", int, 1, "a number of customers (1 or more)")
+
+
+def source_mode() -> str:
+    """``CLV_SOURCE``: ``generator`` (default, the synthetic sources produce each business day's
+    batch) or ``landing`` (files are delivered into the landing directory by someone else)."""
+    return _choice("CLV_SOURCE", "generator", ("generator", "landing"))
+
+
+def chaos() -> str:
+    """Fault injection of a history the daily DAG generates (``CLV_CHAOS``, default realistic)."""
+    return _choice("CLV_CHAOS", "realistic", ("none", "realistic", "heavy"))
+
+
+def lock_wait_seconds() -> float:
+    """How long a writer waits for the warehouse held by another process (``CLV_LOCK_WAIT_SECONDS``,
+    default 30)."""
+    return _number("CLV_LOCK_WAIT_SECONDS", "30", float, 0, "a number of seconds >= 0")
+
+
+def max_rows_per_file() -> int | None:
+    """The loader's count guard (``CLV_MAX_ROWS_PER_FILE``; unset: no limit)."""
+    if _get("CLV_MAX_ROWS_PER_FILE") is None:
+        return None
+    return _number("CLV_MAX_ROWS_PER_FILE", "0", int, 1, "a number of rows (1 or more)")
+
+
+def retry_delay_seconds() -> float:
+    """The first retry delay of extract and load (``CLV_RETRY_DELAY_SECONDS``, default 20 s).
+    Read when the DAG files are parsed; tests shorten it to watch a real retry in seconds."""
+    return _number("CLV_RETRY_DELAY_SECONDS", "20", float, 0, "a number of seconds >= 0")
+
+
+def alert_hook() -> str | None:
+    """``CLV_ALERT_HOOK=package.module:function``: called with every alert (a dict)."""
+    return _get("CLV_ALERT_HOOK")
+
+
+def sqlmesh_project() -> Path:
+    """The SQLMesh project: the repository's, or ``CLV_SQLMESH_PROJECT`` (a changed copy, say)."""
+    return Path(_get("CLV_SQLMESH_PROJECT") or SQLMESH_PROJECT)
+
+
+def airflow_home(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The Airflow home (``CLV_AIRFLOW_HOME``, default ``<data dir>/airflow``)."""
+    return Path(_get("CLV_AIRFLOW_HOME") or paths(data_dir).data_dir / "airflow")
+
+
+def airflow_port() -> int:
+    """Port of Airflow's web UI (``CLV_AIRFLOW_PORT``, default 8080)."""
+    return _port("CLV_AIRFLOW_PORT", "8080")
+
+
+def airflow_password() -> str | None:
+    """The UI login's password (``CLV_AIRFLOW_PASSWORD``; unset: one generated at bootstrap)."""
+    return _get("CLV_AIRFLOW_PASSWORD")
+
+
+def java_home() -> str | None:
+    """``JAVA_HOME``, where the Spark gateway looks for Java besides the PATH."""
+    return _get("JAVA_HOME")
 
 
 DEFAULT_DUCKDB_MEMORY_LIMIT = "4GB"
@@ -95,13 +188,17 @@ def duckdb_memory_limit() -> str:
     return raw
 
 
-def dashboard_port() -> int:
-    """Port of the Streamlit dashboard (``CLV_DASHBOARD_PORT``, default 8501)."""
-    raw = os.environ.get("CLV_DASHBOARD_PORT", "8501")
+def _port(name: str, default: str) -> int:
+    raw = _get(name, default)
     try:
         port = int(raw)
     except ValueError:
         port = 0
     if not 1 <= port <= 65535:
-        raise SettingError(f"CLV_DASHBOARD_PORT={raw!r} is not a port number (1-65535)")
+        raise SettingError(f"{name}={raw!r} is not a port number (1-65535)")
     return port
+
+
+def dashboard_port() -> int:
+    """Port of the Streamlit dashboard (``CLV_DASHBOARD_PORT``, default 8501)."""
+    return _port("CLV_DASHBOARD_PORT", "8501")

@@ -19,11 +19,11 @@ from pathlib import Path
 from sqlglot import exp
 
 from clv import settings
-from clv.contract import SOURCES
-from clv.transform import RAW_LINEAGE
+from clv.contract import RAW_LINEAGE, SOURCES
+from clv.errors import UserError
 
 
-class SparkSyncError(Exception):
+class SparkSyncError(UserError):
     """The raw zone cannot be synced (no warehouse, nothing loaded yet)."""
 
 
@@ -45,7 +45,7 @@ def require_java() -> None:
     """Spark runs in a JVM: say so in one line instead of PySpark's gateway traceback."""
     import shutil
 
-    java_home = os.environ.get("JAVA_HOME")
+    java_home = settings.java_home()
     if not shutil.which("java") and not (java_home and (Path(java_home) / "bin" / "java").exists()):
         raise SparkSyncError(
             "the Spark gateway needs Java 17 or newer (Debian: apt-get install default-jre-headless); "

@@ -1,8 +1,8 @@
 """SQLMesh: the transformation layers, through its Python API.
 
-Time is explicit: a run for business date D is given execution time D + 1 day (00:00), so the
-daily interval [D, D+1) — the batch that landed on D — is the last one it processes, and SCD-2
-versions opened by that run are valid from the end of D.
+Time is explicit: a run for business date D is given the execution time `clv.business_date`
+maps D to, so the daily interval [D, D+1) — the batch that landed on D — is the last one it
+processes, and SCD-2 versions opened by that run are valid from the end of D.
 """
 
 from __future__ import annotations
@@ -13,28 +13,13 @@ import os
 from pathlib import Path
 
 from clv import settings
-from clv.contract import SOURCES
+from clv.business_date import execution_time
+from clv.contract import RAW_LINEAGE, SOURCES
+from clv.errors import TransientError, UserError
+from clv.names import ENVIRONMENT_PATTERN
 
-PROJECT = settings.PROJECT_ROOT / "sqlmesh_project"
-EXTERNAL_MODELS = PROJECT / "external_models.yaml"
+EXTERNAL_MODELS = settings.SQLMESH_PROJECT / "external_models.yaml"
 logger = logging.getLogger(__name__)
-
-
-def project_dir() -> Path:
-    """The SQLMesh project: the repository's, or ``CLV_SQLMESH_PROJECT`` (a changed copy, say)."""
-    return Path(os.environ.get("CLV_SQLMESH_PROJECT") or PROJECT)
-
-
-RAW_LINEAGE = {
-    "_load_id": "INT",
-    "_batch_date": "DATE",
-    "_row_number": "BIGINT",
-    "_loaded_at": "TIMESTAMP",
-    "_source_file": "TEXT",
-    "_file_sha256": "TEXT",
-    "_batch": "TEXT",
-}
-LAYERS = ("staging", "core", "intermediate", "marts")
 
 
 def external_models_yaml() -> str:
@@ -50,10 +35,6 @@ def external_models_yaml() -> str:
         for name, typ in RAW_LINEAGE.items():
             lines.append(f"    {name}: {typ}")
     return "\n".join(lines) + "\n"
-
-
-def execution_time(business_date: dt.date) -> str:
-    return (business_date + dt.timedelta(days=1)).isoformat()
 
 
 def _environ(data_dir: Path | None) -> None:
@@ -84,7 +65,7 @@ def context(data_dir: Path | None = None, wait_seconds: float | None = None, **k
 
         spark.require_java()
         spark.decimals_from_pandas()
-    ctx = Context(paths=str(project_dir()), gateway=gateway, **kwargs)
+    ctx = Context(paths=str(settings.sqlmesh_project()), gateway=gateway, **kwargs)
     ctx.console = _timing_console()  # plans and runs create their schedulers with ctx.console
     try:
         if gateway == "spark":
@@ -155,31 +136,29 @@ def has_prod(ctx) -> bool:
     return ctx.state_reader.get_environment("prod") is not None
 
 
-def refresh(ctx, business_date: dt.date) -> str:
-    """The first time, plan prod (create every model and backfill the history); afterwards run
-    the new intervals. Model changes are deployed with a plan, never by a run."""
-    if not has_prod(ctx):
-        plan_prod(ctx, business_date)
-        return "planned"
-    if not run(ctx, business_date):
-        raise TransformError(f"the SQLMesh run up to {business_date} failed; see the log above")
-    return "ran"
+class TransformError(TransientError):
+    """A model or a blocking audit failed: downstream layers must not refresh. Retried once by
+    the layer task (a crashed process); a model that fails again stops the run."""
 
 
-class TransformError(Exception):
-    """A model or a blocking audit failed: downstream layers must not refresh."""
-
-
-class PromotionRefused(TransformError):
+class PromotionRefused(UserError):
     """Prod would get model versions that were not built and checked in the environment."""
 
 
-def _check_environment_name(environment: str) -> str:
-    if not environment or environment == "prod" or not environment.replace("_", "").isalnum():
-        raise ValueError(
-            f"invalid environment {environment!r}: use a name of letters, digits and underscores, not prod"
+def environment_name(value: str) -> str:
+    """A SQLMesh environment name a user gave: lower case letters, digits and underscores,
+    starting with a letter, and never prod in any spelling (prod changes only by promotion)."""
+    import re
+
+    name = (value or "").strip()
+    if name.lower() == "prod":
+        raise UserError(f"environment {value!r} is prod: plan into an isolated environment and promote it")
+    if not re.fullmatch(ENVIRONMENT_PATTERN, name):
+        raise UserError(
+            f"invalid environment {value!r}: use lower-case letters, digits and underscores, "
+            "starting with a letter (at most 40 characters)"
         )
-    return environment.lower()
+    return name
 
 
 def plan_environment(
@@ -193,7 +172,7 @@ def plan_environment(
     """Build the local model versions in an isolated virtual environment: changed models are
     backfilled into new tables for [start, end] (default: their whole history); prod's tables
     and views are not touched. Every model gets a view in ``<layer>__<environment>``."""
-    environment = _check_environment_name(environment)
+    environment = environment_name(environment)
     plan = ctx.plan(
         environment,
         start=start.isoformat() if start else None,
@@ -219,7 +198,7 @@ def promote(ctx, environment: str, business_date: dt.date, models: list[str] | N
     """Swap prod to the versions built in the environment (a virtual update: views repointed,
     nothing recomputed). Refused when the local models differ from what the environment holds,
     so prod only ever gets versions that were built and checked in isolation."""
-    environment = _check_environment_name(environment)
+    environment = environment_name(environment)
     checked = environment_snapshot_ids(ctx, environment)
     plan = ctx.plan_builder(
         "prod",

@@ -7,27 +7,23 @@ lock and then stops with a one-line explanation instead of a stack trace.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import duckdb
 
 from clv import settings
+from clv.errors import TransientError
 
 
-class WarehouseBusy(Exception):
+class WarehouseBusy(TransientError):
     """Another process holds the warehouse file."""
-
-
-def lock_wait_seconds() -> float:
-    return float(os.environ.get("CLV_LOCK_WAIT_SECONDS", "30"))
 
 
 def wait_for_lock(open_, path: Path, wait_seconds: float | None = None):
     """Call ``open_()`` until it gets past DuckDB's file lock, with back-off, for up to
     ``wait_seconds`` (default ``CLV_LOCK_WAIT_SECONDS``); then stop with ``WarehouseBusy``."""
-    wait = lock_wait_seconds() if wait_seconds is None else wait_seconds
+    wait = settings.lock_wait_seconds() if wait_seconds is None else wait_seconds
     deadline = time.monotonic() + wait
     delay = 0.1
     while True:

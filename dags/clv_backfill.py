@@ -1,33 +1,55 @@
-"""clv_backfill (manual): build a date range in an isolated SQLMesh environment, check it, and
-promote it to prod only when clean. Wiring only; the steps are `clv.pipeline` functions."""
+"""
+### CLV backfill (manual)
+Builds the local models for a date range in an **isolated SQLMesh virtual environment**
+(`environment`, default `backfill`), runs every layer's Soda checks against that environment,
+and — only if `promote` is set and everything passed — swaps prod to the checked versions (a
+virtual update: the seed's blue-green swap). Prod is untouched otherwise; inspect the environment's
+schemas (`marts__backfill`, ...) first. SQLMesh backfills models whose definition differs from
+prod; to reprocess unchanged models, restate them in prod (`sqlmesh plan --restate-model`).
+
+**Params** — `start`, `end` (YYYY-MM-DD, optional: default the models' whole history),
+`models` (list of model names or `layer.*` selectors; empty: all), `environment`, `promote`.
+
+Tasks (`clv.airflow.tasks`, each calling one `clv.pipeline` step): resolve the business date →
+wait for other writers → plan and check the environment → (if `promote`) promote → publish.
+"""
 
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag
+from airflow.sdk import Param, chain, dag
 
-from clv import dag_support as s
+from clv.airflow import policy, tasks
+from clv.names import BACKFILL_DAG, ENVIRONMENT_PATTERN
 
 
 @dag(
-    dag_id="clv_backfill",
+    dag_id=BACKFILL_DAG,
     schedule=None,
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
-    default_args=s.default_args(),
+    default_args=policy.default_args(),
     tags=["clv", "manual", "backfill", "sqlmesh"],
-    doc_md=s.BACKFILL_DOC,
+    doc_md=__doc__,
     params={
         "start": Param(None, type=["null", "string"], description="YYYY-MM-DD; empty: the models' start"),
         "end": Param(None, type=["null", "string"], description="YYYY-MM-DD; empty: the latest loaded batch"),
         "models": Param([], type="array", description="model names or selectors such as marts.*; empty: all"),
-        "environment": Param("backfill", type="string", pattern="^[A-Za-z0-9_]+$"),
+        "environment": Param("backfill", type="string", pattern=ENVIRONMENT_PATTERN),
         "promote": Param(False, type="boolean", description="swap prod to the checked versions when clean"),
     },
 )
 def clv_backfill():
-    s.environment_tasks()
+    day = tasks.environment_business_date()
+    chain(
+        day,
+        tasks.wait_for_other_writers(),
+        tasks.plan_and_check_environment(day),
+        tasks.promotion_requested(),
+        tasks.promote(day),
+        tasks.publish(day),
+    )
 
 
 clv_backfill()

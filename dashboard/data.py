@@ -24,8 +24,8 @@ import duckdb
 import pandas as pd
 
 from clv import settings
+from clv.names import CHECKED_LAYERS as LAYERS
 
-LAYERS = ("raw", "staging", "core", "intermediate", "marts")
 VALUE_TIERS = ("Top 10%", "High", "Medium", "Low")
 HIGH_VALUE_TIERS = ("Top 10%", "High")
 RISK_BANDS = ("high", "medium", "low")

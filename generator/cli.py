@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument(
         "--customers",
         type=_positive_int,
-        default=settings.default_customers(),
+        default=settings.customers(),
         help="customers who sign up between --start and --end (default: $CUSTOMERS or 100000)",
     )
     h.add_argument(

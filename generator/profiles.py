@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from clv.contract import MAX_LATENESS_DAYS
+from clv.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -60,5 +61,5 @@ def profile(name: str) -> ChaosProfile:
         raise ValueError(f"unknown chaos level {name!r}; use one of: {', '.join(PROFILES)}") from None
 
 
-class GeneratorError(Exception):
+class GeneratorError(UserError):
     """A user mistake (bad argument, missing history): reported in one line, exit code 2."""

@@ -52,14 +52,3 @@ def latest_deliveries(evaluator, source: exp.Expression, condition: exp.Expressi
 def clean_enum(evaluator, column: exp.Expression) -> exp.Expression:
     """Enum values compared case- and space-insensitively: the canonical form is lower case."""
     return exp.func("LOWER", exp.func("TRIM", column))
-
-
-@macro()
-def business_date(evaluator) -> exp.Expression:
-    """The business date a run is for: the day before its execution time (clv runs business date
-    D with execution time D + 1 day). Works for every model kind, unlike @end_ds."""
-    import datetime as dt
-
-    value = evaluator.locals.get("execution_ds") or evaluator.locals.get("latest_ds")
-    day = dt.date.fromisoformat(str(value)[:10]) - dt.timedelta(days=1) if value else dt.date(1970, 1, 1)
-    return exp.cast(exp.Literal.string(day.isoformat()), exp.DataType.build("DATE"))

@@ -8,7 +8,8 @@ import shutil
 
 import pytest
 
-from clv import airflow_env, pipeline, transform
+from clv import pipeline, settings
+from clv.airflow import home as airflow_home
 from clv.transform import PromotionRefused
 from tests.airflow.helpers import query, sha256, small_run
 
@@ -33,7 +34,7 @@ def columns(data, schema, table="mart_category_ltv", db="warehouse.duckdb"):
 
 def changed_project(tmp_path):
     project = tmp_path / "sqlmesh_project"
-    shutil.copytree(transform.PROJECT, project, ignore=shutil.ignore_patterns(".cache", "logs"))
+    shutil.copytree(settings.SQLMESH_PROJECT, project, ignore=shutil.ignore_patterns(".cache", "logs"))
     sql = (project / MODEL).read_text()
     anchor = "  CAST(SUM(c.historical_clv_usd) AS DECIMAL(16, 2)) AS total_historical_clv_usd,\n"
     assert anchor in sql
@@ -51,9 +52,11 @@ def test_backfill_in_a_dev_environment_then_promotion(tmp_path, monkeypatch):
     small_run(data, 1200, "2024-01-01", "--no-airflow")
     serving = sha256(data / "serving.duckdb")
     monkeypatch.setenv("CLV_SQLMESH_PROJECT", str(changed_project(tmp_path)))
-    airflow_env.bootstrap(data)
+    airflow_home.bootstrap(data)
 
-    rc, log = airflow_env.dags_test("clv_backfill", END, data, conf={"environment": "dev1", "promote": False})
+    rc, log = airflow_home.dags_test(
+        "clv_backfill", END, data, conf={"environment": "dev1", "promote": False}
+    )
     assert rc == 0, log.read_text()[-3000:]
     assert "median_historical_clv_usd" in columns(data, "marts__dev1")
     assert "median_historical_clv_usd" not in columns(data, "marts"), "prod changed before promotion"
@@ -61,7 +64,7 @@ def test_backfill_in_a_dev_environment_then_promotion(tmp_path, monkeypatch):
     # the environment's checks ran against the environment's schemas
     assert query(data, "SELECT count(*) FROM ops.check_results WHERE run_id LIKE '%@dev1'")[0][0] > 0
 
-    rc, log = airflow_env.dags_test("clv_backfill", END, data, conf={"environment": "dev1", "promote": True})
+    rc, log = airflow_home.dags_test("clv_backfill", END, data, conf={"environment": "dev1", "promote": True})
     assert rc == 0, log.read_text()[-3000:]
     assert "median_historical_clv_usd" in columns(data, "marts")
     assert "median_historical_clv_usd" in columns(data, "main", db="serving.duckdb")

@@ -10,7 +10,8 @@ import textwrap
 
 import pytest
 
-from clv import airflow_env
+from clv.airflow import home as airflow_home
+from clv.names import DAG_IDS, DAILY_TASKS, LAYERS, POOL
 from clv.settings import PROJECT_ROOT
 
 HEAVY = ("duckdb", "sqlmesh", "soda", "pandas", "mimesis", "pyarrow", "scipy", "generator")
@@ -44,7 +45,7 @@ PROBE = textwrap.dedent(
 @pytest.fixture(scope="module")
 def dagbag(tmp_path_factory) -> dict:
     data = tmp_path_factory.mktemp("dagbag")
-    env = airflow_env.environ(data)
+    env = airflow_home.environ(data)
     result = subprocess.run(
         [sys.executable, "-c", PROBE, str(PROJECT_ROOT / "dags"), json.dumps(HEAVY)],
         env=env,
@@ -58,7 +59,7 @@ def dagbag(tmp_path_factory) -> dict:
 
 def test_dags_import_without_errors(dagbag):
     assert dagbag["errors"] == {}
-    assert set(dagbag["dags"]) == set(airflow_env.DAG_IDS)
+    assert set(dagbag["dags"]) == set(DAG_IDS)
 
 
 def test_dag_files_import_nothing_heavy(dagbag):
@@ -81,21 +82,13 @@ def test_daily_refresh_shape(dagbag):
     assert "30 2 * * *" in daily["schedule"]
     assert "30 3 * * *" in dagbag["dags"]["clv_quality_checks"]["schedule"]
     tasks = daily["tasks"]
-    order = [
-        "extract",
-        "load_raw",
-        "scan_raw",
-        "transform_staging",
-        "transform_core",
-        "transform_intermediate",
-        "transform_marts",
-        "publish",
-    ]
+    order = ["resolve_business_date", "wait_for_other_writers", *DAILY_TASKS]
+    assert set(tasks) == set(order)
     for before, after in itertools.pairwise(order):
         assert before in tasks[after]["upstream"], f"{after} must run after {before}"
     for name in ("extract", "load_raw"):  # ingestion: 3 retries, exponential back-off, capped
         assert tasks[name]["retries"] == 3 and tasks[name]["exp"] and tasks[name]["max_retry_delay"] != "None"
-    for layer in ("staging", "core", "intermediate", "marts"):
+    for layer in LAYERS:
         assert tasks[f"transform_{layer}"]["retries"] == 1
     assert {f"marts.mart_{m}" for m in ("clv", "churn_risk", "customer_360")} <= set(
         tasks["transform_marts"]["outlets"]
@@ -108,10 +101,10 @@ def test_every_task_that_opens_the_warehouse_uses_the_one_slot_pool(dagbag):
     for dag_id, dag in dagbag["dags"].items():
         for task_id, t in dag["tasks"].items():
             if task_id not in no_warehouse:
-                assert t["pool"] == airflow_env.POOL, f"{dag_id}.{task_id} is not in the warehouse pool"
+                assert t["pool"] == POOL, f"{dag_id}.{task_id} is not in the warehouse pool"
 
 
 def test_bootstrap_creates_the_pool_with_one_slot(tmp_path):
-    airflow_env.bootstrap(tmp_path)
-    assert airflow_env.pool_slots(tmp_path) == 1
-    assert airflow_env.admin_password(tmp_path)
+    airflow_home.bootstrap(tmp_path)
+    assert airflow_home.pool_slots(tmp_path) == 1
+    assert airflow_home.admin_password(tmp_path)

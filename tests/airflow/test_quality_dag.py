@@ -7,7 +7,7 @@ import datetime as dt
 import duckdb
 import pytest
 
-from clv import airflow_env
+from clv.airflow import home as airflow_home
 from tests.airflow.helpers import query, small_run
 
 pytestmark = pytest.mark.slow
@@ -18,8 +18,8 @@ END = dt.date(2024, 12, 31)
 def test_morning_report_passes_then_flags_a_broken_reconciliation(tmp_path):
     data = tmp_path / "data"
     small_run(data, 800, "2024-06-01", "--no-airflow")
-    airflow_env.bootstrap(data)
-    rc, log = airflow_env.dags_test("clv_quality_checks", END, data, conf={})
+    airflow_home.bootstrap(data)
+    rc, log = airflow_home.dags_test("clv_quality_checks", END, data, conf={})
     assert rc == 0, log.read_text()[-3000:]
     report = (data / "reports" / f"{END.isoformat()}-quality" / "summary.md").read_text()
     for part in ("sqlmesh_tests: ok", "sqlmesh_audits: ok", "soda_scan: ok", "reconciliation: ok"):
@@ -36,7 +36,7 @@ def test_morning_report_passes_then_flags_a_broken_reconciliation(tmp_path):
     con = duckdb.connect(str(data / "warehouse.duckdb"))
     con.execute("DELETE FROM raw_data.orders WHERE _row_number % 10 = 0")  # rows lost after loading
     con.close()
-    rc, log = airflow_env.dags_test("clv_quality_checks", END, data, conf={})
+    rc, log = airflow_home.dags_test("clv_quality_checks", END, data, conf={})
     assert rc != 0
     report = (data / "reports" / f"{END.isoformat()}-quality" / "summary.md").read_text()
     assert "reconciliation: FAILED" in report, report

@@ -46,7 +46,7 @@ def airflow_ui(tmp_path):
         **os.environ,
         "PYTHONPATH": str(PROJECT_ROOT),
         "CLV_DATA_DIR": str(data),
-        "CUSTOMERS": "600",
+        "CLV_CUSTOMERS": "600",
         "CLV_AIRFLOW_PORT": str(port),
     }
     log = (tmp_path / "ui.log").open("w")

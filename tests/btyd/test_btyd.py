@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import integrate, special
 
-from clv import btyd
+from clv.stats import btyd
 
 TRUE_BG = {"r": 0.75, "alpha": 25.0, "a": 0.8, "b": 5.0}
 TRUE_GG = {"p": 4.0, "q": 4.0, "v": 60.0}

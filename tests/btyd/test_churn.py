@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import special
 
-from clv import churn
+from clv.stats import churn
 
 
 def test_roc_auc_matches_pairwise_counting():

@@ -90,15 +90,15 @@ def test_the_image_can_run_a_celery_worker(tmp_path, monkeypatch):
     """The worker's command and the healthcheck's Celery app exist in the installed dependencies
     (the image installs the same lock): Airflow's CLI offers `celery worker` under the
     CeleryExecutor, and the app module imports with the broker URL from the environment."""
-    from clv import airflow_env
+    from clv.airflow import home as airflow_home
 
     monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "CeleryExecutor")
     monkeypatch.setenv("AIRFLOW__CELERY__BROKER_URL", "redis://redis:6379/0")
-    done = airflow_env.airflow(["celery", "worker", "--help"], tmp_path, capture_output=True, check=False)
+    done = airflow_home.airflow(["celery", "worker", "--help"], tmp_path, capture_output=True, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "--concurrency" in done.stdout
     probe = "from airflow.providers.celery.executors.celery_executor import app; print(app.conf.broker_url)"
-    env = airflow_env.environ(tmp_path)
+    env = airflow_home.environ(tmp_path)
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("redis://redis:6379/0")

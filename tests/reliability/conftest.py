@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from clv import airflow_env, ingest, pipeline, settings, transform
+from clv import ingest, pipeline, settings, transform
+from clv.airflow import home as airflow_home
 from clv.settings import Paths
 from generator import runner
 from tests.reliability.ledger import Ledger, out_dir
@@ -80,7 +81,7 @@ def base(tmp_path_factory) -> Paths:
 def airflow_base(base, tmp_path_factory) -> Paths:
     """``base`` with its Airflow home bootstrapped (metadata database, the warehouse pool)."""
     paths = copy_data(base, tmp_path_factory.mktemp("reliability-airflow") / "data")
-    airflow_env.bootstrap(paths.data_dir)
+    airflow_home.bootstrap(paths.data_dir)
     return paths
 
 

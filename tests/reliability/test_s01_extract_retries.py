@@ -15,7 +15,8 @@ import time
 import duckdb
 import pytest
 
-from clv import airflow_env, dag_support
+from clv.airflow import home as airflow_home
+from clv.airflow import policy
 from generator import runner
 from tests.airflow.helpers import query
 from tests.reliability import ledger as ledger_mod
@@ -88,7 +89,7 @@ def test_extract_and_load_retry_with_back_off_then_alert(airflow_base, tmp_path,
     source = LateSource(paths, d1, parked, export)
     source.start()
     try:
-        rc, log = airflow_env.dags_test("clv_daily_refresh", d1, paths.data_dir)
+        rc, log = airflow_home.dags_test("clv_daily_refresh", d1, paths.data_dir)
     finally:
         source.stop.set()
         source.join(timeout=30)
@@ -119,7 +120,7 @@ def test_extract_and_load_retry_with_back_off_then_alert(airflow_base, tmp_path,
     assert query(paths.data_dir, "SELECT business_date FROM serving_info", db="serving.duckdb")[0][0] == d1
 
     # The next day never lands: extract gives up after the last retry, and an alert says so.
-    rc, log = airflow_env.dags_test("clv_daily_refresh", d2, paths.data_dir)
+    rc, log = airflow_home.dags_test("clv_daily_refresh", d2, paths.data_dir)
     assert rc != 0
     tries = query(
         paths.data_dir,
@@ -127,7 +128,7 @@ def test_extract_and_load_retry_with_back_off_then_alert(airflow_base, tmp_path,
         "WHERE task_id = 'extract' AND business_date = ? ORDER BY started_at",
         [d2],
     )
-    retries = dag_support.INGEST_RETRIES["retries"]
+    retries = policy.INGEST_RETRIES["retries"]
     assert [(n, s) for n, s, _, _ in tries] == [(i, "failed") for i in range(1, retries + 2)], tries
     # exponential back-off: the waits grow (Airflow adds jitter within each doubling)
     gaps = [(b[3] - a[3]).total_seconds() for a, b in itertools.pairwise(tries)]

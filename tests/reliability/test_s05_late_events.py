@@ -10,7 +10,7 @@ from collections import Counter
 import duckdb
 import pytest
 
-from clv import ingest, transform
+from clv import business_date, ingest, transform
 from clv.contract import MAX_LATENESS_DAYS
 from clv.settings import Paths
 from tests.reliability.compare import FACTS, MARTS, layer_diff, physical
@@ -132,7 +132,7 @@ def test_a_rebuild_from_raw_equals_the_daily_runs(heavy_project, tmp_path, ledge
                 restate_models=["core.fct_revenue"],
                 start=min(m[3] for m in missing).isoformat(),
                 end=day(HEAVY_DAYS).isoformat(),
-                execution_time=transform.execution_time(day(HEAVY_DAYS)),
+                execution_time=business_date.execution_time(day(HEAVY_DAYS)),
                 auto_apply=True,
                 no_prompts=True,
                 skip_tests=True,

@@ -23,12 +23,12 @@ import pandas as pd
 import pytest
 from sqlglot import exp
 
-from clv import ingest, spark, transform
+from clv import ingest, settings, spark, transform
 from tests.conftest import DAYS, END, START, make_dataset
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("spark")]
 
-MARTS = sorted(p.stem for p in (transform.PROJECT / "models" / "marts").glob("*.sql"))
+MARTS = sorted(p.stem for p in (settings.SQLMESH_PROJECT / "models" / "marts").glob("*.sql"))
 BUSINESS_DATE = END + dt.timedelta(days=2)
 RELATIVE = 1e-6
 CENT = 0.01 + 1e-9

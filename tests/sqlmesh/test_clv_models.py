@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from clv import churn, predictions
+from clv.stats import churn, scoring
 from tests.conftest import END
 
 pytestmark = pytest.mark.slow
@@ -123,14 +123,14 @@ def test_training_and_scoring_signals_agree_with_the_intermediate_models(project
     """behaviour_sql (the churn model's features, at any date) reproduces the intermediate models'
     definitions on the business date."""
     _, ctx, _ = project
-    tables = predictions.Tables(
+    tables = scoring.Tables(
         customers="core.dim_customers",
         revenue="core.fct_revenue",
         sessions="core.fct_activity_logs",
         tickets="core.fct_support_logs",
         subscriptions="staging.stg_subscriptions",
     )
-    sql = predictions.behaviour_sql(tables, DAY2, predictions.Lifecycle())
+    sql = scoring.behaviour_sql(tables, DAY2, scoring.Lifecycle())
     ctx.engine_adapter.execute(f"CREATE OR REPLACE TEMP TABLE behaviour AS {sql}")
     try:
         n, matched = rows(

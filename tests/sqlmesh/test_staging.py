@@ -10,7 +10,7 @@ import shutil
 import duckdb
 import pytest
 
-from clv import transform
+from clv import settings
 from clv.contract import SOURCES
 from tests.conftest import END
 from tests.sqlmesh.conftest import _counts
@@ -79,7 +79,7 @@ def test_plain_sqlmesh_cli_works_from_the_project_folder(project):
     env = {**os.environ, "CLV_WAREHOUSE": str(paths.warehouse), "SQLMESH__DISABLE_ANONYMIZED_ANALYTICS": "1"}
     sqlmesh = shutil.which("sqlmesh", path=os.path.dirname(sys.executable))
     r = subprocess.run(
-        [sqlmesh, "info"], cwd=transform.PROJECT, env=env, capture_output=True, text=True, timeout=120
+        [sqlmesh, "info"], cwd=settings.SQLMESH_PROJECT, env=env, capture_output=True, text=True, timeout=120
     )
     assert r.returncode == 0, r.stderr
     assert "Models: " in r.stdout

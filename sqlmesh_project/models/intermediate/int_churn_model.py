@@ -1,4 +1,4 @@
-"""The churn model, fitted on history with a time split (clv/churn.py): features as of the
+"""The churn model, fitted on history with a time split (clv/stats/churn.py): features as of the
 cutoff business date - churn_label_window_days (BG/NBD refitted on the purchases up to then for
 1 - P(alive); sessions, tickets, subscriptions and lifecycle stage as of then), the outcome = no
 purchase between the cutoff and the business date, read through BG/NBD so that the coefficients
@@ -14,7 +14,8 @@ from sqlglot import exp
 from sqlmesh import ExecutionContext, model
 from sqlmesh.core.model.kind import ModelKindName
 
-from clv import predictions
+from clv.business_date import from_execution_time
+from clv.stats import scoring
 
 
 @model(
@@ -22,7 +23,7 @@ from clv import predictions
     kind=dict(name=ModelKindName.FULL),
     grain="feature",
     tags=["intermediate"],
-    columns=predictions.CHURN_MODEL_COLUMNS,
+    columns=scoring.CHURN_MODEL_COLUMNS,
     depends_on=[
         "core.dim_customers",
         "core.fct_revenue",
@@ -39,7 +40,7 @@ from clv import predictions
     ],
     description="Churn model coefficients, training window and holdout comparison with BG/NBD alone.",
     column_descriptions={
-        "feature": "Feature name (clv.churn.FEATURES), or intercept",
+        "feature": "Feature name (clv.stats.churn.FEATURES), or intercept",
         "coefficient": "Coefficient of the standardised feature in the churn log-odds",
         "rate_coefficient": "Coefficient in the log factor on an active customer's purchase rate (training only)",
         "feature_mean": "Training mean used to standardise the feature",
@@ -61,19 +62,19 @@ from clv import predictions
 def execute(
     context: ExecutionContext, start: t.Any, end: t.Any, execution_time: t.Any, **kwargs: t.Any
 ) -> pd.DataFrame:
-    fetch = predictions.engine_fetch(context)  # DuckDB SQL, rendered in the gateway's dialect
-    tables = predictions.resolve_tables(context, behaviour=True)
-    lifecycle = predictions.Lifecycle(
+    fetch = scoring.engine_fetch(context)  # DuckDB SQL, rendered in the gateway's dialect
+    tables = scoring.resolve_tables(context, behaviour=True)
+    lifecycle = scoring.Lifecycle(
         int(context.var("active_within_days", 90)),
         int(context.var("dormant_within_days", 180)),
         int(context.var("onboarding_days", 60)),
     )
-    training = predictions.train_churn(
+    training = scoring.train_churn(
         fetch,
         tables,
-        predictions.business_date(execution_time),
+        from_execution_time(execution_time),
         int(context.var("churn_label_window_days", 180)),
         str(context.var("clv_time_unit", "day")),
         lifecycle,
     )
-    return predictions.churn_model_frame(training)
+    return scoring.churn_model_frame(training)

@@ -13,7 +13,8 @@ from sqlglot import exp
 from sqlmesh import ExecutionContext, model
 from sqlmesh.core.model.kind import ModelKindName
 
-from clv import predictions
+from clv.business_date import from_execution_time
+from clv.stats import scoring
 
 
 @model(
@@ -21,7 +22,7 @@ from clv import predictions
     kind=dict(name=ModelKindName.FULL),
     grain="customer_id",
     tags=["intermediate"],
-    columns=predictions.SCORING_COLUMNS,
+    columns=scoring.SCORING_COLUMNS,
     depends_on=[
         "core.dim_customers",
         "core.fct_revenue",
@@ -48,9 +49,9 @@ from clv import predictions
 def execute(
     context: ExecutionContext, start: t.Any, end: t.Any, execution_time: t.Any, **kwargs: t.Any
 ) -> pd.DataFrame:
-    fetch = predictions.engine_fetch(context)  # DuckDB SQL, rendered in the gateway's dialect
-    tables = predictions.resolve_tables(context, behaviour=True)
-    lifecycle = predictions.Lifecycle(
+    fetch = scoring.engine_fetch(context)  # DuckDB SQL, rendered in the gateway's dialect
+    tables = scoring.resolve_tables(context, behaviour=True)
+    lifecycle = scoring.Lifecycle(
         int(context.var("active_within_days", 90)),
         int(context.var("dormant_within_days", 180)),
         int(context.var("onboarding_days", 60)),
@@ -60,5 +61,5 @@ def execute(
         "SELECT customer_id, p_alive, frequency FROM "
         f"{context.resolve_table('intermediate.int_clv_predictions')} ORDER BY customer_id"
     )
-    behaviour = fetch(predictions.behaviour_sql(tables, predictions.business_date(execution_time), lifecycle))
-    return predictions.churn_scores(scored, behaviour, predictions.churn_model_from_frame(coefficients))
+    behaviour = fetch(scoring.behaviour_sql(tables, from_execution_time(execution_time), lifecycle))
+    return scoring.churn_scores(scored, behaviour, scoring.churn_model_from_frame(coefficients))

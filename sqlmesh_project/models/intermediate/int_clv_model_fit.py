@@ -1,5 +1,5 @@
 """BG/NBD (repeat purchasing with dropout) and Gamma-Gamma (spend per purchase) fitted by maximum
-likelihood on every customer's purchases up to the business date (clv/btyd.py). The per-customer
+likelihood on every customer's purchases up to the business date (clv/stats/btyd.py). The per-customer
 summary is computed in SQL; Python sees one row per customer. A fit that does not converge fails
 the run with the reason. Grain: one row (the business date's fit)."""
 
@@ -12,7 +12,8 @@ from sqlglot import exp
 from sqlmesh import ExecutionContext, model
 from sqlmesh.core.model.kind import ModelKindName
 
-from clv import predictions
+from clv.business_date import from_execution_time
+from clv.stats import scoring
 
 
 @model(
@@ -20,7 +21,7 @@ from clv import predictions
     kind=dict(name=ModelKindName.FULL),
     grain="business_date",
     tags=["intermediate"],
-    columns=predictions.FIT_COLUMNS,
+    columns=scoring.FIT_COLUMNS,
     depends_on=["core.dim_customers", "core.fct_revenue"],
     audits=[
         ("unique_values", {"columns": [exp.column("business_date")]}),
@@ -60,8 +61,8 @@ from clv import predictions
 def execute(
     context: ExecutionContext, start: t.Any, end: t.Any, execution_time: t.Any, **kwargs: t.Any
 ) -> pd.DataFrame:
-    fetch = predictions.engine_fetch(context)  # DuckDB SQL, rendered in the gateway's dialect
-    tables = predictions.resolve_tables(context)
+    fetch = scoring.engine_fetch(context)  # DuckDB SQL, rendered in the gateway's dialect
+    tables = scoring.resolve_tables(context)
     time_unit = str(context.var("clv_time_unit", "day"))
-    fit = predictions.fit_clv(fetch, tables, predictions.business_date(execution_time), time_unit)
-    return predictions.fit_frame(fit)
+    fit = scoring.fit_clv(fetch, tables, from_execution_time(execution_time), time_unit)
+    return scoring.fit_frame(fit)

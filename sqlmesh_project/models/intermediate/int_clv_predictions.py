@@ -13,7 +13,8 @@ from sqlglot import exp
 from sqlmesh import ExecutionContext, model
 from sqlmesh.core.model.kind import ModelKindName
 
-from clv import predictions
+from clv.business_date import from_execution_time
+from clv.stats import scoring
 
 
 @model(
@@ -21,7 +22,7 @@ from clv import predictions
     kind=dict(name=ModelKindName.FULL),
     grain="customer_id",
     tags=["intermediate"],
-    columns=predictions.PREDICTION_COLUMNS,
+    columns=scoring.PREDICTION_COLUMNS,
     depends_on=["core.dim_customers", "core.fct_revenue", "intermediate.int_clv_model_fit"],
     audits=[
         ("unique_values", {"columns": [exp.column("customer_id")]}),
@@ -60,11 +61,11 @@ from clv import predictions
 def execute(
     context: ExecutionContext, start: t.Any, end: t.Any, execution_time: t.Any, **kwargs: t.Any
 ) -> pd.DataFrame:
-    fetch = predictions.engine_fetch(context)  # DuckDB SQL, rendered in the gateway's dialect
-    tables = predictions.resolve_tables(context)
+    fetch = scoring.engine_fetch(context)  # DuckDB SQL, rendered in the gateway's dialect
+    tables = scoring.resolve_tables(context)
     fit_row = fetch(f"SELECT * FROM {context.resolve_table('intermediate.int_clv_model_fit')}")
-    bg, gg, time_unit, refund_share = predictions.models_from_frame(fit_row)
-    as_of = predictions.business_date(execution_time)
-    summary = fetch(predictions.summary_sql(tables, as_of, time_unit))
+    bg, gg, time_unit, refund_share = scoring.models_from_frame(fit_row)
+    as_of = from_execution_time(execution_time)
+    summary = fetch(scoring.summary_sql(tables, as_of, time_unit))
     discount = float(context.var("clv_discount_rate", 0.0))
-    return predictions.predictions_frame(summary, bg, gg, time_unit, refund_share, discount)
+    return scoring.predictions_frame(summary, bg, gg, time_unit, refund_share, discount)

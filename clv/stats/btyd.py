@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize, special
+
+from clv.errors import UserError
 
 TIME_UNITS = {"day": 1.0, "week": 7.0}
 GRADIENT_TOLERANCE = 1e-7  # on the gradient of the mean log-likelihood, in log-parameters
@@ -40,7 +42,7 @@ _LOG_BOUND = 30.0  # |log parameter| beyond this is a degenerate fit (parameter 
 _SUBSAMPLE = 60_000
 
 
-class BtydError(ValueError):
+class BtydError(UserError):
     """Invalid input to a CLV model, or a fit that failed; the message says which and why."""
 
 
@@ -107,13 +109,6 @@ class GammaGamma:
     def mean_spend(self) -> float:
         """Population mean value of a transaction, p·v / (q − 1) (infinite when q ≤ 1)."""
         return self.p * self.v / (self.q - 1) if self.q > 1 else float("inf")
-
-
-def report_dict(model: BGNBD | GammaGamma) -> dict:
-    out = {**model.params(), "log_likelihood": model.log_likelihood, "customers": model.customers}
-    if model.report is not None:
-        out.update({f"fit_{k}": v for k, v in asdict(model.report).items()})
-    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -35,6 +35,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
+from clv.errors import UserError
+
 FEATURES: dict[str, str] = {
     "bgnbd_dropout_logit": "log-odds of BG/NBD's 1 − P(alive) (clipped to [1e-6, 1 − 1e-6])",
     "no_repeat_purchase": "1 without a repeat purchase (BG/NBD then holds the customer alive)",
@@ -74,7 +76,7 @@ RIDGE = 1.0  # on the standardised coefficients (not the intercept), in units of
 _EPS = 1e-6
 
 
-class ChurnModelError(ValueError):
+class ChurnModelError(UserError):
     """Not enough or unusable training data; the message says what to change."""
 
 

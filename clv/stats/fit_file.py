@@ -15,10 +15,11 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from clv import btyd
+from clv.errors import UserError
+from clv.stats import btyd
 
 
-class FitInputError(ValueError):
+class FitInputError(UserError):
     """Something wrong with the file or the arguments; the message says what and where."""
 
 

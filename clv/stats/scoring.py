@@ -2,7 +2,7 @@
 int_clv_model_fit.py`, `int_clv_predictions.py`, `int_churn_model.py`, `int_churn_scoring.py`).
 
 Per-customer summaries and behavioural signals are computed in SQL on the warehouse (DuckDB);
-only one row per customer reaches Python, where `clv.btyd` and `clv.churn` do the statistics. The
+only one row per customer reaches Python, where `clv.stats.btyd` and `clv.stats.churn` do the statistics. The
 same SQL serves the scoring date and the churn model's training cutoff, so training and scoring
 features cannot drift apart.
 """
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from clv import btyd, churn
+from clv.stats import btyd, churn
 
 Fetch = Callable[[str], pd.DataFrame]
 CHURN_MODEL_NAME = "bgnbd-behaviour-mixture-logit-v2"
@@ -66,19 +66,6 @@ def engine_fetch(context) -> Fetch:
     from sqlglot import parse_one
 
     return lambda sql: context.fetchdf(parse_one(sql, dialect="duckdb"))
-
-
-def business_date(execution_time) -> dt.date:
-    """The business date of a run: the day before its execution time (as `@business_date()`)."""
-    if isinstance(execution_time, str):
-        day = dt.date.fromisoformat(execution_time[:10])
-    elif isinstance(execution_time, dt.datetime):
-        day = execution_time.date()
-    elif isinstance(execution_time, dt.date):
-        day = execution_time
-    else:  # pandas Timestamp and the like
-        day = pd.Timestamp(execution_time).date()
-    return day - dt.timedelta(days=1)
 
 
 def _date(d: dt.date) -> str:

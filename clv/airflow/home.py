@@ -18,19 +18,16 @@ import sys
 from pathlib import Path
 
 from clv import settings
+from clv.business_date import logical_date
+from clv.errors import UserError
+from clv.names import POOL
 
-POOL = "clv_warehouse"
 POOL_DESCRIPTION = "One slot: every task that opens the DuckDB warehouse (one writer at a time)"
-DAG_IDS = ("clv_daily_refresh", "clv_quality_checks", "clv_backfill", "clv_deploy")
 ADMIN = "admin"
 
 
 def home(data_dir: Path | None = None) -> Path:
-    return Path(os.environ.get("CLV_AIRFLOW_HOME") or settings.paths(data_dir).data_dir / "airflow")
-
-
-def port() -> int:
-    return int(os.environ.get("CLV_AIRFLOW_PORT", "8080"))
+    return settings.airflow_home(data_dir)
 
 
 def environ(data_dir: Path | None = None) -> dict[str, str]:
@@ -46,10 +43,10 @@ def environ(data_dir: Path | None = None) -> dict[str, str]:
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(h / "passwords.json"),
-        "AIRFLOW__API__PORT": str(port()),
+        "AIRFLOW__API__PORT": str(settings.airflow_port()),
         "AIRFLOW__API__HOST": "127.0.0.1",  # this machine only; the docker-compose stack opens it
-        "AIRFLOW__API__BASE_URL": f"http://localhost:{port()}",
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port()}/execution/",
+        "AIRFLOW__API__BASE_URL": f"http://localhost:{settings.airflow_port()}",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{settings.airflow_port()}/execution/",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
@@ -88,8 +85,8 @@ def airflow(
 def admin_password(data_dir: Path | None = None) -> str:
     """The UI login's password: ``CLV_AIRFLOW_PASSWORD``, else one generated at bootstrap."""
     path = home(data_dir) / "passwords.json"
-    if os.environ.get("CLV_AIRFLOW_PASSWORD"):
-        return os.environ["CLV_AIRFLOW_PASSWORD"]
+    if settings.airflow_password():
+        return settings.airflow_password()
     if path.exists():
         return json.loads(path.read_text())[ADMIN]
     return ""
@@ -103,7 +100,7 @@ def bootstrap(data_dir: Path | None = None, force: bool = False) -> Path:
     h = home(data_dir)
     h.mkdir(parents=True, exist_ok=True)
     pw_file = h / "passwords.json"
-    password = os.environ.get("CLV_AIRFLOW_PASSWORD") or (
+    password = settings.airflow_password() or (
         json.loads(pw_file.read_text())[ADMIN] if pw_file.exists() else secrets.token_urlsafe(12)
     )
     pw_file.write_text(json.dumps({ADMIN: password}))
@@ -130,12 +127,7 @@ def _step(args: list[str], data_dir: Path | None, log: Path) -> None:
     result = airflow(args, data_dir, log=log, check=False)
     if result.returncode != 0:
         tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
-        raise RuntimeError(f"`airflow {' '.join(args)}` failed (log: {log}):\n{tail}")
-
-
-def logical_date_for(business_date: dt.date) -> str:
-    """The scheduled run that processes a business date: 02:30 the next morning (UTC)."""
-    return f"{(business_date + dt.timedelta(days=1)).isoformat()}T02:30:00+00:00"
+        raise UserError(f"`airflow {' '.join(args)}` failed (log: {log}):\n{tail}")
 
 
 def dags_test(
@@ -147,7 +139,7 @@ def dags_test(
         conf = {"business_date": business_date.isoformat()}
     log = home(data_dir) / "logs" / f"dags-test-{dag_id}-{business_date.isoformat()}.log"
     result = airflow(
-        ["dags", "test", dag_id, logical_date_for(business_date), "--conf", json.dumps(conf)],
+        ["dags", "test", dag_id, logical_date(business_date).isoformat(), "--conf", json.dumps(conf)],
         data_dir,
         log=log,
         check=False,

@@ -1,0 +1,51 @@
+"""How the DAGs behave when things go wrong: retry policies, default arguments and the failure
+callback (an alert row, `alerts.jsonl` and the optional ``CLV_ALERT_HOOK``)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+
+from clv import settings
+
+OWNER = "clv-data-platform"
+
+# Ingestion waits out transient source problems: 3 retries, exponential back-off, capped.
+INGEST_RETRIES = {
+    "retries": 3,
+    "retry_delay": dt.timedelta(seconds=settings.retry_delay_seconds()),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": dt.timedelta(minutes=10),
+}
+# Transforms get one retry (a crashed process, a lock), after 1.5 times the ingest delay (30 s by
+# default); failed checks and user errors are never retried (clv.airflow.tasks.run_step).
+TRANSFORM_RETRIES = {"retries": 1, "retry_delay": dt.timedelta(seconds=1.5 * settings.retry_delay_seconds())}
+
+
+def default_args() -> dict:
+    return {
+        "owner": OWNER,
+        "depends_on_past": False,
+        "on_failure_callback": on_failure,
+        **TRANSFORM_RETRIES,
+    }
+
+
+def on_failure(context) -> None:
+    """Write an alert row (``ops.alerts`` + ``alerts.jsonl`` + the optional CLV_ALERT_HOOK) and log
+    a one-line explanation."""
+    from clv import ops
+
+    ti = context.get("ti") or context.get("task_instance")
+    error = context.get("exception")
+    business_date = None
+    with contextlib.suppress(Exception):  # the date is a courtesy in the alert
+        business_date = dt.date.fromisoformat(ti.xcom_pull(task_ids="resolve_business_date"))
+    ops.alert(
+        None,
+        f"{getattr(ti, 'task_id', None)} failed: {ops.summarize_error(error)}",
+        dag_id=getattr(ti, "dag_id", None),
+        task_id=getattr(ti, "task_id", None),
+        run_id=getattr(ti, "run_id", None),
+        business_date=business_date,
+    )

@@ -1,0 +1,151 @@
+"""Task bodies the DAG files share: turn an Airflow task context into a call of a pipeline step,
+and apply the one retry rule.
+
+A DAG task passes the pipeline function itself (``run_step(pipeline.extract, context, day)``), so
+an editor's "find usages" leads from the DAG to the code. The backfill and deploy DAGs share their
+tasks (defined here, at module level, as Airflow task factories); each DAG file wires them in its
+own order with ``chain``. Imported when Airflow parses the DAG files: only Airflow's SDK and light
+`clv` modules at module level; the pipeline is imported inside the task bodies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+from airflow.sdk import task
+
+from clv import business_date as bd
+from clv import settings
+from clv.airflow.assets import mart_assets, serving_asset
+from clv.airflow.sensors import other_writers_running
+from clv.errors import ClvError, UserError
+from clv.names import POOL
+
+log = logging.getLogger("clv.dags")
+
+
+def step_run(context, business_date: dt.date):
+    """The ``ops.StepRun`` describing this task."""
+    from clv import ops
+
+    ti = context["ti"]
+    return ops.StepRun(
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        task_id=ti.task_id,
+        try_number=getattr(ti, "try_number", 1) or 1,
+        business_date=business_date,
+    )
+
+
+def run_step(func: Callable, context, business_date: str | dt.date, *args, **kwargs):
+    """Call a pipeline step for the business date as this task. The one retry rule: an error
+    that retrying cannot fix (a user's mistake, a failed check: ``ClvError.retry`` false) fails
+    the task at once; transient errors and bugs go to the task's retry policy."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    day = bd.parse(business_date)
+    try:
+        return func(day, *args, step=step_run(context, day), **kwargs)
+    except ClvError as e:
+        if not e.retry:
+            raise AirflowFailException(str(e)) from e
+        raise
+
+
+def _fail_fast(error: UserError):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    return AirflowFailException(str(error))
+
+
+def resolve_business_date(context) -> str:
+    """The daily refresh's business date: the ``business_date`` param, else (generator mode) the
+    next simulated day or (landing mode) the day before the run's logical date."""
+    from clv import pipeline
+
+    logical = context.get("logical_date")
+    try:
+        day = pipeline.resolve_business_date(context["params"].get("business_date") or None, logical)
+    except UserError as e:
+        raise _fail_fast(e) from e
+    log.info("business date %s (data directory %s)", day, settings.data_dir())
+    return day.isoformat()
+
+
+def _date_param(context, name: str) -> dt.date | None:
+    value = context["params"].get(name)
+    try:
+        return bd.parse(value, f"{name} date") if value else None
+    except UserError as e:
+        raise _fail_fast(e) from e
+
+
+def latest_loaded_or_param(context, name: str) -> str:
+    """The date param ``name``, else the latest loaded batch (quality runs, backfills, deploys)."""
+    from clv import pipeline
+
+    day = _date_param(context, name) or pipeline.latest_loaded_date()
+    if day is None:
+        raise _fail_fast(UserError("nothing has been loaded yet: run clv_daily_refresh first"))
+    return day.isoformat()
+
+
+def _models(context) -> list[str] | None:
+    return list(context["params"].get("models") or []) or None
+
+
+# -- The tasks of a backfill or a deploy (clv_backfill.py and clv_deploy.py wire them). ---------
+
+
+@task(task_id="resolve_business_date", retries=0)
+def environment_business_date(**context) -> str:
+    """Backfills and deploys run as of the latest loaded batch (or the ``end`` param)."""
+    return latest_loaded_or_param(context, "end")
+
+
+@task.sensor(poke_interval=15, timeout=4 * 3600, mode="poke", retries=0)
+def wait_for_other_writers(**context) -> bool:
+    return other_writers_running(context) == 0
+
+
+@task(pool=POOL, retries=0)
+def plan_and_check_environment(business_date: str, **context):
+    """Plan the local models into the ``environment`` param's isolated environment, backfill the
+    changed ones for [start, end], and run every layer's Soda checks there."""
+    from clv import pipeline
+
+    return run_step(
+        pipeline.stage_environment,
+        context,
+        business_date,
+        context["params"]["environment"],
+        start=_date_param(context, "start"),
+        end=_date_param(context, "end"),
+        models=_models(context),
+    )
+
+
+@task.short_circuit(retries=0)
+def promotion_requested(**context) -> bool:
+    return bool(context["params"]["promote"])
+
+
+@task(pool=POOL, retries=0)
+def promote(business_date: str, **context):
+    """Swap prod to the versions checked in the environment (a virtual update)."""
+    from clv import pipeline
+
+    return run_step(
+        pipeline.promote, context, business_date, context["params"]["environment"], models=_models(context)
+    )
+
+
+@task(pool=POOL, outlets=[*mart_assets(), serving_asset()])
+def publish(business_date: str, **context):
+    """Rebuild the serving file from prod's marts."""
+    from clv import pipeline
+
+    return run_step(pipeline.publish, context, business_date)
