@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 
 from clv import settings
@@ -24,6 +25,21 @@ def _positive_int(value: str) -> int:
         raise argparse.ArgumentTypeError(f"invalid count {value!r}: use a whole number") from None
     if n <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive number, got {n}")
+    return n
+
+
+def _customers_from_env() -> int:
+    """The default of --customers, read only when it is used: a bad $CUSTOMERS must not break
+    ``--help`` or ``day``, and gets a one-line error naming the variable."""
+    try:
+        n = settings.default_customers()
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise GeneratorError(
+            f"$CUSTOMERS={os.environ.get('CUSTOMERS')!r} is not a positive whole number; "
+            "fix it or pass --customers"
+        )
     return n
 
 
@@ -59,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument(
         "--customers",
         type=_positive_int,
-        default=settings.default_customers(),
+        default=None,
         help="customers who sign up between --start and --end (default: $CUSTOMERS or 100000)",
     )
     h.add_argument(
@@ -92,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.mode == "history":
             summary = runner.history(
                 paths,
-                args.customers,
+                args.customers if args.customers is not None else _customers_from_env(),
                 args.start,
                 args.end,
                 seed=args.seed,

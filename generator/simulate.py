@@ -21,6 +21,9 @@ from generator.chaos import ChaosProfile
 from generator.model import MARKETS, PARAMS, Params, catalog, draw_latents, plans
 
 INF = np.inf
+#: Simulated time runs from 1970-01-01 to this day (2149-06-06): ``_order`` packs (customer, time)
+#: into one float that needs times in [0, 65536) days, and (customer, day) keys hold days < 1e6.
+LAST_DAY = 65_535
 COUNTRIES = pa.array([m.country for m in MARKETS])
 GENDERS = pa.array(contract.GENDERS)
 ORDER_DEVICES = pa.array(contract.ORDER_DEVICES)
@@ -136,7 +139,7 @@ def _uniform_in(rng, lo: np.ndarray, hi: np.ndarray, counts: np.ndarray):
 
 
 def _order(group: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Permutation sorting by group, then time (times are days since 1970, < 65536)."""
+    """Permutation sorting by group, then time (times are days since 1970, < ``LAST_DAY + 1``)."""
     return np.argsort(group.astype(np.float64) * 65_536.0 + t)
 
 
@@ -470,7 +473,9 @@ def _device_sessions(
     active_end = np.minimum(death_t, H)
     fade = np.where(np.isfinite(death_t), np.minimum(params.session_fade_days, active_end - signup_t), 0.0)
     steady_end = active_end - fade
-    n_steady = rng.poisson(s_rate * (steady_end - signup_t))
+    # When the fade spans the whole life steady_end should equal signup_t, but it can round an ulp
+    # below it if active_end > 2 * signup_t in days since 1970 (signups in the first weeks of 1970)
+    n_steady = rng.poisson(s_rate * np.maximum(steady_end - signup_t, 0.0))
     fl = params.session_fade_floor
     n_fade = rng.poisson(s_rate * fade * (1 + fl) / 2)
     so, st = _uniform_in(rng, signup_t, steady_end, n_steady)
