@@ -7,7 +7,8 @@ import datetime as dt
 import sys
 
 from clv import settings
-from generator.profiles import PROFILES, GeneratorError
+from clv.errors import UserError
+from generator.profiles import PROFILES
 
 
 def _date(value: str) -> dt.date:
@@ -59,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument(
         "--customers",
         type=_positive_int,
-        default=settings.customers(),
-        help="customers who sign up between --start and --end (default: $CUSTOMERS or 100000)",
+        default=None,
+        help="customers who sign up between --start and --end (default: $CLV_CUSTOMERS or 100000)",
     )
     h.add_argument(
         "--start", type=_date, default=dt.date(2022, 1, 1), help="first signup date (default 2022-01-01)"
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.mode == "history":
             summary = runner.history(
                 paths,
-                args.customers,
+                args.customers if args.customers is not None else settings.customers(),
                 args.start,
                 args.end,
                 seed=args.seed,
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         else:
             summary = runner.day(paths, args.date, chaos=args.chaos)
-    except GeneratorError as e:
+    except UserError as e:  # GeneratorError and SettingError: one line, exit code 2
         print(f"generator: error: {e}", file=sys.stderr)
         return 2
     print(summary.line())

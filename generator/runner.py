@@ -41,7 +41,7 @@ from generator.export import (
 )
 from generator.model import PARAMS, daily_signup_rate, signup_days
 from generator.profiles import GeneratorError
-from generator.simulate import Window, simulate_chunk
+from generator.simulate import LAST_DAY, Window, simulate_chunk
 
 GENERATOR_VERSION = 1
 HOLDOUT_DAYS = 365
@@ -70,12 +70,15 @@ class Summary:
         )
 
 
+EPOCH = dt.date(1970, 1, 1)
+
+
 def to_day(value: dt.date) -> int:
-    return (value - dt.date(1970, 1, 1)).days
+    return (value - EPOCH).days
 
 
 def from_day(day: int) -> dt.date:
-    return dt.date(1970, 1, 1) + dt.timedelta(days=int(day))
+    return EPOCH + dt.timedelta(days=int(day))
 
 
 def _rng(*key: int) -> np.random.Generator:
@@ -110,11 +113,24 @@ def history(
     progress: bool = True,
     workers: int | None = None,
 ) -> Summary:
+    if seed < 0:
+        raise GeneratorError(f"--seed must be zero or a positive whole number, got {seed}")
     if customers <= 0:
         raise GeneratorError(f"--customers must be a positive number, got {customers}")
     if end < start:
         raise GeneratorError(f"--end {end} is before --start {start}")
+    if start < EPOCH:
+        raise GeneratorError(
+            f"--start {start} is before {EPOCH}, where simulated time begins; use a later --start"
+        )
+    last_end = from_day(LAST_DAY - HOLDOUT_DAYS)
+    if end > last_end:
+        raise GeneratorError(
+            f"--end {end} is too late: the simulation runs {HOLDOUT_DAYS} days past --end and stops at "
+            f"{from_day(LAST_DAY)}; use an --end on or before {last_end}"
+        )
     profile = chaos_mod.profile(chaos)
+    _check_data_dir(paths)
     if not force:
         if (paths.state / META).exists():
             raise GeneratorError(
@@ -178,6 +194,21 @@ def history(
     }
     atomic_write_text(paths.state / META, json.dumps(meta, indent=2) + "\n")
     return _summary("history", manifest, customers, time.perf_counter() - t_start, writer.dir)
+
+
+def _check_data_dir(paths: Paths) -> None:
+    """A data directory the history cannot be written to is the user's to fix, not a traceback."""
+    d = paths.data_dir
+    if d.exists() and not d.is_dir():
+        raise GeneratorError(f"data directory {d} is a file; pass a directory as --data-dir")
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GeneratorError(
+            f"cannot create data directory {d}: {e.strerror}; pass another --data-dir"
+        ) from None
+    if not os.access(d, os.W_OK | os.X_OK):
+        raise GeneratorError(f"data directory {d} is not writable; pass another --data-dir")
 
 
 def _history_chunk(job) -> tuple[dict[str, Rendered], pa.Table]:

@@ -21,6 +21,9 @@ from generator.chaos import ChaosProfile
 from generator.model import MARKETS, PARAMS, Params, catalog, draw_latents, plans
 
 INF = np.inf
+#: Simulated time runs from 1970-01-01 to this day (2149-06-06): ``_order`` packs (customer, time)
+#: into one float that needs times in [0, 65536) days, and (customer, day) keys hold days < 1e6.
+LAST_DAY = 65_535
 COUNTRIES = pa.array([m.country for m in MARKETS])
 GENDERS = pa.array(contract.GENDERS)
 ORDER_DEVICES = pa.array(contract.ORDER_DEVICES)
@@ -136,7 +139,7 @@ def _uniform_in(rng, lo: np.ndarray, hi: np.ndarray, counts: np.ndarray):
 
 
 def _order(group: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Permutation sorting by group, then time (times are days since 1970, < 65536)."""
+    """Permutation sorting by group, then time (times are days since 1970, < ``LAST_DAY + 1``)."""
     return np.argsort(group.astype(np.float64) * 65_536.0 + t)
 
 
@@ -218,6 +221,44 @@ class Chunk:
     truth: pa.Table | None
 
 
+@dataclass(frozen=True)
+class Cohort:
+    """A chunk's customers: who they are and the hidden traits all their behaviour follows from."""
+
+    idx: np.ndarray  # customer numbers: first_idx, first_idx + 1, ...
+    cid: pa.Array  # customer ids
+    signup_t: np.ndarray
+    lat: dict[str, np.ndarray]  # draw_latents: lambda, p, nu and the copula's z scores
+    who: Profiles
+
+    @property
+    def n(self) -> int:
+        return len(self.signup_t)
+
+
+@dataclass(frozen=True)
+class Purchases:
+    """Purchase occasions sorted by customer then time, and when each customer dropped out."""
+
+    occ_c: np.ndarray  # customer (position in the cohort) of each occasion
+    occ_t: np.ndarray
+    occ_value: np.ndarray  # the occasion's spend, split across its order lines
+    death_t: np.ndarray  # dropout time (inf for customers who never drop out)
+
+
+@dataclass(frozen=True)
+class Orders:
+    """The orders export, and its rows as arrays: order lines first, then their refunds."""
+
+    table: pa.Table
+    row_c: np.ndarray  # customer (position in the cohort)
+    row_t: np.ndarray
+    row_qty: np.ndarray  # negative for a refund
+    row_unit: np.ndarray
+    row_points: np.ndarray  # loyalty points earned, negative for a refund
+    platform_ios: np.ndarray  # per customer: their phone runs iOS (else Android); sessions agree
+
+
 def simulate_chunk(
     rng: np.random.Generator,
     first_idx: int,
@@ -227,18 +268,51 @@ def simulate_chunk(
     params: Params = PARAMS,
     with_truth: bool = True,
 ) -> Chunk:
-    n = len(signup_t)
+    """Customers numbered from ``first_idx`` who sign up at ``signup_t``, simulated to the horizon.
+
+    Each step draws from ``rng`` in turn, so their order below is part of the output: a step moved
+    or added in between changes every row drawn after it.
+    """
     H = float(window.horizon_day + 1)  # exclusive end of simulated time
+    cohort = _cohort(rng, first_idx, signup_t, params)
+    bought = _purchases(rng, cohort, H, params)
+    orders = _orders(rng, cohort, bought, H, chaos, params)
+    loyalty = _loyalty_balances(rng, cohort, orders, params)
+    sessions = _device_sessions(rng, cohort, bought.death_t, orders.platform_ios, H, chaos, params)
+    tickets = _support_tickets(rng, cohort, bought.death_t, H, params)
+    subscriptions = _subscriptions(rng, cohort, bought.death_t, H, params)
+    customers = _customer_versions(rng, cohort, H, params)
+    financial = _financial(rng, cohort, H, params)
+    tables = {
+        "customers": customers,
+        "financial_profiles": financial,
+        "orders": orders.table,
+        "loyalty_balances": loyalty,
+        "subscriptions": subscriptions,
+        "support_tickets": tickets,
+        "device_sessions": sessions,
+    }
+    truth = _truth(cohort, bought, orders, window, params) if with_truth else None
+    return Chunk(tables, truth)
+
+
+def _cohort(rng: np.random.Generator, first_idx: int, signup_t: np.ndarray, params: Params) -> Cohort:
+    n = len(signup_t)
     cidx = first_idx + np.arange(n, dtype=np.int64)
-    cid = customer_ids(cidx)
     lat = draw_latents(rng, n, params)
-    lam, p, nu = lat["lambda"], lat["p"], lat["nu"]
-
     who = draw_profiles(rng, signup_t)
-    market, city_i, country = who.market, who.city_i, who.country
-    city_p = names.pool("city")
+    return Cohort(cidx, customer_ids(cidx), signup_t, lat, who)
 
-    # --- purchases: BG/NBD ------------------------------------------------------------
+
+def _purchases(rng: np.random.Generator, cohort: Cohort, H: float, params: Params) -> Purchases:
+    """BG/NBD: a first order minutes after signup, then Poisson repeats at rate lambda, each
+    followed by dropout with probability p; Gamma-Gamma spend per occasion.
+
+    Repeats are drawn for the whole span up to the horizon and cut at the dropout, which gives the
+    same process as drawing them one by one.
+    """
+    n, signup_t, lat = cohort.n, cohort.signup_t, cohort.lat
+    lam, p, nu = lat["lambda"], lat["p"], lat["nu"]
     t0 = signup_t + rng.uniform(2, 90, n) / 1440.0  # first order minutes after signup
     span = H - t0
     m_count = rng.poisson(lam * span)
@@ -259,8 +333,21 @@ def simulate_chunk(
     o = _order(occ_c, occ_t)
     occ_c, occ_t = occ_c[o], occ_t[o]
     occ_value = rng.gamma(params.gg_p, 1.0 / nu[occ_c])
+    return Purchases(occ_c, occ_t, occ_value, death_t)
 
-    # --- order lines ------------------------------------------------------------------
+
+def _orders(
+    rng: np.random.Generator, cohort: Cohort, bought: Purchases, H: float, chaos: ChaosProfile, params: Params
+) -> Orders:
+    """Each occasion's spend split over 1 to 4 order lines, priced from the product catalogue.
+
+    Customers favour two categories; app use follows engagement; a few lines ship to another city
+    and a few are refunded within ``refund_max_days`` (a refund is a negative line of its own).
+    """
+    n, cidx, cid, lat, who = cohort.n, cohort.idx, cohort.cid, cohort.lat, cohort.who
+    market, city_i, country = who.market, who.city_i, who.country
+    city_p = names.pool("city")
+    occ_c, occ_t, occ_value = bought.occ_c, bought.occ_t, bought.occ_value
     cat = catalog()
     n_cat = len(cat.category_names)
     fav = _pick(rng, cat.popularity, n)
@@ -305,12 +392,13 @@ def simulate_chunk(
     all_c = np.concatenate([lc, lc[ri]])
     all_t = np.concatenate([lt, refund_t[ri]])
     all_qty = np.concatenate([qty, -qty[ri]]).astype(np.int32)
+    all_unit = np.concatenate([unit, unit[ri]])
     all_points = np.concatenate([points, -points[ri]])
     order_id = _ids("O", cidx[lc], line_seq, 4)
     refund_id = pc.binary_join_element_wise(pc.take(order_id, pa.array(ri)), "-R", "")
     cat_names = pa.array(cat.category_names)
     ev = _day(all_t)
-    orders = pa.table(
+    table = pa.table(
         {
             "order_id": pa.concat_arrays([order_id, refund_id]),
             "customer_id": pc.take(cid, pa.array(all_c)),
@@ -318,7 +406,7 @@ def simulate_chunk(
             "product_id": pc.take(cat.product_ids_flat, pa.array(np.concatenate([product, product[ri]]))),
             "product_category": pc.take(cat_names, pa.array(np.concatenate([line_cat, line_cat[ri]]))),
             "quantity": pa.array(all_qty),
-            "unit_price_usd": pa.array(np.concatenate([unit, unit[ri]])),
+            "unit_price_usd": pa.array(all_unit),
             "device_type": pc.take(ORDER_DEVICES, pa.array(np.concatenate([device, device[ri]]))),
             "order_channel": pc.take(ORDER_CHANNELS, pa.array(np.concatenate([channel, channel[ri]]))),
             "city": pc.take(city_p.values, pa.array(np.concatenate([ship_city, ship_city[ri]]))),
@@ -328,8 +416,15 @@ def simulate_chunk(
             "_delivery": pa.array(ev + _lag(rng, len(ev), chaos)),
         }
     )
+    return Orders(table, all_c, all_t, all_qty, all_unit, all_points, platform_ios)
 
-    # --- loyalty: a snapshot whenever the balance changes ------------------------------
+
+def _loyalty_balances(rng: np.random.Generator, cohort: Cohort, orders: Orders, params: Params) -> pa.Table:
+    """A snapshot whenever the balance changes: the day's points (refunds take them back), now and
+    then all redeemed; the tier follows the points earned over the customer's lifetime."""
+    n, cid = cohort.n, cohort.cid
+    all_c, all_points = orders.row_c, orders.row_points
+    ev = _day(orders.row_t)
     day_key = all_c.astype(np.int64) * 1_000_000 + ev
     uk, inv = np.unique(day_key, return_inverse=True)
     delta = np.bincount(inv, weights=all_points).astype(np.int64)
@@ -347,7 +442,7 @@ def simulate_chunk(
     balance = np.maximum(cum - base_before[reset_at], 0)
     lifetime = np.cumsum(earned) - np.concatenate([[0], np.cumsum(earned)[:-1]])[lstart]
     tier = pc.take(TIERS, pa.array(np.searchsorted([1000, 4000, 10000], lifetime, side="right")))
-    loyalty = pa.table(
+    return pa.table(
         {
             "customer_id": pc.take(cid, pa.array(lcust)),
             "snapshot_date": pa.array(lday, pa.date32()),
@@ -358,13 +453,29 @@ def simulate_chunk(
         }
     )
 
-    # --- sessions: engagement, fading before churn ------------------------------------
+
+def _device_sessions(
+    rng: np.random.Generator,
+    cohort: Cohort,
+    death_t: np.ndarray,
+    platform_ios: np.ndarray,
+    H: float,
+    chaos: ChaosProfile,
+    params: Params,
+) -> pa.Table:
+    """Sessions at a steady rate that grows with lambda and engagement, fading linearly to
+    ``session_fade_floor`` over the ``session_fade_days`` before dropout: the early warning a
+    churn model can learn. OS and app versions follow the calendar."""
+    n, cidx, cid, signup_t, lat = cohort.n, cohort.idx, cohort.cid, cohort.signup_t, cohort.lat
+    lam = lat["lambda"]
     mean_lam = params.r / params.alpha
     s_rate = params.session_base * np.sqrt(lam / mean_lam) * np.exp(0.5 * lat["z_engagement"] - 0.125)
     active_end = np.minimum(death_t, H)
     fade = np.where(np.isfinite(death_t), np.minimum(params.session_fade_days, active_end - signup_t), 0.0)
     steady_end = active_end - fade
-    n_steady = rng.poisson(s_rate * (steady_end - signup_t))
+    # When the fade spans the whole life steady_end should equal signup_t, but it can round an ulp
+    # below it if active_end > 2 * signup_t in days since 1970 (signups in the first weeks of 1970)
+    n_steady = rng.poisson(s_rate * np.maximum(steady_end - signup_t, 0.0))
     fl = params.session_fade_floor
     n_fade = rng.poisson(s_rate * fade * (1 + fl) / 2)
     so, st = _uniform_in(rng, signup_t, steady_end, n_steady)
@@ -398,7 +509,7 @@ def simulate_chunk(
     events = (pages + rng.poisson(pages * 2.0)).astype(np.int32)
     s_sizes = np.bincount(sc, minlength=n)
     sev = _day(stt)
-    sessions = pa.table(
+    return pa.table(
         {
             "session_id": _ids("S", cidx[sc], _rank(sc, s_sizes) + 1, 5),
             "customer_id": pc.take(cid, pa.array(sc)),
@@ -414,7 +525,14 @@ def simulate_chunk(
         }
     )
 
-    # --- support tickets: friction, a spike before churn -----------------------------
+
+def _support_tickets(
+    rng: np.random.Generator, cohort: Cohort, death_t: np.ndarray, H: float, params: Params
+) -> pa.Table:
+    """Tickets at a rate set by friction, ``ticket_churn_boost`` times as many in the weeks before
+    dropout. Each ticket is exported as up to three versions: open, pending, closed."""
+    n, cidx, cid, signup_t, lat = cohort.n, cohort.idx, cohort.cid, cohort.signup_t, cohort.lat
+    active_end = np.minimum(death_t, H)
     t_rate = params.ticket_base * np.exp(0.7 * lat["z_friction"])
     n_base = rng.poisson(t_rate * (active_end - signup_t))
     cw = np.where(
@@ -475,43 +593,18 @@ def simulate_chunk(
                 }
             )
         )
-    tickets = pa.concat_tables(parts)
-
-    subscriptions = _subscriptions(rng, n, cidx, cid, signup_t, death_t, lat, H, params)
-    customers = _customer_versions(rng, cid, who, signup_t, H, params)
-    financial = _financial(rng, n, cid, signup_t, market, lat, H, params)
-
-    tables = {
-        "customers": customers,
-        "financial_profiles": financial,
-        "orders": orders,
-        "loyalty_balances": loyalty,
-        "subscriptions": subscriptions,
-        "support_tickets": tickets,
-        "device_sessions": sessions,
-    }
-    truth = None
-    if with_truth:
-        truth = _truth(
-            cid,
-            signup_t,
-            country,
-            lat,
-            death_t,
-            occ_c,
-            occ_t,
-            all_c,
-            all_t,
-            all_qty,
-            np.concatenate([unit, unit[ri]]),
-            window,
-            n,
-            params,
-        )
-    return Chunk(tables, truth)
+    return pa.concat_tables(parts)
 
 
-def _subscriptions(rng, n, cidx, cid, signup_t, death_t, lat, H, params: Params) -> pa.Table:
+def _subscriptions(
+    rng: np.random.Generator, cohort: Cohort, death_t: np.ndarray, H: float, params: Params
+) -> pa.Table:
+    """Up to two subscription episodes per customer, more likely with a high subscription z.
+
+    An episode may change plan once, pause and resume, and ends by voluntary cancellation or, for
+    most customers who drop out, shortly before the dropout. Each status change is a version.
+    """
+    n, cidx, cid, signup_t, lat = cohort.n, cohort.idx, cohort.cid, cohort.signup_t, cohort.lat
     plan_list = plans()
     tiers = ["basic", "plus", "premium"]
     plan_by = {(pl.tier, pl.billing_months): i for i, pl in enumerate(plan_list)}
@@ -625,8 +718,10 @@ def _empty_subscriptions() -> pa.Table:
     )
 
 
-def _customer_versions(rng, cid, who: Profiles, signup_t, H, params: Params) -> pa.Table:
-    n = len(signup_t)
+def _customer_versions(rng: np.random.Generator, cohort: Cohort, H: float, params: Params) -> pa.Table:
+    """The customers export: the signup profile, then a new version at each change of address,
+    email or marketing opt-in (the slowly changing dimension downstream)."""
+    n, cid, who, signup_t = cohort.n, cohort.cid, cohort.who, cohort.signup_t
     city_i, market, email = who.city_i, who.market, who.email
     rate = params.profile_change_rate_per_year / 365.25
     k = rng.poisson(rate * (H - signup_t))
@@ -679,7 +774,11 @@ def _customer_versions(rng, cid, who: Profiles, signup_t, H, params: Params) -> 
     )
 
 
-def _financial(rng, n, cid, signup_t, market, lat, H, params: Params) -> pa.Table:
+def _financial(rng: np.random.Generator, cohort: Cohort, H: float, params: Params) -> pa.Table:
+    """Income and credit score at signup and about every ``financial_refresh_days`` after;
+    income follows the market's median and the income z, credit score leans on spend and friction."""
+    n, cid, signup_t, lat = cohort.n, cohort.cid, cohort.signup_t, cohort.lat
+    market = cohort.who.market
     every = params.financial_refresh_days
     k = 1 + np.floor((H - 1 - signup_t) / every).astype(np.int64)
     k = np.maximum(k, 1)
@@ -728,22 +827,12 @@ def _nullable_date(days: np.ndarray) -> pa.Array:
     return pa.array(np.where(valid, days, 0).astype(np.int32), pa.date32(), mask=~valid)
 
 
-def _truth(
-    cid,
-    signup_t,
-    country,
-    lat,
-    death_t,
-    occ_c,
-    occ_t,
-    all_c,
-    all_t,
-    all_qty,
-    all_unit,
-    window: Window,
-    n: int,
-    params: Params,
-) -> pa.Table:
+def _truth(cohort: Cohort, bought: Purchases, orders: Orders, window: Window, params: Params) -> pa.Table:
+    """One row per customer: the latents, the dropout, the calibration-period RFM summary and what
+    they really buy in the holdout windows after the end date: what the models should recover."""
+    n, cid, signup_t, lat, country = cohort.n, cohort.cid, cohort.signup_t, cohort.lat, cohort.who.country
+    death_t, occ_c, occ_t = bought.death_t, bought.occ_c, bought.occ_t
+    all_c, all_t, all_qty, all_unit = orders.row_c, orders.row_t, orders.row_qty, orders.row_unit
     end_x = float(window.end_day + 1)  # exclusive end of the calibration period
     death_day = np.where(np.isfinite(death_t), np.floor(np.where(np.isfinite(death_t), death_t, 0)), np.nan)
     churned = death_t < end_x
