@@ -77,11 +77,11 @@ def test_promotion_is_refused_when_the_models_changed_after_the_checks(tmp_path,
     small_run(data, 800, "2024-06-01", "--no-airflow")
     project = changed_project(tmp_path)
     monkeypatch.setenv("CLV_SQLMESH_PROJECT", str(project))
-    staged = pipeline.stage_environment(data, END, "dev2")
+    staged = pipeline.stage_environment(END, "dev2", data_dir=data)
     assert "median_historical_clv_usd" in columns(data, "marts__dev2")
     assert any("mart_category_ltv" in name for name in staged["changed"])
     sql = (project / MODEL).read_text()
     (project / MODEL).write_text(sql.replace("MEDIAN(", "AVG("))  # edited after the checks
     with pytest.raises(PromotionRefused, match="changed since environment 'dev2'"):
-        pipeline.promote(data, END, "dev2")
+        pipeline.promote(END, "dev2", data_dir=data)
     assert "median_historical_clv_usd" not in columns(data, "marts")

@@ -72,7 +72,7 @@ def base(tmp_path_factory) -> Paths:
     """History at END through the daily refresh, in this process (the same steps as the DAG)."""
     paths = Paths(tmp_path_factory.mktemp("reliability-base") / "data")
     runner.history(paths, CUSTOMERS, START, END, seed=11, chaos="realistic", progress=False, workers=1)
-    pipeline.daily(paths.data_dir, END, "base", echo=lambda _line: None)
+    pipeline.daily(END, "base", data_dir=paths.data_dir, echo=lambda _line: None)
     assert paths.serving.exists()
     return paths
 

@@ -32,7 +32,7 @@ def test_a_drifted_file_is_quarantined_and_the_run_goes_on(base, tmp_path, ledge
     business_date = day(n)
     marts_before = query(paths.data_dir, "SELECT max(business_date) FROM ops.pipeline_runs")[0][0]
 
-    pipeline.daily(paths.data_dir, business_date, "drift", echo=lambda _line: None)
+    pipeline.daily(business_date, "drift", data_dir=paths.data_dir, echo=lambda _line: None)
 
     files = {
         (b, s): (status, reason)
