@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from clv import transform
+import yaml
+
+from clv import settings, transform
+
+
+def _unit_tests() -> dict[str, str]:
+    """Every YAML unit test in sqlmesh_project/tests: its name and the model it tests."""
+    tests = {}
+    for f in sorted((settings.sqlmesh_project() / "tests").glob("*.yaml")):
+        tests |= {name: body["model"] for name, body in yaml.safe_load(f.read_text()).items()}
+    return tests
 
 
 def test_external_models_are_generated_from_the_contract():
@@ -14,8 +24,23 @@ def test_external_models_are_generated_from_the_contract():
 def test_sqlmesh_unit_tests_pass(tmp_path):
     ctx = transform.context(tmp_path)
     result = ctx.test()
-    assert result.testsRun >= 25
+    assert result.testsRun == len(_unit_tests()) >= 28
     assert result.wasSuccessful(), [str(f[1])[-800:] for f in result.failures + result.errors]
+
+
+def test_every_model_outside_staging_has_a_unit_test(tmp_path):
+    """STYLE: every model outside staging (and the seeds, which are data) has a YAML unit test,
+    the Python models included."""
+    ctx = transform.context(tmp_path)
+    tested = {ctx.get_model(model).name for model in _unit_tests().values()}
+    models = {
+        m.name
+        for m in ctx.models.values()
+        if not m.kind.is_external and m.name.split(".")[0] not in ("staging", "seeds")
+    }
+    assert len(models) == 28
+    assert models <= tested, sorted(models - tested)
+    assert {"intermediate.int_churn_model", "intermediate.int_clv_model_fit"} <= tested
 
 
 def test_every_sql_model_renders_for_spark(tmp_path):

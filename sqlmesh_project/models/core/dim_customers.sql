@@ -20,7 +20,13 @@ MODEL (
   ),
   grain (customer_id, valid_from),
   tags [core, dimension],
-  audits (not_null(columns := (customer_id, signed_up_at))),
+  audits (
+    unique_combination_of_columns(columns := (customer_id, valid_from)),
+    not_null(columns := (customer_id, valid_from, signed_up_at)),
+    unique_values(columns := (customer_id), condition := valid_to IS NULL),
+    scd2_every_key_current(key := customer_id),
+    scd2_versions_do_not_overlap(key := customer_id)
+  ),
   description 'Customer master, SCD type 2 on address, email and marketing consent.',
   column_descriptions (
     customer_id = 'Customer identifier',

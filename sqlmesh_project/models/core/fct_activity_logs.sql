@@ -9,7 +9,11 @@ MODEL (
   ),
   grain session_id,
   tags [core, fact],
-  audits (unique_values(columns := (session_id)), not_null(columns := (session_id, customer_id, session_date))),
+  audits (
+    unique_across_intervals(column := session_id, model := core.fct_activity_logs),
+    not_null(columns := (session_id, customer_id, session_date)),
+    accepted_values(column := device_type, is_in := ('desktop', 'mobile', 'tablet'))
+  ),
   description 'Sessions with device, channel, duration and drop-off flag.',
   column_descriptions (
     session_id = 'Session identifier',

@@ -11,7 +11,8 @@ MODEL (
   tags [core, fact],
   audits (
     unique_combination_of_columns(columns := (customer_id, event_date)),
-    not_null(columns := (customer_id, event_date, points_balance))
+    not_null(columns := (customer_id, event_date, points_balance)),
+    accepted_range(column := points_balance, min_v := 0)
   ),
   description 'Points earned, refunded, redeemed and adjusted per customer and day.',
   column_descriptions (

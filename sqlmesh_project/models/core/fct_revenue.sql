@@ -14,9 +14,10 @@ MODEL (
   grain revenue_event_id,
   tags [core, fact],
   audits (
-    unique_values(columns := (revenue_event_id)),
+    unique_across_intervals(column := revenue_event_id, model := core.fct_revenue),
     not_null(columns := (revenue_event_id, customer_id, revenue_date, revenue_usd, revenue_type)),
-    accepted_values(column := revenue_type, is_in := ('order', 'subscription', 'refund'))
+    accepted_values(column := revenue_type, is_in := ('order', 'subscription', 'refund')),
+    revenue_sign_matches_type
   ),
   description 'Revenue events: orders, subscription charges and refunds.',
   column_descriptions (

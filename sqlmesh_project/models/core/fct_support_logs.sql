@@ -9,6 +9,7 @@ MODEL (
   grain ticket_id,
   tags [core, fact],
   audits (
+    unique_values(columns := (ticket_id)),
     not_null(columns := (ticket_id, customer_id, opened_at)),
     accepted_range(column := csat_score, min_v := 1, max_v := 5)
   ),

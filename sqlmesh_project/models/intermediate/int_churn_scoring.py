@@ -36,6 +36,7 @@ from clv.stats import scoring
         ("unique_values", {"columns": [exp.column("customer_id")]}),
         ("not_null", {"columns": [exp.column("customer_id"), exp.column("churn_probability")]}),
         ("accepted_range", {"column": exp.column("churn_probability"), "min_v": 0, "max_v": 1}),
+        ("accepted_range", {"column": exp.column("bgnbd_churn_probability"), "min_v": 0, "max_v": 1}),
     ],
     description="Churn probability from BG/NBD's P(alive) and behavioural signals, by the fitted churn model.",
     column_descriptions={

@@ -30,7 +30,16 @@ from clv.stats import scoring
             {
                 "columns": [
                     exp.column(c)
-                    for c in ("bgnbd_r", "bgnbd_alpha", "bgnbd_a", "bgnbd_b", "gg_p", "gg_q", "gg_v")
+                    for c in (
+                        "business_date",
+                        "bgnbd_r",
+                        "bgnbd_alpha",
+                        "bgnbd_a",
+                        "bgnbd_b",
+                        "gg_p",
+                        "gg_q",
+                        "gg_v",
+                    )
                 ]
             },
         ),

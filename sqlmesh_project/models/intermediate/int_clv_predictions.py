@@ -42,6 +42,7 @@ from clv.stats import scoring
         ),
         ("accepted_range", {"column": exp.column("p_alive"), "min_v": 0, "max_v": 1}),
         ("accepted_range", {"column": exp.column("bgnbd_clv_12m_usd"), "min_v": 0}),
+        ("expected_value_within_value_if_active", {}),
     ],
     description="BG/NBD + Gamma-Gamma predictions per customer: P(alive), expected purchases and spend, 12-month CLV.",
     column_descriptions={

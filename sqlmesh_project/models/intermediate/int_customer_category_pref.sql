@@ -6,7 +6,11 @@ MODEL (
   kind FULL,
   grain customer_id,
   tags [intermediate],
-  audits (unique_values(columns := (customer_id)), accepted_range(column := favourite_category_share, min_v := 0, max_v := 1)),
+  audits (
+    unique_values(columns := (customer_id)),
+    not_null(columns := (customer_id)),
+    accepted_range(column := favourite_category_share, min_v := 0, max_v := 1)
+  ),
   description 'Favourite category, spend share and purchase frequency per customer.',
   column_descriptions (
     customer_id = 'Customer identifier',

@@ -9,6 +9,7 @@ MODEL (
   tags [intermediate],
   audits (
     unique_values(columns := (customer_id)),
+    not_null(columns := (customer_id)),
     accepted_values(column := lifecycle_stage, is_in := ('onboarding', 'active', 'dormant', 'churned'))
   ),
   description 'Lifecycle stage per customer: onboarding, active, dormant or churned.',

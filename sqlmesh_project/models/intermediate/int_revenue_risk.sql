@@ -17,6 +17,7 @@ MODEL (
     accepted_range(column := predicted_remaining_clv_usd, min_v := 0),
     accepted_range(column := predicted_clv_12m_usd, min_v := 0),
     accepted_range(column := p_alive, min_v := 0, max_v := 1),
+    accepted_range(column := churn_probability, min_v := 0, max_v := 1),
     risk_within_remaining_value
   ),
   description 'Predicted 12-month CLV, remaining CLV and revenue at risk per customer.',

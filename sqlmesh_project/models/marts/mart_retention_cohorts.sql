@@ -10,7 +10,8 @@ MODEL (
   audits (
     unique_combination_of_columns(columns := (cohort_month, months_since_acquisition)),
     not_null(columns := (cohort_month, months_since_acquisition, cohort_size, retention_rate)),
-    accepted_range(column := retention_rate, min_v := 0, max_v := 1)
+    accepted_range(column := retention_rate, min_v := 0, max_v := 1),
+    active_within_cohort
   ),
   description 'Signup-month cohorts by months since acquisition: size, active customers, retention, revenue.',
   column_descriptions (

@@ -7,7 +7,7 @@ MODEL (
   ),
   grain product_category,
   tags [seed],
-  audits (unique_values(columns := (product_category))),
+  audits (unique_values(columns := (product_category)), not_null(columns := (product_category))),
   description 'Product categories: department, cost of goods and gross margin.',
   columns (
     product_category TEXT,

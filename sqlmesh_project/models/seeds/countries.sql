@@ -7,7 +7,7 @@ MODEL (
   ),
   grain country_code,
   tags [seed],
-  audits (unique_values(columns := (country_code))),
+  audits (unique_values(columns := (country_code)), not_null(columns := (country_code))),
   description 'ISO-3166 countries with name, region and subregion.',
   columns (
     country_code TEXT,

@@ -9,7 +9,7 @@ MODEL (
   ),
   grain customer_id,
   tags [staging],
-  audits (not_null(columns := (customer_id, signed_up_at))),
+  audits (unique_values(columns := (customer_id)), not_null(columns := (customer_id, signed_up_at))),
   description 'Current customer profile from the CRM export; latest delivery wins.',
   column_descriptions (
     customer_id = 'Customer identifier (primary key)',

@@ -7,7 +7,10 @@ MODEL (
   ),
   grain session_id,
   tags [staging],
-  audits (not_null(columns := (session_id, customer_id, session_started_at))),
+  audits (
+    unique_values(columns := (session_id)),
+    not_null(columns := (session_id, customer_id, session_started_at))
+  ),
   description 'Device sessions, typed and de-duplicated.',
   column_descriptions (
     session_id = 'Session identifier (primary key)',

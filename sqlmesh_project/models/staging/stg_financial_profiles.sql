@@ -9,6 +9,7 @@ MODEL (
   grain (customer_id, profile_effective_date),
   tags [staging],
   audits (
+    unique_combination_of_columns(columns := (customer_id, profile_effective_date)),
     not_null(columns := (customer_id, profile_effective_date))
   ),
   description 'Financial profiles from the credit bureau, one per customer and effective date.',

@@ -8,6 +8,7 @@ MODEL (
   grain (customer_id, snapshot_date),
   tags [staging],
   audits (
+    unique_combination_of_columns(columns := (customer_id, snapshot_date)),
     not_null(columns := (customer_id, snapshot_date))
   ),
   description 'Loyalty balance snapshots, one per customer and day the balance changed.',

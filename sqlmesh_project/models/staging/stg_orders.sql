@@ -9,7 +9,7 @@ MODEL (
   ),
   grain order_id,
   tags [staging],
-  audits (not_null(columns := (order_id, customer_id, ordered_at))),
+  audits (unique_values(columns := (order_id)), not_null(columns := (order_id, customer_id, ordered_at))),
   description 'Order lines and refunds, typed and de-duplicated.',
   column_descriptions (
     order_id = 'Order line identifier (primary key); refunds end in -R',

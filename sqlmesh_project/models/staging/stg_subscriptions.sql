@@ -8,7 +8,7 @@ MODEL (
   ),
   grain subscription_id,
   tags [staging],
-  audits (not_null(columns := (subscription_id, customer_id))),
+  audits (unique_values(columns := (subscription_id)), not_null(columns := (subscription_id, customer_id))),
   description 'Current state of each subscription; latest delivery wins.',
   column_descriptions (
     subscription_id = 'Subscription identifier (primary key)',

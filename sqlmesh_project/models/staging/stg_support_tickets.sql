@@ -7,7 +7,7 @@ MODEL (
   ),
   grain ticket_id,
   tags [staging],
-  audits (not_null(columns := (ticket_id, customer_id, opened_at))),
+  audits (unique_values(columns := (ticket_id)), not_null(columns := (ticket_id, customer_id, opened_at))),
   description 'Current state of each support ticket; latest delivery wins.',
   column_descriptions (
     ticket_id = 'Ticket identifier (primary key)',
