@@ -7,8 +7,6 @@ agree on the date. Works for every model kind, unlike ``@end_ds``.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from sqlglot import exp
 from sqlmesh import macro
 
@@ -16,12 +14,13 @@ from clv.business_date import from_execution_time
 
 # What the macro renders to when SQLMesh evaluates a model without an execution time (when it
 # renders a model to show it or to compute its fingerprint): a fixed date, never the wall clock.
-NO_RUN = dt.date(1970, 1, 1)
+# A string: SQLMesh stores a macro's globals with the model, and cannot store a date object.
+NO_RUN = "1970-01-01"
 
 
 @macro()
 def business_date(evaluator) -> exp.Expression:
     """The business date of this run as a DATE literal."""
     value = evaluator.locals.get("execution_ds") or evaluator.locals.get("latest_ds")
-    day = from_execution_time(str(value)) if value else NO_RUN
-    return exp.cast(exp.Literal.string(day.isoformat()), exp.DataType.build("DATE"))
+    day = from_execution_time(str(value)).isoformat() if value else NO_RUN
+    return exp.cast(exp.Literal.string(day), exp.DataType.build("DATE"))
