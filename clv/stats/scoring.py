@@ -1,16 +1,16 @@
 """The CLV and churn steps behind the SQLMesh Python models (`sqlmesh_project/models/intermediate/
 int_clv_model_fit.py`, `int_clv_predictions.py`, `int_churn_model.py`, `int_churn_scoring.py`).
 
-Per-customer summaries and behavioural signals are computed in SQL on the warehouse (DuckDB);
-only one row per customer reaches Python, where `clv.stats.btyd` and `clv.stats.churn` do the statistics. The
-same SQL serves the scoring date and the churn model's training cutoff, so training and scoring
-features cannot drift apart.
+The features arrive as data frames, one row per customer: the BTYD purchase summary
+(int_purchase_summary) and the behavioural signals (int_churn_features), computed in SQL by the
+macros of `sqlmesh_project/macros/features.py` on the business date and on the training cutoff,
+the same definitions the intermediate SQL models use. Here `clv.stats.btyd` and `clv.stats.churn`
+only do the statistics, so training and scoring features cannot drift apart.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,176 +19,16 @@ from scipy import special
 
 from clv.stats import btyd, churn
 
-Fetch = Callable[[str], pd.DataFrame]
 CHURN_MODEL_NAME = "bgnbd-behaviour-mixture-logit-v2"
 
 
-@dataclass(frozen=True)
-class Tables:
-    """Physical names of the tables the SQL reads (SQLMesh resolves them per environment)."""
-
-    customers: str  # core.dim_customers
-    revenue: str  # core.fct_revenue
-    sessions: str = ""  # core.fct_activity_logs
-    tickets: str = ""  # core.fct_support_logs
-    subscriptions: str = ""  # staging.stg_subscriptions
-
-
-SOURCE_TABLES = {
-    "customers": "core.dim_customers",
-    "revenue": "core.fct_revenue",
-    "sessions": "core.fct_activity_logs",
-    "tickets": "core.fct_support_logs",
-    "subscriptions": "staging.stg_subscriptions",
-}
-
-
-def resolve_tables(context, behaviour: bool = False) -> Tables:
-    """The physical tables for a Python model's SQL (the model declares them in ``depends_on``):
-    customers and revenue, plus the behavioural signals' tables with ``behaviour``."""
-    names = SOURCE_TABLES if behaviour else {k: SOURCE_TABLES[k] for k in ("customers", "revenue")}
-    return Tables(**{field: context.resolve_table(model) for field, model in names.items()})
-
-
-@dataclass(frozen=True)
-class Lifecycle:
-    """The lifecycle thresholds of config.yaml (days)."""
-
-    active_within_days: int = 90
-    dormant_within_days: int = 180
-    onboarding_days: int = 60
-
-
-def engine_fetch(context) -> Fetch:
-    """Run this module's SQL (written in DuckDB's dialect) through SQLMesh's engine adapter as a
-    parsed expression: the adapter renders it in the gateway's dialect, so the Python models stay
-    as portable as the SQL ones."""
-    from sqlglot import parse_one
-
-    return lambda sql: context.fetchdf(parse_one(sql, dialect="duckdb"))
-
-
-def _date(d: dt.date) -> str:
-    return f"DATE '{d.isoformat()}'"
-
-
-# --------------------------------------------------------------------------------------------
-# SQL
-
-
-def summary_sql(t: Tables, as_of: dt.date, time_unit: str) -> str:
-    """Every customer signed up by `as_of` with the BTYD summary of their orders up to it
-    (refunds and subscription charges are not purchases). Customers without an order get
-    frequency 0 and T from their signup (has_purchased false)."""
-    unit = btyd.TIME_UNITS[time_unit]
-    orders = (
-        f"(SELECT customer_id, revenue_date, revenue_usd FROM {t.revenue} "
-        f"WHERE revenue_type = 'order' AND revenue_date <= {_date(as_of)})"
-    )
-    inner = btyd.summary_sql(orders, as_of, time_unit, "customer_id", "revenue_date", "revenue_usd")
-    return f"""
-WITH customers AS (
-  SELECT customer_id, signup_date FROM {t.customers} WHERE valid_to IS NULL AND signup_date <= {_date(as_of)}
-), summary AS ({inner})
-SELECT
-  c.customer_id,
-  COALESCE(s.frequency, 0) AS frequency,
-  COALESCE(s.recency, 0) AS recency,
-  COALESCE(s.T, GREATEST(DATE_DIFF('day', c.signup_date, {_date(as_of)}), 0) / {unit}) AS T,
-  s.monetary_value,
-  s.first_purchase_date IS NOT NULL AS has_purchased
-FROM customers AS c
-LEFT JOIN summary AS s
-  ON s.customer_id = c.customer_id
-ORDER BY c.customer_id
-"""
-
-
-def refund_share_sql(t: Tables, as_of: dt.date) -> str:
-    """Refunds as a share of order revenue up to `as_of`: purchases are predicted gross, revenue
-    net of this share."""
-    return f"""
-SELECT COALESCE(-SUM(revenue_usd) FILTER (WHERE revenue_type = 'refund')
-                / NULLIF(SUM(revenue_usd) FILTER (WHERE revenue_type = 'order'), 0), 0)
-FROM {t.revenue}
-WHERE revenue_date <= {_date(as_of)}
-"""
-
-
-def behaviour_sql(t: Tables, as_of: dt.date, life: Lifecycle) -> str:
-    """Behavioural signals per customer as of a date, with the definitions of
-    int_engagement_summary, int_support_summary, int_customer_base and int_lifecycle_stage
-    (tests check that they agree on the business date)."""
-    d = _date(as_of)
-    return f"""
-WITH customers AS (
-  SELECT customer_id, signup_date FROM {t.customers} WHERE valid_to IS NULL AND signup_date <= {d}
-), sessions AS (
-  SELECT
-    customer_id,
-    COUNT(*) FILTER (WHERE session_date > {d} - INTERVAL 30 DAY) AS sessions_30d,
-    COUNT(*) FILTER (WHERE session_date > {d} - INTERVAL 90 DAY) AS sessions_90d,
-    COUNT(*) FILTER (WHERE session_date > {d} - INTERVAL 180 DAY AND session_date <= {d} - INTERVAL 90 DAY) AS sessions_prior_90d,
-    MAX(session_date) AS last_session_date,
-    COUNT(*) AS lifetime_sessions
-  FROM {t.sessions}
-  WHERE session_date <= {d}
-  GROUP BY customer_id
-), tickets AS (
-  SELECT
-    customer_id,
-    COUNT(*) FILTER (WHERE opened_date > {d} - INTERVAL 90 DAY) AS tickets_90d,
-    COUNT(*) FILTER (WHERE opened_date > {d} - INTERVAL 90 DAY AND issue_type = 'billing') AS billing_tickets_90d,
-    COUNT(*) FILTER (WHERE opened_date > {d} - INTERVAL 90 DAY AND is_low_csat) AS low_csat_tickets_90d
-  FROM {t.tickets}
-  WHERE opened_date <= {d}
-  GROUP BY customer_id
-), subscriptions AS (
-  SELECT
-    customer_id,
-    BOOL_OR(end_date IS NULL OR end_date > {d}) AS has_active_subscription,
-    BOOL_OR(end_date > {d} - INTERVAL 90 DAY AND end_date <= {d}) AS ended_90d
-  FROM {t.subscriptions}
-  WHERE start_date <= {d}
-  GROUP BY customer_id
-), purchases AS (
-  SELECT customer_id, MAX(revenue_date) AS last_purchase_date
-  FROM {t.revenue}
-  WHERE revenue_type = 'order' AND revenue_date <= {d}
-  GROUP BY customer_id
-), joined AS (
-  SELECT
-    c.customer_id,
-    DATE_DIFF('day', c.signup_date, {d}) AS tenure_days,
-    COALESCE(s.sessions_30d, 0) AS sessions_30d,
-    COALESCE(s.sessions_90d, 0) AS sessions_90d,
-    COALESCE(s.sessions_prior_90d, 0) AS sessions_prior_90d,
-    DATE_DIFF('day', s.last_session_date, {d}) AS days_since_last_session,
-    COALESCE(s.lifetime_sessions, 0) AS lifetime_sessions,
-    COALESCE(k.tickets_90d, 0) AS tickets_90d,
-    COALESCE(k.billing_tickets_90d, 0) AS billing_tickets_90d,
-    COALESCE(k.low_csat_tickets_90d, 0) AS low_csat_tickets_90d,
-    COALESCE(b.has_active_subscription, FALSE) AS has_active_subscription,
-    COALESCE(b.ended_90d AND NOT b.has_active_subscription, FALSE) AS subscription_ended_90d,
-    GREATEST(COALESCE(p.last_purchase_date, c.signup_date), COALESCE(s.last_session_date, c.signup_date)) AS last_activity_date
-  FROM customers AS c
-  LEFT JOIN sessions AS s ON s.customer_id = c.customer_id
-  LEFT JOIN tickets AS k ON k.customer_id = c.customer_id
-  LEFT JOIN subscriptions AS b ON b.customer_id = c.customer_id
-  LEFT JOIN purchases AS p ON p.customer_id = c.customer_id
-)
-SELECT
-  *,
-  DATE_DIFF('day', last_activity_date, {d}) AS days_since_last_activity,
-  CASE
-    WHEN tenure_days < {int(life.onboarding_days)} THEN 'onboarding'
-    WHEN DATE_DIFF('day', last_activity_date, {d}) <= {int(life.active_within_days)} THEN 'active'
-    WHEN DATE_DIFF('day', last_activity_date, {d}) <= {int(life.dormant_within_days)} THEN 'dormant'
-    ELSE 'churned'
-  END AS lifecycle_stage
-FROM joined
-ORDER BY customer_id
-"""
+def training_cutoff(business_date: dt.date, window_days: int) -> dt.date:
+    """The churn model's training cutoff: its features are as of this date, its outcome is a
+    purchase in the `window_days` after it, up to the business date. The feature models compute
+    their second as-of date with it (``@churn_training_cutoff``), the Python models read it."""
+    if window_days < 1:
+        raise churn.ChurnModelError(f"the churn label window must be at least one day, got {window_days}")
+    return business_date - dt.timedelta(days=window_days)
 
 
 # --------------------------------------------------------------------------------------------
@@ -205,16 +45,35 @@ class ClvFit:
     summary: pd.DataFrame
 
 
-def fit_clv(fetch: Fetch, t: Tables, as_of: dt.date, time_unit: str) -> ClvFit:
-    """BG/NBD and Gamma-Gamma on the purchases up to `as_of` (customers with at least one)."""
-    summary = fetch(summary_sql(t, as_of, time_unit))
+SUMMARY_COLUMNS = (
+    "customer_id",
+    "frequency",
+    "recency",
+    "age",
+    "monetary_value",
+    "has_purchased",
+    "refund_share",
+)
+
+
+def _require(frame: pd.DataFrame, columns, what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise btyd.BtydError(f"{what} has no column {', '.join(missing)}")
+
+
+def fit_clv(summary: pd.DataFrame, as_of: dt.date, time_unit: str) -> ClvFit:
+    """BG/NBD and Gamma-Gamma on the purchase summary as of `as_of` (int_purchase_summary's rows
+    of that date: every customer signed up by then; the fits take those with a purchase) and the
+    refund share of that date (a column, the same on every row)."""
+    _require(summary, SUMMARY_COLUMNS, f"the purchase summary as of {as_of}")
     buyers = summary[summary["has_purchased"].astype(bool)]
     try:
-        bg = btyd.fit_bgnbd(buyers["frequency"], buyers["recency"], buyers["T"])
+        bg = btyd.fit_bgnbd(buyers["frequency"], buyers["recency"], buyers["age"])
         gg = btyd.fit_gamma_gamma(buyers["frequency"], buyers["monetary_value"])
     except btyd.BtydError as e:
         raise btyd.BtydError(f"CLV models on the purchases up to {as_of}: {e}") from None
-    share = float(fetch(refund_share_sql(t, as_of)).iloc[0, 0] or 0.0)
+    share = float(summary["refund_share"].iloc[0] or 0.0)
     return ClvFit(as_of, time_unit, bg, gg, min(max(share, 0.0), 1.0), summary)
 
 
@@ -309,7 +168,7 @@ def predictions_frame(
         gg,
         summary["frequency"].to_numpy(dtype=float),
         summary["recency"].to_numpy(dtype=float),
-        summary["T"].to_numpy(dtype=float),
+        summary["age"].to_numpy(dtype=float),
         pd.to_numeric(summary["monetary_value"], errors="coerce").to_numpy(dtype=float),
         time_unit=time_unit,
         horizon_days=365.0,
@@ -322,7 +181,7 @@ def predictions_frame(
             "customer_id": summary["customer_id"].to_numpy(),
             "frequency": summary["frequency"].astype(int).to_numpy(),
             "recency": summary["recency"].astype(float).to_numpy(),
-            "age": summary["T"].astype(float).to_numpy(),
+            "age": summary["age"].astype(float).to_numpy(),
             "monetary_value_usd": pd.to_numeric(summary["monetary_value"], errors="coerce").to_numpy(),
             "p_alive": s.p_alive,
             "expected_purchases_90d": np.where(bought, s.expected_purchases_90d, 0.0),
@@ -349,25 +208,29 @@ class ChurnTraining:
 
 
 def training_data(
-    fetch: Fetch, t: Tables, business: dt.date, window_days: int, time_unit: str, life: Lifecycle
+    summary: pd.DataFrame,
+    signals: pd.DataFrame,
+    purchases_later: pd.DataFrame,
+    cutoff: dt.date,
+    window_days: int,
+    time_unit: str,
 ) -> tuple[pd.DataFrame, churn.Outcome]:
-    """Features as of the cutoff (business date − window) and the outcome after it."""
-    cutoff = business - dt.timedelta(days=window_days)
-    fit = fit_clv(fetch, t, cutoff, time_unit)
+    """Features as of the cutoff and the outcome after it: BG/NBD refitted on the purchase
+    `summary` as of the cutoff (for P(alive)), the behavioural `signals` as of the cutoff
+    (int_churn_features), and the outcome, no purchase in the window, from the last purchase
+    date in `purchases_later` (the purchase summary as of the business date)."""
+    fit = fit_clv(summary, cutoff, time_unit)
     s = fit.summary
-    frame = s[["customer_id", "frequency", "recency", "T"]].copy()
-    frame["p_alive"] = btyd.p_alive(fit.bg, s["frequency"], s["recency"], s["T"])
-    behaviour = fetch(behaviour_sql(t, cutoff, life))
-    frame = frame.merge(behaviour, on="customer_id", how="inner", validate="one_to_one")
-    bought = fetch(
-        f"SELECT DISTINCT customer_id FROM {t.revenue} WHERE revenue_type = 'order' "
-        f"AND revenue_date > {_date(cutoff)} AND revenue_date <= {_date(business)}"
-    )
-    frame["no_purchase"] = (~frame["customer_id"].isin(bought["customer_id"])).astype(float)
+    frame = s[["customer_id", "frequency", "recency", "age"]].copy()
+    frame["p_alive"] = btyd.p_alive(fit.bg, s["frequency"], s["recency"], s["age"])
+    frame = frame.merge(signals, on="customer_id", how="inner", validate="one_to_one")
+    last = pd.to_datetime(purchases_later["last_purchase_date"])
+    bought = purchases_later.loc[last > pd.Timestamp(cutoff), "customer_id"]
+    frame["no_purchase"] = (~frame["customer_id"].isin(bought)).astype(float)
     outcome = churn.Outcome(
         frame["no_purchase"].to_numpy(),
         frame["frequency"].to_numpy(dtype=float),
-        frame["T"].to_numpy(dtype=float),
+        frame["age"].to_numpy(dtype=float),
         fit.bg.r,
         fit.bg.alpha,
         window_days / btyd.TIME_UNITS[time_unit],
@@ -376,12 +239,16 @@ def training_data(
 
 
 def train_churn(
-    fetch: Fetch, t: Tables, business: dt.date, window_days: int, time_unit: str, life: Lifecycle
+    summary: pd.DataFrame,
+    signals: pd.DataFrame,
+    purchases_later: pd.DataFrame,
+    cutoff: dt.date,
+    window_days: int,
+    time_unit: str,
 ) -> ChurnTraining:
-    """Fit the churn model on the history with a time split; one customer in five held out."""
-    if window_days < 1:
-        raise churn.ChurnModelError(f"the churn label window must be at least one day, got {window_days}")
-    frame, outcome = training_data(fetch, t, business, window_days, time_unit, life)
+    """Fit the churn model on the history with a time split (see `training_data`); one customer
+    in five held out."""
+    frame, outcome = training_data(summary, signals, purchases_later, cutoff, window_days, time_unit)
     X = churn.design(frame)
     held = churn.holdout_mask(frame["customer_id"])
     model = churn.fit(X[~held], outcome.subset(~held))
@@ -389,7 +256,7 @@ def train_churn(
         model,
         churn.evaluate(model, X[held], outcome.subset(held)),
         churn.evaluate(model, X[~held], outcome.subset(~held)),
-        business - dt.timedelta(days=window_days),
+        cutoff,
         window_days,
     )
 
@@ -483,11 +350,11 @@ SCORING_COLUMNS = {
 }
 
 
-def churn_scores(predictions: pd.DataFrame, behaviour: pd.DataFrame, model: churn.ChurnModel) -> pd.DataFrame:
+def churn_scores(predictions: pd.DataFrame, signals: pd.DataFrame, model: churn.ChurnModel) -> pd.DataFrame:
     """Score every customer on the business date: p_alive and frequency from int_clv_predictions,
-    the behavioural signals from `behaviour_sql` on the same date."""
+    the behavioural signals of the same date (int_churn_features), as in training."""
     frame = predictions[["customer_id", "p_alive", "frequency"]].merge(
-        behaviour, on="customer_id", how="inner", validate="one_to_one"
+        signals, on="customer_id", how="inner", validate="one_to_one"
     )
     X = churn.design(frame)
     logit = model.logit(X)

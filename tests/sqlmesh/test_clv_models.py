@@ -1,12 +1,15 @@
 """The CLV and churn models on a real SQLMesh-built warehouse: fitted parameters, probabilities in
-[0, 1], marts that carry them, and SQL shared between training and scoring that agrees with the
-intermediate models it mirrors."""
+[0, 1], marts that carry them, and features written once (sqlmesh_project/macros/features.py):
+the Python models train on the feature models' rows of the training cutoff and score those of the
+business date, which the intermediate SQL models show."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from clv.stats import churn, scoring
@@ -14,6 +17,7 @@ from tests.conftest import END
 
 pytestmark = pytest.mark.slow
 DAY2 = END + dt.timedelta(days=2)
+CUTOFF = DAY2 - dt.timedelta(days=180)  # churn_label_window_days
 
 
 def rows(ctx, sql: str) -> list[tuple]:
@@ -102,70 +106,134 @@ def test_marts_carry_the_model_outputs(project):
     assert 0 < total_risk < total_remaining and 0 < total_clv < total_remaining
 
 
-def test_btyd_summary_agrees_with_int_customer_clv(project):
-    """The Python models' SQL summary follows the same conventions as int_customer_clv."""
-    _, ctx, _ = project
-    diff = rows(
-        ctx,
-        """
-        SELECT count(*) FROM intermediate.int_clv_predictions p
-        JOIN intermediate.int_customer_clv c USING (customer_id)
-        WHERE c.purchase_days > 0 AND (p.frequency <> c.frequency OR p.recency <> c.recency_days
-           OR p.age <> c.age_days
-               -- int_customer_clv rounds the mean to cents
-               OR abs(coalesce(p.monetary_value_usd, 0) - coalesce(c.avg_repeat_order_value_usd, 0)) > 0.0051)
-        """,
-    )[0][0]
-    assert diff == 0
-
-
-def test_training_and_scoring_signals_agree_with_the_intermediate_models(project):
-    """behaviour_sql (the churn model's features, at any date) reproduces the intermediate models'
-    definitions on the business date."""
-    _, ctx, _ = project
-    tables = scoring.Tables(
-        customers="core.dim_customers",
-        revenue="core.fct_revenue",
-        sessions="core.fct_activity_logs",
-        tickets="core.fct_support_logs",
-        subscriptions="staging.stg_subscriptions",
+def as_of(ctx, model: str, day: dt.date) -> pd.DataFrame:
+    return ctx.engine_adapter.fetchdf(
+        f"SELECT * FROM {model} WHERE as_of_date = DATE '{day}' ORDER BY customer_id"
     )
-    sql = scoring.behaviour_sql(tables, DAY2, scoring.Lifecycle())
-    ctx.engine_adapter.execute(f"CREATE OR REPLACE TEMP TABLE behaviour AS {sql}")
-    try:
-        n, matched = rows(
-            ctx,
-            """
-            SELECT count(*), count(*) FILTER (WHERE
-                b.sessions_30d = e.sessions_30d AND b.sessions_90d = e.sessions_90d
-                AND b.sessions_prior_90d = e.sessions_prior_90d
-                AND b.days_since_last_session IS NOT DISTINCT FROM e.days_since_last_session
-                AND b.lifetime_sessions = e.lifetime_sessions
-                AND b.tickets_90d = s.tickets_90d AND b.billing_tickets_90d = s.billing_tickets_90d
-                AND b.low_csat_tickets_90d = s.low_csat_tickets_90d
-                AND b.lifecycle_stage = l.lifecycle_stage AND b.days_since_last_activity = l.days_since_last_activity
-                AND b.tenure_days = c.tenure_days)
-            FROM behaviour b
-            JOIN intermediate.int_engagement_summary e USING (customer_id)
-            JOIN intermediate.int_support_summary s USING (customer_id)
-            JOIN intermediate.int_lifecycle_stage l USING (customer_id)
-            JOIN intermediate.int_customer_base c USING (customer_id)
-            """,
-        )[0]
-        assert n == rows(ctx, "SELECT count(*) FROM intermediate.int_customer_base")[0][0]
-        assert matched == n
-        # subscription status: the date-based reading agrees with the latest status, except for
-        # customers whose latest subscription started after an earlier one that is still open
-        sub_mismatch = rows(
-            ctx,
-            """
-            SELECT count(*) FROM behaviour b JOIN intermediate.int_customer_base c USING (customer_id)
-            WHERE b.has_active_subscription <> c.has_active_subscription
-            """,
-        )[0][0]
-        assert sub_mismatch <= 0.01 * n
-    finally:
-        ctx.engine_adapter.execute("DROP TABLE IF EXISTS behaviour")
+
+
+def test_feature_models_hold_every_customer_at_the_business_date_and_the_training_cutoff(project):
+    """int_purchase_summary and int_churn_features: one row per customer signed up by each of the
+    two dates, and the cutoff's rows count only what happened by the cutoff (recounted here from
+    the core tables, written independently of macros/features.py)."""
+    _, ctx, _ = project
+    for model in ("intermediate.int_purchase_summary", "intermediate.int_churn_features"):
+        counts = dict(rows(ctx, f"SELECT as_of_date, count(*) FROM {model} GROUP BY 1"))
+        assert set(counts) == {DAY2, CUTOFF}, model
+        for day, n in counts.items():
+            signed_up = rows(
+                ctx,
+                "SELECT count(*) FROM core.dim_customers "
+                f"WHERE valid_to IS NULL AND signup_date <= DATE '{day}'",
+            )[0][0]
+            assert n == signed_up, (model, day)
+    recount = ctx.engine_adapter.fetchdf(f"""
+        SELECT
+          c.customer_id,
+          (SELECT count(*) FROM core.fct_activity_logs AS s WHERE s.customer_id = c.customer_id
+             AND s.session_date BETWEEN DATE '{CUTOFF - dt.timedelta(days=89)}' AND DATE '{CUTOFF}') AS sessions_90d,
+          (SELECT count(*) FROM core.fct_support_logs AS k WHERE k.customer_id = c.customer_id
+             AND k.opened_date BETWEEN DATE '{CUTOFF - dt.timedelta(days=89)}' AND DATE '{CUTOFF}') AS tickets_90d,
+          (SELECT count(DISTINCT r.revenue_date) FROM core.fct_revenue AS r WHERE r.customer_id = c.customer_id
+             AND r.revenue_type = 'order' AND r.revenue_date <= DATE '{CUTOFF}') AS purchase_days
+        FROM core.dim_customers AS c
+        WHERE c.valid_to IS NULL AND c.signup_date <= DATE '{CUTOFF}'
+        ORDER BY c.customer_id""")
+    features = as_of(ctx, "intermediate.int_churn_features", CUTOFF)
+    summary = as_of(ctx, "intermediate.int_purchase_summary", CUTOFF)
+    assert (
+        features["customer_id"].tolist() == recount["customer_id"].tolist() == summary["customer_id"].tolist()
+    )
+    assert features["sessions_90d"].tolist() == recount["sessions_90d"].tolist()
+    assert features["tickets_90d"].tolist() == recount["tickets_90d"].tolist()
+    assert summary["frequency"].tolist() == (recount["purchase_days"] - 1).clip(lower=0).tolist()
+    assert (pd.to_datetime(features["last_activity_date"]) <= pd.Timestamp(CUTOFF)).all()
+    # the two dates differ: a customer's signals move between the cutoff and the business date
+    later = as_of(ctx, "intermediate.int_churn_features", DAY2).set_index("customer_id")
+    assert (later.loc[features["customer_id"], "sessions_90d"].to_numpy() != features["sessions_90d"]).any()
+
+
+def test_churn_model_is_trained_on_the_feature_rows_of_the_training_cutoff(project):
+    """The Python models read the feature models and nothing else: training again on
+    int_purchase_summary's and int_churn_features' rows of the cutoff reproduces int_churn_model,
+    and fitting on the business date's summary reproduces int_clv_model_fit."""
+    _, ctx, _ = project
+    training = scoring.train_churn(
+        as_of(ctx, "intermediate.int_purchase_summary", CUTOFF),
+        as_of(ctx, "intermediate.int_churn_features", CUTOFF),
+        as_of(ctx, "intermediate.int_purchase_summary", DAY2),
+        CUTOFF,
+        180,
+        "day",
+    )
+    again = scoring.churn_model_frame(training).set_index("feature")
+    stored = ctx.engine_adapter.fetchdf("SELECT * FROM intermediate.int_churn_model").set_index("feature")
+    assert sorted(stored.index) == sorted(again.index)
+    for column in ("coefficient", "rate_coefficient", "feature_mean", "feature_scale", "holdout_log_loss"):
+        np.testing.assert_allclose(stored.loc[again.index, column], again[column], rtol=1e-12, err_msg=column)
+    assert (stored["train_customers"] == again["train_customers"].iloc[0]).all()
+    assert (pd.to_datetime(stored["trained_as_of"]) == pd.Timestamp(CUTOFF)).all()
+
+    fit = scoring.fit_frame(
+        scoring.fit_clv(as_of(ctx, "intermediate.int_purchase_summary", DAY2), DAY2, "day")
+    ).iloc[0]
+    stored_fit = ctx.engine_adapter.fetchdf("SELECT * FROM intermediate.int_clv_model_fit").iloc[0]
+    for column in ("bgnbd_r", "bgnbd_alpha", "bgnbd_a", "bgnbd_b", "gg_p", "gg_q", "gg_v", "refund_share"):
+        assert stored_fit[column] == pytest.approx(fit[column], rel=1e-12), column
+
+
+def test_churn_scoring_reads_the_feature_rows_of_the_business_date(project):
+    _, ctx, _ = project
+    fetch = ctx.engine_adapter.fetchdf
+    model = scoring.churn_model_from_frame(fetch("SELECT * FROM intermediate.int_churn_model"))
+    again = scoring.churn_scores(
+        fetch("SELECT * FROM intermediate.int_clv_predictions"),
+        as_of(ctx, "intermediate.int_churn_features", DAY2),
+        model,
+    ).set_index("customer_id")
+    stored = fetch("SELECT * FROM intermediate.int_churn_scoring").set_index("customer_id")
+    assert sorted(stored.index) == sorted(again.index)
+    np.testing.assert_allclose(
+        stored.loc[again.index, "churn_probability"], again["churn_probability"], rtol=1e-12
+    )
+
+
+def test_intermediate_models_show_the_feature_rows_of_the_business_date(project):
+    """The intermediate SQL models call the same macros as the feature models, so on the business
+    date their columns are the feature rows, exactly."""
+    _, ctx, _ = project
+    n, matched = rows(
+        ctx,
+        f"""
+        SELECT count(*), count(*) FILTER (WHERE
+            f.sessions_30d = e.sessions_30d AND f.sessions_90d = e.sessions_90d
+            AND f.sessions_prior_90d = e.sessions_prior_90d
+            AND f.days_since_last_session IS NOT DISTINCT FROM e.days_since_last_session
+            AND f.lifetime_sessions = e.lifetime_sessions
+            AND f.tickets_90d = s.tickets_90d AND f.billing_tickets_90d = s.billing_tickets_90d
+            AND f.low_csat_tickets_90d = s.low_csat_tickets_90d
+            AND f.last_activity_date = l.last_activity_date AND f.lifecycle_stage = l.lifecycle_stage
+            AND f.days_since_last_activity = l.days_since_last_activity
+            AND f.tenure_days = b.tenure_days
+            AND p.frequency = c.frequency AND p.has_purchased = (c.purchase_days > 0)
+            AND p.last_purchase_date IS NOT DISTINCT FROM c.last_purchase_date
+            AND (NOT p.has_purchased OR (p.recency = c.recency_days AND p.age = c.age_days))
+            AND CAST(p.monetary_value AS DECIMAL(12, 2)) IS NOT DISTINCT FROM c.avg_repeat_order_value_usd
+            AND p.frequency = v.frequency AND p.recency = v.recency AND p.age = v.age
+            AND p.monetary_value IS NOT DISTINCT FROM v.monetary_value_usd)
+        FROM intermediate.int_churn_features AS f
+        JOIN intermediate.int_purchase_summary AS p USING (as_of_date, customer_id)
+        JOIN intermediate.int_engagement_summary AS e USING (customer_id)
+        JOIN intermediate.int_support_summary AS s USING (customer_id)
+        JOIN intermediate.int_lifecycle_stage AS l USING (customer_id)
+        JOIN intermediate.int_customer_base AS b USING (customer_id)
+        JOIN intermediate.int_customer_clv AS c USING (customer_id)
+        JOIN intermediate.int_clv_predictions AS v USING (customer_id)
+        WHERE f.as_of_date = DATE '{DAY2}'
+        """,
+    )[0]
+    assert n == rows(ctx, "SELECT count(*) FROM intermediate.int_customer_base")[0][0]
+    assert matched == n
 
 
 def test_churn_model_is_trained_with_a_time_split_and_beats_bgnbd_alone(project):

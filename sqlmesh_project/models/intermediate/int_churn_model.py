@@ -1,15 +1,17 @@
 """The churn model, fitted on history with a time split (clv/stats/churn.py): features as of the
-cutoff business date - churn_label_window_days (BG/NBD refitted on the purchases up to then for
-1 - P(alive); sessions, tickets, subscriptions and lifecycle stage as of then), the outcome = no
-purchase between the cutoff and the business date, read through BG/NBD so that the coefficients
-describe the probability of having left. One customer in five is held out and scored against
-BG/NBD alone. Grain: one row per feature (plus the intercept)."""
+cutoff business date - churn_label_window_days (BG/NBD refitted on int_purchase_summary's rows of
+the cutoff for 1 - P(alive); int_churn_features' sessions, tickets, subscriptions and lifecycle
+stage of the cutoff), the outcome = no purchase between the cutoff and the business date (the
+last purchase date in int_purchase_summary's rows of the business date), read through BG/NBD so
+that the coefficients describe the probability of having left. One customer in five is held out
+and scored against BG/NBD alone. Grain: one row per feature (plus the intercept)."""
 
 from __future__ import annotations
 
 import typing as t
 
 import pandas as pd
+from macros.features import read_model
 from sqlglot import exp
 from sqlmesh import ExecutionContext, model
 from sqlmesh.core.model.kind import ModelKindName
@@ -24,13 +26,7 @@ from clv.stats import scoring
     grain="feature",
     tags=["intermediate"],
     columns=scoring.CHURN_MODEL_COLUMNS,
-    depends_on=[
-        "core.dim_customers",
-        "core.fct_revenue",
-        "core.fct_activity_logs",
-        "core.fct_support_logs",
-        "staging.stg_subscriptions",
-    ],
+    depends_on=["intermediate.int_purchase_summary", "intermediate.int_churn_features"],
     audits=[
         ("unique_values", {"columns": [exp.column("feature")]}),
         (
@@ -62,19 +58,15 @@ from clv.stats import scoring
 def execute(
     context: ExecutionContext, start: t.Any, end: t.Any, execution_time: t.Any, **kwargs: t.Any
 ) -> pd.DataFrame:
-    fetch = scoring.engine_fetch(context)  # DuckDB SQL, rendered in the gateway's dialect
-    tables = scoring.resolve_tables(context, behaviour=True)
-    lifecycle = scoring.Lifecycle(
-        int(context.var("active_within_days", 90)),
-        int(context.var("dormant_within_days", 180)),
-        int(context.var("onboarding_days", 60)),
-    )
+    business = from_execution_time(execution_time)
+    window_days = int(context.var("churn_label_window_days", 180))
+    cutoff = scoring.training_cutoff(business, window_days)
     training = scoring.train_churn(
-        fetch,
-        tables,
-        from_execution_time(execution_time),
-        int(context.var("churn_label_window_days", 180)),
+        read_model(context, "intermediate.int_purchase_summary", cutoff),
+        read_model(context, "intermediate.int_churn_features", cutoff),
+        read_model(context, "intermediate.int_purchase_summary", business),
+        cutoff,
+        window_days,
         str(context.var("clv_time_unit", "day")),
-        lifecycle,
     )
     return scoring.churn_model_frame(training)

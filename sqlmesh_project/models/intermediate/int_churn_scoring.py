@@ -1,6 +1,7 @@
 """Churn probability per customer on the business date: the fitted churn model (int_churn_model)
 applied to BG/NBD's P(alive) (int_clv_predictions) and the behavioural signals of the business
-date (sessions, support tickets, subscription, lifecycle stage; same SQL as in training).
+date (int_churn_features: sessions, support tickets, subscription, lifecycle stage; the rows of
+the training cutoff are computed by the same macro).
 churn_probability is the probability that the customer has already left; bgnbd_churn_probability
 is BG/NBD's own 1 - P(alive), kept for comparison. Grain: one row per customer_id."""
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 import typing as t
 
 import pandas as pd
+from macros.features import read_model
 from sqlglot import exp
 from sqlmesh import ExecutionContext, model
 from sqlmesh.core.model.kind import ModelKindName
@@ -24,11 +26,7 @@ from clv.stats import scoring
     tags=["intermediate"],
     columns=scoring.SCORING_COLUMNS,
     depends_on=[
-        "core.dim_customers",
-        "core.fct_revenue",
-        "core.fct_activity_logs",
-        "core.fct_support_logs",
-        "staging.stg_subscriptions",
+        "intermediate.int_churn_features",
         "intermediate.int_clv_predictions",
         "intermediate.int_churn_model",
     ],
@@ -50,17 +48,7 @@ from clv.stats import scoring
 def execute(
     context: ExecutionContext, start: t.Any, end: t.Any, execution_time: t.Any, **kwargs: t.Any
 ) -> pd.DataFrame:
-    fetch = scoring.engine_fetch(context)  # DuckDB SQL, rendered in the gateway's dialect
-    tables = scoring.resolve_tables(context, behaviour=True)
-    lifecycle = scoring.Lifecycle(
-        int(context.var("active_within_days", 90)),
-        int(context.var("dormant_within_days", 180)),
-        int(context.var("onboarding_days", 60)),
-    )
-    coefficients = fetch(f"SELECT * FROM {context.resolve_table('intermediate.int_churn_model')}")
-    scored = fetch(
-        "SELECT customer_id, p_alive, frequency FROM "
-        f"{context.resolve_table('intermediate.int_clv_predictions')} ORDER BY customer_id"
-    )
-    behaviour = fetch(scoring.behaviour_sql(tables, from_execution_time(execution_time), lifecycle))
-    return scoring.churn_scores(scored, behaviour, scoring.churn_model_from_frame(coefficients))
+    coefficients = read_model(context, "intermediate.int_churn_model")
+    predictions = read_model(context, "intermediate.int_clv_predictions")
+    signals = read_model(context, "intermediate.int_churn_features", from_execution_time(execution_time))
+    return scoring.churn_scores(predictions, signals, scoring.churn_model_from_frame(coefficients))

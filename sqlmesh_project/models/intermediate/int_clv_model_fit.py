@@ -1,13 +1,15 @@
 """BG/NBD (repeat purchasing with dropout) and Gamma-Gamma (spend per purchase) fitted by maximum
 likelihood on every customer's purchases up to the business date (clv/stats/btyd.py). The per-customer
-summary is computed in SQL; Python sees one row per customer. A fit that does not converge fails
-the run with the reason. Grain: one row (the business date's fit)."""
+summary is computed in SQL (int_purchase_summary's rows of the business date); Python sees one row
+per customer. A fit that does not converge fails the run with the reason. Grain: one row (the
+business date's fit)."""
 
 from __future__ import annotations
 
 import typing as t
 
 import pandas as pd
+from macros.features import read_model
 from sqlglot import exp
 from sqlmesh import ExecutionContext, model
 from sqlmesh.core.model.kind import ModelKindName
@@ -22,7 +24,7 @@ from clv.stats import scoring
     grain="business_date",
     tags=["intermediate"],
     columns=scoring.FIT_COLUMNS,
-    depends_on=["core.dim_customers", "core.fct_revenue"],
+    depends_on=["intermediate.int_purchase_summary"],
     audits=[
         ("unique_values", {"columns": [exp.column("business_date")]}),
         (
@@ -70,8 +72,7 @@ from clv.stats import scoring
 def execute(
     context: ExecutionContext, start: t.Any, end: t.Any, execution_time: t.Any, **kwargs: t.Any
 ) -> pd.DataFrame:
-    fetch = scoring.engine_fetch(context)  # DuckDB SQL, rendered in the gateway's dialect
-    tables = scoring.resolve_tables(context)
-    time_unit = str(context.var("clv_time_unit", "day"))
-    fit = scoring.fit_clv(fetch, tables, from_execution_time(execution_time), time_unit)
+    business = from_execution_time(execution_time)
+    summary = read_model(context, "intermediate.int_purchase_summary", business)
+    fit = scoring.fit_clv(summary, business, str(context.var("clv_time_unit", "day")))
     return scoring.fit_frame(fit)

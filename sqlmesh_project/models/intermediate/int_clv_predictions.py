@@ -1,14 +1,16 @@
 """Predicted value per customer from the fitted BG/NBD and Gamma-Gamma (int_clv_model_fit):
 probability of being alive, expected purchases over the next 90 and 365 days, expected value of a
 purchase, and the next 12 months' value, net of refunds and discounted at clv_discount_rate a
-year. Customers who signed up but never bought get P(alive) 1 and no predicted purchases (the
-models start at the first purchase). Grain: one row per customer_id."""
+year, for the purchase summary of the business date (int_purchase_summary). Customers who signed
+up but never bought get P(alive) 1 and no predicted purchases (the models start at the first
+purchase). Grain: one row per customer_id."""
 
 from __future__ import annotations
 
 import typing as t
 
 import pandas as pd
+from macros.features import read_model
 from sqlglot import exp
 from sqlmesh import ExecutionContext, model
 from sqlmesh.core.model.kind import ModelKindName
@@ -23,7 +25,7 @@ from clv.stats import scoring
     grain="customer_id",
     tags=["intermediate"],
     columns=scoring.PREDICTION_COLUMNS,
-    depends_on=["core.dim_customers", "core.fct_revenue", "intermediate.int_clv_model_fit"],
+    depends_on=["intermediate.int_purchase_summary", "intermediate.int_clv_model_fit"],
     audits=[
         ("unique_values", {"columns": [exp.column("customer_id")]}),
         (
@@ -62,11 +64,8 @@ from clv.stats import scoring
 def execute(
     context: ExecutionContext, start: t.Any, end: t.Any, execution_time: t.Any, **kwargs: t.Any
 ) -> pd.DataFrame:
-    fetch = scoring.engine_fetch(context)  # DuckDB SQL, rendered in the gateway's dialect
-    tables = scoring.resolve_tables(context)
-    fit_row = fetch(f"SELECT * FROM {context.resolve_table('intermediate.int_clv_model_fit')}")
+    fit_row = read_model(context, "intermediate.int_clv_model_fit")
     bg, gg, time_unit, refund_share = scoring.models_from_frame(fit_row)
-    as_of = from_execution_time(execution_time)
-    summary = fetch(scoring.summary_sql(tables, as_of, time_unit))
+    summary = read_model(context, "intermediate.int_purchase_summary", from_execution_time(execution_time))
     discount = float(context.var("clv_discount_rate", 0.0))
     return scoring.predictions_frame(summary, bg, gg, time_unit, refund_share, discount)

@@ -1,5 +1,6 @@
-/* The current profile of every customer (the open SCD-2 version) with where they live, their
-   latest financial profile, loyalty standing and subscription. Grain: one row per customer_id. */
+/* The current profile of every customer signed up by the business date (the open SCD-2 version,
+   @customers_as_of in macros/features.py) with where they live, their latest financial profile,
+   loyalty standing and subscription. Grain: one row per customer_id. */
 MODEL (
   name intermediate.int_customer_base,
   kind FULL,
@@ -31,7 +32,16 @@ MODEL (
 );
 
 WITH customers AS (
-  SELECT * FROM core.dim_customers WHERE valid_to IS NULL
+  SELECT *
+  FROM @customers_as_of(
+    core.dim_customers,
+    @business_date(),
+    gender,
+    birth_date,
+    city,
+    country_code,
+    is_marketing_opt_in
+  ) AS c
 ), finance AS (
   SELECT customer_id, income_usd, credit_score
   FROM staging.stg_financial_profiles
@@ -57,7 +67,7 @@ SELECT
   c.gender,
   CAST(@calendar_diff(YEAR, c.birth_date, @business_date()) AS INT) AS age_years,
   c.signup_date,
-  DATE_DIFF('DAY', c.signup_date, @business_date()) AS tenure_days,
+  c.tenure_days,
   c.city,
   c.country_code,
   COALESCE(g.region, 'Unknown') AS region,
@@ -83,5 +93,3 @@ LEFT JOIN subscriptions AS s
   ON s.customer_id = c.customer_id
 LEFT JOIN core.dim_plans AS p
   ON p.plan_id = s.plan_id
-WHERE
-  c.signup_date <= @business_date()

@@ -1,7 +1,7 @@
-/* Lifetime value so far per customer, and the purchase summary the CLV literature uses:
-   purchases on the same day count as one; frequency = repeat purchase days; recency = days from
-   first to last purchase; age = days from first purchase to the business date.
-   Grain: one row per customer_id. */
+/* Lifetime value so far per customer, and the purchase summary the CLV literature uses
+   (@purchase_summary in macros/features.py, the one the CLV models are fitted on): purchases on
+   the same day count as one; frequency = repeat purchase days; recency = days from first to last
+   purchase; age = days from first purchase to the business date. Grain: one row per customer_id. */
 MODEL (
   name intermediate.int_customer_clv,
   kind FULL,
@@ -30,34 +30,15 @@ MODEL (
   )
 );
 
-WITH revenue AS (
-  SELECT * FROM core.fct_revenue WHERE revenue_date <= @business_date()
-), purchase_days AS (
-  SELECT customer_id, revenue_date, SUM(revenue_usd) AS day_revenue_usd
-  FROM revenue
-  WHERE revenue_type = 'order'
-  GROUP BY customer_id, revenue_date
-), ranked AS (
-  SELECT *, ROW_NUMBER() OVER (PARTITION BY customer_id ORDER BY revenue_date) AS day_number
-  FROM purchase_days
-), purchases AS (
-  SELECT
-    customer_id,
-    COUNT(*) AS purchase_days,
-    MIN(revenue_date) AS first_purchase_date,
-    MAX(revenue_date) AS last_purchase_date,
-    SUM(day_revenue_usd) / COUNT(*) AS avg_order_value_usd,
-    AVG(day_revenue_usd) FILTER (WHERE day_number > 1) AS avg_repeat_order_value_usd
-  FROM ranked
-  GROUP BY customer_id
-), totals AS (
+WITH totals AS (
   SELECT
     customer_id,
     SUM(revenue_usd) FILTER (WHERE revenue_type = 'order') AS order_revenue_usd,
     SUM(revenue_usd) FILTER (WHERE revenue_type = 'refund') AS refund_usd,
     SUM(revenue_usd) FILTER (WHERE revenue_type = 'subscription') AS subscription_revenue_usd,
     COUNT(*) FILTER (WHERE revenue_type = 'order') AS order_lines
-  FROM revenue
+  FROM core.fct_revenue
+  WHERE revenue_date <= @business_date()
   GROUP BY customer_id
 )
 SELECT
@@ -67,20 +48,20 @@ SELECT
   CAST(COALESCE(t.subscription_revenue_usd, 0) AS DECIMAL(14, 2)) AS subscription_revenue_usd,
   CAST(COALESCE(t.order_revenue_usd, 0) + COALESCE(t.refund_usd, 0) + COALESCE(t.subscription_revenue_usd, 0) AS DECIMAL(14, 2)) AS historical_clv_usd,
   COALESCE(t.order_lines, 0) AS order_lines,
-  COALESCE(p.purchase_days, 0) AS purchase_days,
-  GREATEST(COALESCE(p.purchase_days, 0) - 1, 0) AS frequency,
+  p.purchase_days,
+  p.frequency,
   p.first_purchase_date,
   p.last_purchase_date,
-  DATE_DIFF('DAY', p.first_purchase_date, p.last_purchase_date) AS recency_days,
-  DATE_DIFF('DAY', p.first_purchase_date, @business_date()) AS age_days,
-  DATE_DIFF('DAY', p.last_purchase_date, @business_date()) AS days_since_last_purchase,
+  p.recency_days,
+  p.age_days,
+  p.days_since_last_purchase,
   GREATEST(b.tenure_days / 30.4375, 1.0) AS tenure_months,
-  CAST(p.avg_order_value_usd AS DECIMAL(12, 2)) AS avg_order_value_usd,
-  CAST(p.avg_repeat_order_value_usd AS DECIMAL(12, 2)) AS avg_repeat_order_value_usd,
+  CAST(t.order_revenue_usd / NULLIF(p.purchase_days, 0) AS DECIMAL(12, 2)) AS avg_order_value_usd,
+  CAST(p.monetary_value AS DECIMAL(12, 2)) AS avg_repeat_order_value_usd,
   CAST((COALESCE(t.order_revenue_usd, 0) + COALESCE(t.refund_usd, 0) + COALESCE(t.subscription_revenue_usd, 0))
     / GREATEST(b.tenure_days / 30.4375, 1.0) AS DECIMAL(12, 2)) AS monthly_revenue_usd
 FROM intermediate.int_customer_base AS b
+LEFT JOIN @purchase_summary(core.fct_revenue, core.dim_customers, @business_date()) AS p
+  ON p.customer_id = b.customer_id
 LEFT JOIN totals AS t
   ON t.customer_id = b.customer_id
-LEFT JOIN purchases AS p
-  ON p.customer_id = b.customer_id

@@ -1,5 +1,6 @@
 /* Web and app engagement per customer on the business date: rolling 30- and 90-day activity,
-   the 90 days before that (to see a decline), the last session and the device mix.
+   the 90 days before that (to see a decline) and the last session (@session_signals in
+   macros/features.py, the churn model's definitions), pages, bounces and the device mix.
    Grain: one row per customer_id. */
 MODEL (
   name intermediate.int_engagement_summary,
@@ -27,45 +28,36 @@ MODEL (
   )
 );
 
-WITH sessions AS (
-  SELECT * FROM core.fct_activity_logs WHERE session_date <= @business_date()
-), summary AS (
+WITH usage AS (
   SELECT
     customer_id,
-    COUNT(*) FILTER (WHERE session_date > @business_date() - INTERVAL '30' DAY) AS sessions_30d,
-    COUNT(*) FILTER (WHERE session_date > @business_date() - INTERVAL '90' DAY) AS sessions_90d,
-    COUNT(*) FILTER (
-      WHERE session_date > @business_date() - INTERVAL '180' DAY
-        AND session_date <= @business_date() - INTERVAL '90' DAY
-    ) AS sessions_prior_90d,
     SUM(pages_viewed) FILTER (WHERE session_date > @business_date() - INTERVAL '90' DAY) AS pages_viewed_90d,
     AVG(CAST(dropoff_flag AS INT)) FILTER (WHERE session_date > @business_date() - INTERVAL '90' DAY) AS bounce_rate_90d,
     AVG(duration_minutes) FILTER (WHERE session_date > @business_date() - INTERVAL '90' DAY) AS avg_session_minutes_90d,
-    MAX(session_date) AS last_session_date,
-    COUNT(*) AS lifetime_sessions,
     AVG(CAST(device_type = 'desktop' AS INT)) AS desktop_share,
     AVG(CAST(device_type = 'mobile' AS INT)) AS mobile_share,
     AVG(CAST(device_type = 'tablet' AS INT)) AS tablet_share,
     AVG(CAST(channel = 'app' AS INT)) AS app_share
-  FROM sessions
+  FROM core.fct_activity_logs
+  WHERE session_date <= @business_date()
   GROUP BY customer_id
 )
 SELECT
-  b.customer_id,
-  COALESCE(s.sessions_30d, 0) AS sessions_30d,
-  COALESCE(s.sessions_90d, 0) AS sessions_90d,
-  COALESCE(s.sessions_prior_90d, 0) AS sessions_prior_90d,
+  s.customer_id,
+  s.sessions_30d,
+  s.sessions_90d,
+  s.sessions_prior_90d,
   CASE WHEN s.sessions_prior_90d > 0 THEN s.sessions_90d / s.sessions_prior_90d - 1 END AS engagement_trend,
-  COALESCE(s.pages_viewed_90d, 0) AS pages_viewed_90d,
-  s.bounce_rate_90d,
-  s.avg_session_minutes_90d,
+  COALESCE(u.pages_viewed_90d, 0) AS pages_viewed_90d,
+  u.bounce_rate_90d,
+  u.avg_session_minutes_90d,
   s.last_session_date,
-  DATE_DIFF('DAY', s.last_session_date, @business_date()) AS days_since_last_session,
-  COALESCE(s.lifetime_sessions, 0) AS lifetime_sessions,
-  s.desktop_share,
-  s.mobile_share,
-  s.tablet_share,
-  s.app_share
-FROM intermediate.int_customer_base AS b
-LEFT JOIN summary AS s
-  ON s.customer_id = b.customer_id
+  s.days_since_last_session,
+  s.lifetime_sessions,
+  u.desktop_share,
+  u.mobile_share,
+  u.tablet_share,
+  u.app_share
+FROM @session_signals(core.fct_activity_logs, core.dim_customers, @business_date()) AS s
+LEFT JOIN usage AS u
+  ON u.customer_id = s.customer_id

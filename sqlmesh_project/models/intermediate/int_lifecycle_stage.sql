@@ -1,5 +1,6 @@
 /* Where each customer is in their lifecycle on the business date, from days since signup and
-   since their last purchase or session. Thresholds are project variables (config.yaml):
+   since their last purchase or session (@lifecycle_stage in macros/features.py, the churn
+   model's definition). Thresholds are project variables (config.yaml):
    onboarding within onboarding_days of signup; active when last seen within active_within_days;
    dormant within dormant_within_days; churned after that. Grain: one row per customer_id. */
 MODEL (
@@ -21,25 +22,9 @@ MODEL (
   )
 );
 
-WITH activity AS (
-  SELECT
-    b.customer_id,
-    b.tenure_days,
-    GREATEST(COALESCE(c.last_purchase_date, b.signup_date), COALESCE(e.last_session_date, b.signup_date)) AS last_activity_date
-  FROM intermediate.int_customer_base AS b
-  LEFT JOIN intermediate.int_customer_clv AS c
-    ON c.customer_id = b.customer_id
-  LEFT JOIN intermediate.int_engagement_summary AS e
-    ON e.customer_id = b.customer_id
-)
 SELECT
-  customer_id,
-  last_activity_date,
-  DATE_DIFF('DAY', last_activity_date, @business_date()) AS days_since_last_activity,
-  CASE
-    WHEN tenure_days < @VAR('onboarding_days') THEN 'onboarding'
-    WHEN DATE_DIFF('DAY', last_activity_date, @business_date()) <= @VAR('active_within_days') THEN 'active'
-    WHEN DATE_DIFF('DAY', last_activity_date, @business_date()) <= @VAR('dormant_within_days') THEN 'dormant'
-    ELSE 'churned'
-  END AS lifecycle_stage
-FROM activity
+  l.customer_id,
+  l.last_activity_date,
+  l.days_since_last_activity,
+  l.lifecycle_stage
+FROM @lifecycle_stage(core.dim_customers, core.fct_revenue, core.fct_activity_logs, @business_date()) AS l

@@ -1,5 +1,6 @@
 /* Support experience per customer on the business date: tickets, resolution times and CSAT over
-   the last 30 and 90 days and in total. Grain: one row per customer_id. */
+   the last 30 and 90 days and in total. The 90-day ticket, billing and low-CSAT counts are the
+   churn model's (@support_signals in macros/features.py). Grain: one row per customer_id. */
 MODEL (
   name intermediate.int_support_summary,
   kind FULL,
@@ -23,38 +24,34 @@ MODEL (
   )
 );
 
-WITH tickets AS (
-  SELECT * FROM core.fct_support_logs WHERE opened_date <= @business_date()
-), summary AS (
+WITH experience AS (
   SELECT
     customer_id,
     COUNT(*) FILTER (WHERE opened_date > @business_date() - INTERVAL '30' DAY) AS tickets_30d,
-    COUNT(*) FILTER (WHERE opened_date > @business_date() - INTERVAL '90' DAY) AS tickets_90d,
-    COUNT(*) FILTER (WHERE opened_date > @business_date() - INTERVAL '90' DAY AND issue_type = 'billing') AS billing_tickets_90d,
     COUNT(*) FILTER (WHERE NOT is_closed) AS open_tickets,
     COUNT(*) AS lifetime_tickets,
     AVG(resolution_hours) AS avg_resolution_hours,
     AVG(resolution_hours) FILTER (WHERE opened_date > @business_date() - INTERVAL '90' DAY) AS avg_resolution_hours_90d,
     AVG(csat_score) AS avg_csat,
     AVG(csat_score) FILTER (WHERE opened_date > @business_date() - INTERVAL '90' DAY) AS avg_csat_90d,
-    COUNT(*) FILTER (WHERE opened_date > @business_date() - INTERVAL '90' DAY AND is_low_csat) AS low_csat_tickets_90d,
     MAX(opened_date) AS last_ticket_date
-  FROM tickets
+  FROM core.fct_support_logs
+  WHERE opened_date <= @business_date()
   GROUP BY customer_id
 )
 SELECT
-  b.customer_id,
-  COALESCE(s.tickets_30d, 0) AS tickets_30d,
-  COALESCE(s.tickets_90d, 0) AS tickets_90d,
-  COALESCE(s.billing_tickets_90d, 0) AS billing_tickets_90d,
-  COALESCE(s.open_tickets, 0) AS open_tickets,
-  COALESCE(s.lifetime_tickets, 0) AS lifetime_tickets,
-  s.avg_resolution_hours,
-  s.avg_resolution_hours_90d,
-  s.avg_csat,
-  s.avg_csat_90d,
-  COALESCE(s.low_csat_tickets_90d, 0) AS low_csat_tickets_90d,
-  s.last_ticket_date
-FROM intermediate.int_customer_base AS b
-LEFT JOIN summary AS s
-  ON s.customer_id = b.customer_id
+  k.customer_id,
+  COALESCE(e.tickets_30d, 0) AS tickets_30d,
+  k.tickets_90d,
+  k.billing_tickets_90d,
+  COALESCE(e.open_tickets, 0) AS open_tickets,
+  COALESCE(e.lifetime_tickets, 0) AS lifetime_tickets,
+  e.avg_resolution_hours,
+  e.avg_resolution_hours_90d,
+  e.avg_csat,
+  e.avg_csat_90d,
+  k.low_csat_tickets_90d,
+  e.last_ticket_date
+FROM @support_signals(core.fct_support_logs, core.dim_customers, @business_date()) AS k
+LEFT JOIN experience AS e
+  ON e.customer_id = k.customer_id

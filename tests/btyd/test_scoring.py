@@ -1,0 +1,87 @@
+"""clv.stats.scoring on data frames (the rows the feature models hold), without a warehouse: the
+training cutoff, the churn outcome read from the later purchase summary, and clear errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from clv.stats import btyd, churn, scoring
+
+BUSINESS = dt.date(2024, 3, 31)
+CUTOFF = dt.date(2023, 10, 3)
+
+
+def summary(n: int = 600, seed: int = 3) -> pd.DataFrame:
+    """A purchase summary as int_purchase_summary holds it, drawn from BG/NBD and Gamma-Gamma."""
+    rng = np.random.default_rng(seed)
+    sim = btyd.simulate(
+        rng, rng.uniform(30, 300, n), {"r": 0.75, "alpha": 25, "a": 0.8, "b": 5}, {"p": 4, "q": 4, "v": 60}
+    )
+    return pd.DataFrame(
+        {
+            "customer_id": [f"C{i:04d}" for i in range(n)],
+            "frequency": sim["frequency"].astype(int),
+            "recency": sim["recency"],
+            "age": sim["T"],
+            "monetary_value": sim["monetary"],
+            "has_purchased": True,
+            "refund_share": 0.04,
+        }
+    )
+
+
+def signals(ids) -> pd.DataFrame:
+    """Behavioural signals as int_churn_features holds them (quiet customers)."""
+    return pd.DataFrame(
+        {
+            "customer_id": ids,
+            "tenure_days": 200,
+            "sessions_30d": 0,
+            "sessions_90d": 1,
+            "sessions_prior_90d": 2,
+            "days_since_last_session": 40,
+            "lifetime_sessions": 5,
+            "tickets_90d": 0,
+            "billing_tickets_90d": 0,
+            "low_csat_tickets_90d": 0,
+            "has_active_subscription": False,
+            "subscription_ended_90d": False,
+            "lifecycle_stage": "active",
+        }
+    )
+
+
+def test_training_cutoff_is_the_business_date_minus_the_window():
+    assert scoring.training_cutoff(BUSINESS, 180) == CUTOFF
+    with pytest.raises(churn.ChurnModelError, match="at least one day, got 0"):
+        scoring.training_cutoff(BUSINESS, 0)
+
+
+def test_the_outcome_is_a_purchase_after_the_cutoff_in_the_later_summary():
+    s = summary()
+    later = pd.DataFrame(
+        {
+            "customer_id": s["customer_id"],
+            # the first third bought after the cutoff; the next third last bought on the cutoff
+            # day itself, which is before the window: no purchase; the rest never bought
+            "last_purchase_date": [CUTOFF + dt.timedelta(days=5)] * 200 + [CUTOFF] * 200 + [None] * 200,
+        }
+    )
+    frame, outcome = scoring.training_data(s, signals(s["customer_id"]), later, CUTOFF, 180, "day")
+    assert frame["customer_id"].tolist() == s["customer_id"].tolist()
+    assert frame["no_purchase"].tolist() == [0.0] * 200 + [1.0] * 400
+    np.testing.assert_array_equal(outcome.no_purchase, frame["no_purchase"].to_numpy())
+    np.testing.assert_array_equal(outcome.T, s["age"].to_numpy())
+    assert outcome.window == 180
+    assert ((frame["p_alive"] > 0) & (frame["p_alive"] <= 1)).all()
+
+
+def test_fit_clv_names_the_missing_columns():
+    with pytest.raises(btyd.BtydError, match="as of 2024-03-31 has no column refund_share"):
+        scoring.fit_clv(summary().drop(columns="refund_share"), BUSINESS, "day")
+    fit = scoring.fit_clv(summary(), BUSINESS, "day")
+    assert fit.refund_share == 0.04 and 0.3 < fit.bg.r < 2
