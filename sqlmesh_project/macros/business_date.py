@@ -12,6 +12,7 @@ from sqlmesh import macro
 
 from clv.business_date import from_execution_time
 
+
 @macro()
 def business_date(evaluator) -> exp.Expression:
     """The business date of this run as a DATE literal. Without an execution time (SQLMesh
