@@ -17,8 +17,8 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends curl tini \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --uid 50000 --gid 0 --create-home --home-dir /home/clv clv \
-    && mkdir -p /opt/airflow /data /opt/clv \
-    && chown -R clv:0 /opt/airflow /data /opt/clv
+    && mkdir -p /opt/airflow /data /serving /opt/clv \
+    && chown -R clv:0 /opt/airflow /data /serving /opt/clv
 
 WORKDIR /opt/clv
 COPY requirements.txt requirements.lock requirements-nodeps.txt ./

@@ -47,7 +47,7 @@ class Paths:
 
     @property
     def serving(self) -> Path:
-        return self.data_dir / "serving.duckdb"
+        return serving_dir(self.data_dir) / "serving.duckdb"
 
     @property
     def reports(self) -> Path:
@@ -197,6 +197,59 @@ def _port(name: str, default: str) -> int:
     if not 1 <= port <= 65535:
         raise SettingError(f"{name}={raw!r} is not a port number (1-65535)")
     return port
+
+
+def serving_dir(data_dir: Path) -> Path:
+    """The serving file's folder (``CLV_SERVING_DIR``, default the data directory). The team
+    deployment gives it a volume of its own, so that the dashboard and Metabase mount the serving
+    file and nothing else: a folder, because publish renames a new file over the old one, and a
+    single-file mount would keep showing the old one."""
+    raw = _get("CLV_SERVING_DIR")
+    return Path(raw).expanduser() if raw else data_dir
+
+
+def deployment() -> str:
+    """``CLV_DEPLOYMENT``: ``local`` (default: this machine, SQLite, a generated login) or ``team``
+    (docker-compose.yaml sets it): `clv bootstrap` then refuses a missing, short or placeholder
+    secret (``secret_problem``)."""
+    return _choice("CLV_DEPLOYMENT", "local", ("local", "team"))
+
+
+SECRET_MIN_LENGTH = 16
+# Words no secret of the team deployment may contain, case and punctuation ignored: the
+# placeholders of .env files and tutorials (`change-me`, `CHANGE_ME_...`, `your-secret-key`).
+PLACEHOLDER_WORDS = (
+    "changeme",
+    "changeit",
+    "changethis",
+    "replaceme",
+    "placeholder",
+    "example",
+    "password",
+    "passw0rd",
+    "secret",
+    "admin",
+    "default",
+    "letmein",
+    "qwerty",
+    "123456",
+)
+
+
+def secret_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a secret of the team deployment (None: it can): shorter than
+    ``SECRET_MIN_LENGTH``, holding a ``PLACEHOLDER_WORDS`` word, or fewer than 8 different
+    characters. The one definition of a placeholder: `clv bootstrap` applies it, and
+    tests/deploy hold .env.example to it. The message never repeats the value."""
+    if len(value) < SECRET_MIN_LENGTH:
+        return f"is shorter than {SECRET_MIN_LENGTH} characters"
+    folded = re.sub(r"[^a-z0-9]", "", value.lower())
+    word = next((w for w in PLACEHOLDER_WORDS if w in folded), None)
+    if word:
+        return f"looks like a placeholder (it contains {word!r})"
+    if len(set(value)) < 8:
+        return "has fewer than 8 different characters"
+    return None
 
 
 def dashboard_port() -> int:

@@ -4,6 +4,11 @@ and the bootstrap (metadata database, the warehouse pool, the UI login).
 Everything is set through ``AIRFLOW__*`` environment variables on the Airflow processes we start,
 so nothing outside the data directory is touched. A variable already set in the environment wins
 (that is how the team deployment points Airflow at PostgreSQL).
+
+The team deployment (``CLV_DEPLOYMENT=team``, set by docker-compose.yaml) runs ``clv bootstrap``
+before anything else starts; it refuses a missing, short or placeholder secret first
+(``TEAM_SECRETS``, ``clv.settings.secret_problem``), so a stack started with the example's values
+never comes up.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from clv import settings
 from clv.business_date import logical_date
@@ -24,6 +31,32 @@ from clv.names import POOL
 
 POOL_DESCRIPTION = "One slot: every task that opens the DuckDB warehouse (one writer at a time)"
 ADMIN = "admin"
+GENERATE = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+GENERATE_FERNET = "python3 -c 'import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())'"
+
+
+class Secret(NamedTuple):
+    """A secret of the team deployment as bootstrap sees it."""
+
+    variable: str  # what the process reads
+    env_file: str  # where docker-compose.yaml takes it from: the variable in .env
+    kind: str = "text"  # text | url (the password of a URL) | fernet
+    required: bool = False  # the others are checked when set (a URL may have no password)
+
+
+# Every secret docker-compose.yaml hands to airflow-init (tests/deploy hold the table to the file).
+TEAM_SECRETS = (
+    Secret("CLV_AIRFLOW_PASSWORD", "AIRFLOW_ADMIN_PASSWORD", required=True),
+    Secret("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW_JWT_SECRET", required=True),
+    Secret("AIRFLOW__API__SECRET_KEY", "AIRFLOW_API_SECRET_KEY", required=True),
+    Secret("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW_FERNET_KEY", "fernet"),
+    Secret("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW_DB_PASSWORD", "url"),
+    Secret("AIRFLOW__CELERY__RESULT_BACKEND", "AIRFLOW_DB_PASSWORD", "url"),
+    Secret("AIRFLOW__CELERY__BROKER_URL", "REDIS_PASSWORD", "url"),
+    Secret("CLV_SQLMESH_STATE_PASSWORD", "SQLMESH_DB_PASSWORD"),
+    Secret("METABASE_DB_PASSWORD", "METABASE_DB_PASSWORD"),
+    Secret("POSTGRES_PASSWORD", "POSTGRES_PASSWORD"),
+)
 
 
 def home(data_dir: Path | None = None) -> Path:
@@ -95,25 +128,20 @@ def admin_password(data_dir: Path | None = None) -> str:
 def bootstrap(data_dir: Path | None = None, force: bool = False) -> Path:
     """Create (or migrate) the metadata database, the warehouse pool and the admin login.
 
-    Idempotent; a stamp file skips the work when nothing changed. Returns the Airflow home.
+    Idempotent; a stamp file skips the work when nothing changed. Returns the Airflow home. In the
+    team deployment, refuses weak secrets before it writes anything (``check_team_secrets``).
     """
+    if settings.deployment() == "team":
+        check_team_secrets()
     h = home(data_dir)
     h.mkdir(parents=True, exist_ok=True)
     pw_file = h / "passwords.json"
-    password = settings.airflow_password() or (
-        json.loads(pw_file.read_text())[ADMIN] if pw_file.exists() else secrets.token_urlsafe(12)
-    )
-    pw_file.write_text(json.dumps({ADMIN: password}))
-    pw_file.chmod(0o600)
+    logins = json.loads(pw_file.read_text()) if pw_file.exists() else {}  # keeps other users' too
+    password = settings.airflow_password() or logins.get(ADMIN) or secrets.token_urlsafe(12)
+    _write_private(pw_file, json.dumps({**logins, ADMIN: password}))
     env = environ(data_dir)
     stamp = h / ".bootstrapped"
-    key = json.dumps(
-        {
-            "db": env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite"),
-            "dags": env["AIRFLOW__CORE__DAGS_FOLDER"],
-            "pool": POOL,
-        }
-    )
+    key = _stamp_key(env)
     if not force and stamp.exists() and stamp.read_text() == key:
         return h
     logs = h / "logs"
@@ -121,6 +149,66 @@ def bootstrap(data_dir: Path | None = None, force: bool = False) -> Path:
     _step(["pools", "set", POOL, "1", POOL_DESCRIPTION], data_dir, logs / "bootstrap-pool.log")
     stamp.write_text(key)
     return h
+
+
+def check_team_secrets() -> None:
+    """Refuse, in one line naming each variable (never its value), every secret of
+    ``TEAM_SECRETS`` that is required and missing, or set but short, a placeholder or malformed."""
+    problems: dict[str, str] = {}
+    for secret in TEAM_SECRETS:
+        raw = os.environ.get(secret.variable, "").strip()
+        value = (urlsplit(raw).password or "") if secret.kind == "url" else raw
+        name = secret.env_file
+        if secret.variable != secret.env_file:
+            where = "the password in " if secret.kind == "url" else ""
+            name += f" ({where}{secret.variable})"
+        if not value:
+            if secret.required:
+                problems.setdefault(secret.env_file, f"{name} is not set")
+            continue
+        problem = settings.secret_problem(value)
+        if problem is None and secret.kind == "fernet" and not _is_fernet_key(value):
+            problem = f"is not a Fernet key (generate one with {GENERATE_FERNET})"
+        if problem:
+            problems.setdefault(secret.env_file, f"{name} {problem}")
+    if problems:
+        raise UserError(
+            "; ".join(problems.values())
+            + f". Set strong secrets in .env, each generated with {GENERATE}"
+            + " (docker-compose.yaml; README: The team deployment)"
+        )
+
+
+def _is_fernet_key(value: str) -> bool:
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(value)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner may read, from its first byte whatever the umask: a
+    new file created with mode 0600, renamed over ``path`` (an older file keeps no say)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _stamp_key(env: dict[str, str]) -> str:
+    """What the metadata database was bootstrapped for; bootstrap redoes the work when it changes."""
+    return json.dumps(
+        {
+            "db": env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite"),
+            "dags": env["AIRFLOW__CORE__DAGS_FOLDER"],
+            "pool": POOL,
+        }
+    )
 
 
 def _step(args: list[str], data_dir: Path | None, log: Path) -> None:

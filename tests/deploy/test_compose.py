@@ -14,8 +14,9 @@ import yaml
 from clv.settings import PROJECT_ROOT
 
 COMPOSE = PROJECT_ROOT / "docker-compose.yaml"
-SECRET_KEY = re.compile(r"(PASSWORD|PASS|SECRET|_KEY|TOKEN)$", re.I)
-VAR = re.compile(r"(?<!\$)\$\{([A-Z0-9_]+)(:?-[^}]*)?\}")  # $${X} is the container's own variable
+SECRET_KEY = re.compile(r"(PASSWORD|PASS|SECRET|_KEY|TOKEN|_AUTH)$", re.I)
+VAR = re.compile(r"(?<!\$)\$\{([A-Z0-9_]+)(?:(:?[-?+])[^}]*)?\}")  # $${X} is the container's own variable
+REQUIRED_VAR = re.compile(r"\$\{([A-Z0-9_]+):\?[^}]+\}")  # ${X:?message}: compose refuses to start without it
 AIRFLOW = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
 
 
@@ -75,7 +76,8 @@ def test_the_celery_profile_adds_a_broker_and_workers_and_nothing_else(compose):
     assert deps["airflow-init"]["condition"] == "service_completed_successfully"
     assert "inspect ping" in " ".join(worker["healthcheck"]["test"])
     env = env_of(worker)
-    assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0"
+    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://:${REDIS_PASSWORD:?")
+    assert env["AIRFLOW__CELERY__BROKER_URL"].endswith("@redis:6379/0")
     assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
     # The same settings reach the scheduler, which queues tasks for the workers.
     assert (
@@ -115,8 +117,8 @@ def test_volumes_share_the_data_and_readers_mount_it_read_only(compose):
             else:
                 assert source in declared, f"{name} uses undeclared volume {source}"
     assert "clv-data:/data" in services["airflow-scheduler"]["volumes"]  # the one writer
-    for reader in ("dashboard", "metabase"):
-        assert "clv-data:/data:ro" in services[reader]["volumes"], reader
+    for reader in ("dashboard", "metabase"):  # the serving file only (test_closed_by_default.py)
+        assert services[reader]["volumes"] == ["clv-serving:/serving:ro"], reader
 
 
 def test_no_secret_is_inline_and_every_variable_is_in_the_example(compose):
@@ -129,10 +131,10 @@ def test_no_secret_is_inline_and_every_variable_is_in_the_example(compose):
         for key, value in env_of(svc).items():
             value = str(value)
             if SECRET_KEY.search(key):
-                assert VAR.fullmatch(value), f"{name}: {key} must come from .env, not be written inline"
-            creds = re.search(r"://([^:/@]+):([^@]+)@", value)
+                assert REQUIRED_VAR.fullmatch(value), f"{name}: {key} must be ${{VAR:?message}} from .env"
+            creds = re.search(r"://([^:/@]*):([^@]+)@", value)
             if creds:
-                assert VAR.fullmatch(creds.group(2)), f"{name}: {key} has an inline password"
+                assert REQUIRED_VAR.fullmatch(creds.group(2)), f"{name}: {key} has an inline password"
     for var, default in VAR.findall(COMPOSE.read_text()):
         if not default:
             assert var in example, f"${{{var}}} is used but not in .env.example"
