@@ -25,9 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import duckdb
 
 from bench.common import machine, median, run, write_section
+from clv.names import DEFAULT_HISTORY_END
 
 PY = sys.executable
-END = dt.date(2024, 12, 31)
+END = DEFAULT_HISTORY_END
 GENERATED = re.compile(r"^history batch .* in ([0-9.]+) s", re.M)
 
 

@@ -8,6 +8,7 @@ import sys
 
 from clv import settings
 from clv.errors import UserError
+from clv.names import DEFAULT_HISTORY_END, DEFAULT_HISTORY_START
 from generator.profiles import PROFILES
 
 
@@ -64,12 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="customers who sign up between --start and --end (default: $CLV_CUSTOMERS or 100000)",
     )
     h.add_argument(
-        "--start", type=_date, default=dt.date(2022, 1, 1), help="first signup date (default 2022-01-01)"
+        "--start",
+        type=_date,
+        default=DEFAULT_HISTORY_START,
+        help=f"first signup date (default {DEFAULT_HISTORY_START})",
     )
     h.add_argument(
         "--end",
         type=_date,
-        default=dt.date(2024, 12, 31),
+        default=DEFAULT_HISTORY_END,
         help="business end date of the history batch (default 2024-12-31)",
     )
     h.add_argument("--seed", type=int, default=42, help="random seed; same seed, same bytes (default 42)")

@@ -3,19 +3,19 @@ environment; prod and the serving file do not move until promotion; then they sh
 
 from __future__ import annotations
 
-import datetime as dt
 import shutil
 
 import pytest
 
 from clv import pipeline, settings
 from clv.airflow import home as airflow_home
+from clv.names import DEFAULT_HISTORY_END
 from clv.transform import PromotionRefused
 from tests.airflow.helpers import query, sha256, small_run
 
 pytestmark = pytest.mark.slow
 
-END = dt.date(2024, 12, 31)
+END = DEFAULT_HISTORY_END
 MODEL = "models/marts/mart_category_ltv.sql"
 NEW_COLUMN = "  CAST(MEDIAN(c.historical_clv_usd) AS DECIMAL(12, 2)) AS median_historical_clv_usd,\n"
 

@@ -6,11 +6,12 @@ import datetime as dt
 
 import pytest
 
+from clv.names import CHECKED_LAYERS, DEFAULT_HISTORY_END
 from tests.airflow.helpers import clv, explain, query
 
 pytestmark = pytest.mark.slow
 
-END = dt.date(2024, 12, 31)
+END = DEFAULT_HISTORY_END
 TASKS = [
     "extract",
     "load_raw",
@@ -55,7 +56,7 @@ def test_daily_refresh_twice(tmp_path):
     assert query(data, "SELECT business_date FROM serving_info", db="serving.duckdb")[0][0] == END
     # Soda ran on every layer in this run, inside the layer's task.
     layers = query(data, "SELECT DISTINCT layer FROM ops.check_results ORDER BY layer")
-    assert {r[0] for r in layers} == {"raw", "staging", "core", "intermediate", "marts"}
+    assert {r[0] for r in layers} == set(CHECKED_LAYERS)
 
     # Day two: the generator delivers the next business day; only that batch is loaded.
     day2 = END + dt.timedelta(days=1)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import duckdb
 import pytest
 
 from clv.airflow import home as airflow_home
+from clv.names import DEFAULT_HISTORY_END
 from tests.airflow.helpers import query, small_run
 
 pytestmark = pytest.mark.slow
 
-END = dt.date(2024, 12, 31)
+END = DEFAULT_HISTORY_END
 
 
 def test_morning_report_passes_then_flags_a_broken_reconciliation(tmp_path):

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
+from clv.names import DAG_IDS
 from clv.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
 CHROMIUM = os.environ.get("CLV_CHROMIUM", "/usr/bin/chromium")
-DAGS = ("clv_daily_refresh", "clv_quality_checks", "clv_backfill", "clv_deploy")
+DAGS = DAG_IDS
 
 
 def chromium_or_skip() -> str:

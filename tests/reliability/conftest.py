@@ -29,11 +29,12 @@ import pytest
 
 from clv import ingest, pipeline, settings, transform
 from clv.airflow import home as airflow_home
+from clv.names import DEFAULT_HISTORY_END
 from clv.settings import Paths
 from generator import runner
 from tests.reliability.ledger import Ledger, out_dir
 
-END = dt.date(2024, 12, 31)
+END = DEFAULT_HISTORY_END
 START = dt.date(2024, 1, 1)
 CUSTOMERS = 800
 

@@ -17,6 +17,7 @@ import pytest
 
 from clv.airflow import home as airflow_home
 from clv.airflow import policy
+from clv.names import DAILY_DAG
 from generator import runner
 from tests.airflow.helpers import query
 from tests.reliability import ledger as ledger_mod
@@ -89,7 +90,7 @@ def test_extract_and_load_retry_with_back_off_then_alert(airflow_base, tmp_path,
     source = LateSource(paths, d1, parked, export)
     source.start()
     try:
-        rc, log = airflow_home.dags_test("clv_daily_refresh", d1, paths.data_dir)
+        rc, log = airflow_home.dags_test(DAILY_DAG, d1, paths.data_dir)
     finally:
         source.stop.set()
         source.join(timeout=30)
@@ -120,7 +121,7 @@ def test_extract_and_load_retry_with_back_off_then_alert(airflow_base, tmp_path,
     assert query(paths.data_dir, "SELECT business_date FROM serving_info", db="serving.duckdb")[0][0] == d1
 
     # The next day never lands: extract gives up after the last retry, and an alert says so.
-    rc, log = airflow_home.dags_test("clv_daily_refresh", d2, paths.data_dir)
+    rc, log = airflow_home.dags_test(DAILY_DAG, d2, paths.data_dir)
     assert rc != 0
     tries = query(
         paths.data_dir,

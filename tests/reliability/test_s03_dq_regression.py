@@ -9,6 +9,7 @@ import json
 import pytest
 
 from clv.airflow import home as airflow_home
+from clv.names import DAILY_DAG
 from generator import runner
 from tests.airflow.helpers import query, sha256
 from tests.reliability import ledger as ledger_mod
@@ -42,7 +43,7 @@ def test_a_dq_regression_stops_the_layers_below(airflow_base, tmp_path, ledger):
     )
     runs_before = query(paths.data_dir, "SELECT count(*) FROM ops.pipeline_runs")[0][0]
 
-    rc, log = airflow_home.dags_test("clv_daily_refresh", d1, paths.data_dir)
+    rc, log = airflow_home.dags_test(DAILY_DAG, d1, paths.data_dir)
 
     assert rc != 0, log.read_text()[-3000:]
     steps = query(

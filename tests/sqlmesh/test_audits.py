@@ -19,11 +19,12 @@ from sqlmesh.core.audit.builtin import BUILT_IN_AUDITS
 
 from clv import settings, transform
 from clv.business_date import execution_time
+from clv.names import LAYERS
 from clv.quality import CHECKS_DIR
 from tests.conftest import END
 
 DAY2 = END + dt.timedelta(days=2)
-SODA_LAYERS = ("staging", "core", "intermediate", "marts")
+SODA_LAYERS = LAYERS
 UNIQUE_AUDITS = ("unique_values", "unique_combination_of_columns", "unique_across_intervals")
 COMPARISONS = (exp.GT, exp.GTE, exp.LT, exp.LTE)
 
