@@ -170,6 +170,11 @@ def airflow_password() -> str | None:
     return _get("CLV_AIRFLOW_PASSWORD")
 
 
+def secret(name: str) -> str:
+    """A deployment secret's raw value ("" when unset); `clv bootstrap` checks it in team mode."""
+    return os.environ.get(name, "").strip()
+
+
 def java_home() -> str | None:
     """``JAVA_HOME``, where the Spark gateway looks for Java besides the PATH."""
     return _get("JAVA_HOME")

@@ -156,7 +156,7 @@ def check_team_secrets() -> None:
     ``TEAM_SECRETS`` that is required and missing, or set but short, a placeholder or malformed."""
     problems: dict[str, str] = {}
     for secret in TEAM_SECRETS:
-        raw = os.environ.get(secret.variable, "").strip()
+        raw = settings.secret(secret.variable)
         value = (urlsplit(raw).password or "") if secret.kind == "url" else raw
         name = secret.env_file
         if secret.variable != secret.env_file:
