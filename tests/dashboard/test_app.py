@@ -95,8 +95,7 @@ def test_revenue_at_risk_leaves_out_customers_already_lost(pipeline_data, run_ap
     caption = "\n".join(c.value for c in at.caption)
     assert f"${float(total_risk + kept + lost):,.0f} the next 12 months would bring" in caption
     assert (
-        f"${total_risk:,.0f} at risk, ${kept:,.0f} expected to be kept, ${lost:,.0f} already lost"
-        in caption
+        f"${total_risk:,.0f} at risk, ${kept:,.0f} expected to be kept, ${lost:,.0f} already lost" in caption
     )
 
 
@@ -207,10 +206,10 @@ def test_csv_download_holds_exactly_the_rows_and_columns_shown(pipeline_data, ru
 
 
 def test_customer_360_finds_a_customer_by_id(pipeline_data, run_app):
-    ((cid, p, risk, clv12, city, stage),) = query(
+    ((cid, p, risk, lost, clv12, city, stage),) = query(
         pipeline_data,
-        "SELECT customer_id, churn_probability, revenue_at_risk_usd, predicted_clv_12m_usd, city, lifecycle_stage "
-        "FROM mart_customer_360 ORDER BY predicted_clv_12m_usd DESC, customer_id LIMIT 1",
+        "SELECT customer_id, churn_probability, revenue_at_risk_usd, value_lost_usd, predicted_clv_12m_usd, city, "
+        "lifecycle_stage FROM mart_customer_360 ORDER BY value_at_stake_usd DESC, customer_id LIMIT 1",
     )
     at = run_app(pipeline_data)
     at.text_input(key="customer_id").set_value(f"  {cid.lower()} ")
@@ -219,6 +218,7 @@ def test_customer_360_finds_a_customer_by_id(pipeline_data, run_app):
     m = metrics(at)
     assert m["Churn probability"] == f"{p:.0%}"
     assert m["Revenue at risk"] == f"${risk:,.0f}"
+    assert m["Value already lost"] == f"${lost:,.0f}"
     assert m["Predicted 12-month CLV"] == f"${clv12:,.0f}"  # the KPI of that name is the customer's now
     assert m["Lifecycle stage"] == stage
     details = pd.concat([d.value for d in at.dataframe if list(d.value.columns) == ["field", "value"]])
