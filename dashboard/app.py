@@ -376,7 +376,8 @@ def support_tab(s: data.Serving) -> None:
     st.subheader("Churn against support experience")
     st.caption(
         "Customers grouped by their support tickets of the last 90 days. Bars: average churn "
-        "probability; the table adds the share already churned and the revenue at risk."
+        "probability; the table adds the share already churned, the revenue at risk (reachable "
+        "customers, next 90 days) and the value already lost."
     )
     for (dim, (label, _)), col in zip(
         data.SUPPORT_DIMENSIONS.items(), st.columns(len(data.SUPPORT_DIMENSIONS))

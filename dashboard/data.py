@@ -457,15 +457,21 @@ SUPPORT_DIMENSIONS = {
 
 def churn_by_support(s: Serving, dimension: str) -> pd.DataFrame:
     """Churn against one support dimension: customers, average churn probability, churned share
-    and revenue at risk per band (averages weighted by the customers in each row of the mart)."""
+    revenue at risk and, when the mart carries it, value already lost per band (averages weighted
+    by the customers in each row of the mart)."""
     if dimension not in SUPPORT_DIMENSIONS:
         raise ValueError(f"unknown support dimension {dimension!r}")
     order = list(SUPPORT_DIMENSIONS[dimension][1])
+    lost = (
+        ", sum(value_lost_usd)::DOUBLE AS value_lost_usd"
+        if s.has("mart_churn_support_analysis", "value_lost_usd")
+        else ""
+    )
     return s.df(
         f'SELECT "{dimension}" AS band, sum(customers)::BIGINT AS customers, '
         "sum(avg_churn_probability * customers) / sum(customers) AS avg_churn_probability, "
         "sum(churned_share * customers) / sum(customers) AS churned_share, "
-        "sum(revenue_at_risk_usd)::DOUBLE AS revenue_at_risk_usd "
+        f"sum(revenue_at_risk_usd)::DOUBLE AS revenue_at_risk_usd{lost} "
         f'FROM mart_churn_support_analysis GROUP BY "{dimension}" '
         f'ORDER BY coalesce(list_position(?, "{dimension}"), 99), "{dimension}"',
         [order],

@@ -59,14 +59,16 @@ def test_value_tiers_partition_the_customers(serving, pipeline_data):
 @pytest.mark.parametrize("dimension", list(data.SUPPORT_DIMENSIONS))
 def test_churn_by_support_weighs_each_band_by_its_customers(serving, pipeline_data, dimension):
     df = data.churn_by_support(serving, dimension)
-    ((n, avg_churn, risk),) = query(
+    ((n, avg_churn, risk, lost),) = query(
         pipeline_data,
-        "SELECT count(*), avg(churn_probability), sum(revenue_at_risk_usd) FROM mart_customer_360",
+        "SELECT count(*), avg(churn_probability), sum(revenue_at_risk_usd), sum(value_lost_usd) "
+        "FROM mart_customer_360",
     )
     assert df["customers"].sum() == n
     weighted = (df["avg_churn_probability"] * df["customers"]).sum() / df["customers"].sum()
     assert weighted == pytest.approx(avg_churn, abs=1e-9)
     assert df["revenue_at_risk_usd"].sum() == pytest.approx(float(risk), abs=0.05)
+    assert df["value_lost_usd"].sum() == pytest.approx(float(lost), abs=0.05) and lost > risk > 0
     order = list(data.SUPPORT_DIMENSIONS[dimension][1])
     assert [order.index(b) for b in df["band"]] == sorted(order.index(b) for b in df["band"])
 
