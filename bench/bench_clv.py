@@ -1,7 +1,10 @@
 """Predictive CLV and churn against the generator's ground truth (issue: ROC AUC of
 churn_probability and of 1 - P(alive) against truth.churned; predicted vs actual 365-day revenue,
 in total and by per-customer rank correlation; recovery of the generator's purchase parameters;
-a calibration table of predicted vs observed churn by decile).
+a calibration table of predicted vs observed churn by decile). Issue 17 adds the forward-looking
+risk: among customers still active on the business date, how well the 90-day leave probability
+ranks and matches the dropouts of the next 90 days, and the value split into at risk / kept / lost
+next to the figure the old definition gave (its own section, "at_risk", in RESULTS.md).
 
 Reads the warehouse `make run` built (its models as of the history's end date) and the truth the
 generator wrote beside it; it changes nothing.
@@ -24,7 +27,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import machine, median, write_section
-from clv import btyd, churn, settings
+from clv import settings
+from clv.stats import btyd, churn
 
 GENERATOR_BG = {"r": 0.75, "alpha": 25.0, "a": 0.8, "b": 5.0}
 GENERATOR_GG = {"p": 4.0, "q": 4.0, "v": 60.0}
@@ -128,10 +132,16 @@ def main() -> None:
             SELECT p.customer_id, p.frequency, p.recency, p.age, p.p_alive, p.expected_purchases_90d,
                    p.expected_purchases_365d, p.bgnbd_clv_12m_usd, p.predicted_remaining_clv_usd,
                    CAST(r.predicted_clv_12m_usd AS DOUBLE) AS predicted_clv_12m_usd, s.churn_probability,
-                   CAST(r.revenue_at_risk_usd AS DOUBLE) AS revenue_at_risk_usd
+                   CAST(r.revenue_at_risk_usd AS DOUBLE) AS revenue_at_risk_usd,
+                   r.leave_probability_90d, r.is_reachable,
+                   CAST(r.value_kept_usd AS DOUBLE) AS value_kept_usd,
+                   CAST(r.value_lost_usd AS DOUBLE) AS value_lost_usd,
+                   CAST(v.historical_clv_usd AS DOUBLE) AS historical_clv_usd, v.value_tier, l.lifecycle_stage
             FROM intermediate.int_clv_predictions p
             JOIN intermediate.int_churn_scoring s USING (customer_id)
-            JOIN intermediate.int_revenue_risk r USING (customer_id)""").df()
+            JOIN intermediate.int_revenue_risk r USING (customer_id)
+            JOIN marts.mart_clv v USING (customer_id)
+            JOIN intermediate.int_lifecycle_stage l USING (customer_id)""").df()
         load = os.getloadavg()[0]
         timings = time_models(con, pd.Timestamp(fit.business_date).date(), args.repeats)
     finally:
@@ -247,8 +257,8 @@ def main() -> None:
         f"The 10% of customers with the highest predicted 12-month CLV brought {top_share:.1%} of the next "
         "year's revenue. Remaining CLV is BG/NBD's expected purchases of a customer still active times "
         "Gamma-Gamma's expected spend, net of the refund share. Actual revenue is the truth's order revenue "
-        "net of refunds; subscription charges are not predicted by these models. Revenue at risk "
-        f"(churn probability x remaining CLV): ${df['revenue_at_risk_usd'].sum():,.0f}.",
+        "net of refunds; subscription charges are not predicted by these models. Value already lost "
+        f"(churn probability x remaining CLV, the figure once called revenue at risk): ${df['value_lost_usd'].sum():,.0f}.",
         "",
         "By repeat purchases in the calibration period (purchase days in the next 365 days):",
         "",
@@ -320,6 +330,106 @@ def main() -> None:
     ]
     write_section("clv", "\n".join(lines))
     print("\n".join(lines))
+    risk_lines = at_risk_section(df, business)
+    write_section("at_risk", "\n".join(risk_lines))
+    print("\n".join(risk_lines))
+
+
+def deciles(score: np.ndarray, outcome: np.ndarray) -> pd.DataFrame:
+    d = pd.qcut(pd.Series(score).rank(method="first"), 10, labels=False)
+    return (
+        pd.DataFrame({"d": d, "p": score, "y": outcome})
+        .groupby("d")
+        .agg(customers=("y", "size"), predicted=("p", "mean"), observed=("y", "mean"))
+    )
+
+
+def at_risk_section(df: pd.DataFrame, business) -> list[str]:
+    """At risk against already lost (issue 17), scored against the truth's dropout dates."""
+    day = pd.Timestamp(business)
+    dropout = pd.to_datetime(df["dropout_date"])
+    active = (dropout.isna() | (dropout > day)).to_numpy()
+    leaves = ((dropout > day) & (dropout <= day + pd.Timedelta(days=90))).to_numpy()
+    a = df[active]
+    y = leaves[active]
+    q = a["leave_probability_90d"].to_numpy()
+    scores = {
+        "`leave_probability_90d` (churn model x BG/NBD dropout over 90 days)": q,
+        "`churn_probability` (has already left)": a["churn_probability"].to_numpy(),
+        "`1 - p_alive` (BG/NBD alone)": 1 - a["p_alive"].to_numpy(),
+    }
+    reach = a["is_reachable"].astype(bool).to_numpy()
+    cal = deciles(q, y)
+    ece = float(np.average(np.abs(cal.predicted - cal.observed), weights=cal.customers))
+    remaining = df["predicted_remaining_clv_usd"].sum()
+    at_risk, kept, lost = (
+        df["revenue_at_risk_usd"].sum(),
+        df["value_kept_usd"].sum(),
+        df["value_lost_usd"].sum(),
+    )
+    high = df["value_tier"].isin(["Top 10%", "High"])
+    old_rank = df["predicted_clv_12m_usd"].rank(ascending=False, method="first") / len(df)
+    old_high = (old_rank <= 0.3).to_numpy()
+    gone = ~df["is_reachable"].astype(bool)
+    churned_stage = df["lifecycle_stage"] == "churned"
+    # who actually leaves in the next 90 days, by where their value sits
+    leave_value = df["predicted_remaining_clv_usd"].to_numpy() * leaves
+    lines = [
+        "## At risk and already lost (issue 17)",
+        "",
+        "Command: `python bench/bench_clv.py` (with the section above). The same warehouse and truth. "
+        f"Customers still active on {business} (truth `dropout_date` after it, or none): {active.sum():,}; "
+        f"{y.sum():,} of them ({y.mean():.1%}) drop out within the following 90 days.",
+        "",
+        "### Who leaves in the next 90 days",
+        "",
+        "| score, customers active on the business date | ROC AUC | ROC AUC, reachable only | mean predicted | observed |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, score in scores.items():
+        lines.append(
+            f"| {name} | {churn.roc_auc(score, y):.4f} | {churn.roc_auc(score[reach], y[reach]):.4f} | "
+            f"{score.mean():.3f} | {y.mean():.3f} |"
+        )
+    lines += [
+        "",
+        f"Brier score of `leave_probability_90d`: {float(np.mean((q - y) ** 2)):.4f}. Calibration in deciles "
+        "of `leave_probability_90d` (mean predicted vs observed share dropping out within 90 days):",
+        "",
+        "| decile | customers | predicted | observed |",
+        "| ---: | ---: | ---: | ---: |",
+        *[
+            f"| {d + 1} | {int(c.customers):,} | {c.predicted:.3f} | {c.observed:.3f} |"
+            for d, c in cal.iterrows()
+        ],
+        "",
+        f"Mean absolute gap over the deciles: {ece:.3f}.",
+        "",
+        "### The value split",
+        "",
+        "| figure | before (issue 17) | after |",
+        "| --- | ---: | ---: |",
+        f"| revenue at risk, headline | ${lost:,.0f} (churn probability x remaining value, everyone) | "
+        f"${at_risk:,.0f} (reachable customers, 90-day leave probability x remaining value) |",
+        f"| of it with churned-stage customers | ${lost - df.loc[~churned_stage, 'value_lost_usd'].sum():,.0f} | "
+        f"${df.loc[churned_stage, 'revenue_at_risk_usd'].sum():,.0f} |",
+        f"| at-risk list: Top 10% and High tiers | ${df.loc[old_high, 'value_lost_usd'].sum():,.0f} "
+        f"(tiers by predicted 12-month CLV) | ${df.loc[high, 'revenue_at_risk_usd'].sum():,.0f} (tiers by value at stake) |",
+        f"| value already lost | — | ${lost:,.0f}, of which ${df.loc[gone, 'value_lost_usd'].sum():,.0f} with the "
+        f"{int(gone.sum()):,} customers most likely gone (win-back pool) |",
+        f"| value kept | — | ${kept:,.0f} |",
+        f"| remaining value (next 12 months if everyone stayed) | ${remaining:,.0f} | at risk + kept + lost = "
+        f"${at_risk + kept + lost:,.0f} |",
+        "",
+        f"Customers reachable: {int((~gone).sum()):,}; most likely gone: {int(gone.sum()):,}. Of the customers "
+        f"truly dropping out within 90 days, {leaves[~gone.to_numpy()].sum() / max(leaves.sum(), 1):.1%} are "
+        f"in the reachable list, carrying {leave_value[~gone.to_numpy()].sum() / max(leave_value.sum(), 1):.1%} "
+        "of those leavers' remaining value. The 90-day leave probability is (1 - churn_probability) x "
+        "(1 - exp(-a / (a + b + frequency) x expected_purchases_90d / p_alive)): the churn model says "
+        "whether the customer is still active, BG/NBD's dropout-after-a-purchase says how likely an active "
+        "one is to drop out over the next 90 days (int_revenue_risk).",
+    ]
+    return lines
 
 
 if __name__ == "__main__":

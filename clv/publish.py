@@ -88,14 +88,19 @@ def serving_summary(paths: settings.Paths) -> str:
     try:
         q = con.execute
         ((day, published),) = q("SELECT business_date, published_at FROM serving_info").fetchall()
-        ((customers, at_risk, clv12, hist),) = q(
-            "SELECT count(*), sum(revenue_at_risk_usd), sum(predicted_clv_12m_usd), sum(historical_clv_usd) "
+        ((customers, at_risk, kept, lost, clv12, hist, reachable, gone, win_back),) = q(
+            "SELECT count(*), sum(revenue_at_risk_usd), sum(value_kept_usd), sum(value_lost_usd), "
+            "sum(predicted_clv_12m_usd), sum(historical_clv_usd), count(*) FILTER (is_reachable), "
+            "count(*) FILTER (NOT is_reachable), coalesce(sum(value_lost_usd) FILTER (NOT is_reachable), 0) "
             "FROM mart_customer_360"
         ).fetchall()
         lines = [
             f"Serving file {paths.serving} (business date {day}, published {published:%Y-%m-%d %H:%M:%S})",
-            f"  {customers:,} customers; historical CLV ${hist:,.0f}; predicted 12-month CLV ${clv12:,.0f}; "
-            f"revenue at risk ${at_risk:,.0f}",
+            f"  {customers:,} customers; historical CLV ${hist:,.0f}; predicted 12-month CLV ${clv12:,.0f}",
+            f"  Next 12 months' value if everyone stayed ${at_risk + kept + lost:,.0f} = at risk (reachable, "
+            f"leaving within 90 days) ${at_risk:,.0f} + kept ${kept:,.0f} + already lost ${lost:,.0f}",
+            f"  {reachable:,} customers still reachable; {gone:,} most likely gone (win-back pool, "
+            f"${win_back:,.0f} of the value lost)",
             "  Top customers by predicted 12-month CLV:",
         ]
         for cid, p12, tier in q(
@@ -103,12 +108,13 @@ def serving_summary(paths: settings.Paths) -> str:
             "ORDER BY predicted_clv_12m_usd DESC, customer_id LIMIT 5"
         ).fetchall():
             lines.append(f"    {cid}  ${p12:>10,.2f}  {tier}")
-        lines.append("  High-value customers most at risk:")
+        lines.append("  High-value customers most at risk: still reachable, by revenue at risk over 90 days")
         for cid, prob, risk, tier in q(
-            "SELECT customer_id, churn_probability, revenue_at_risk_usd, value_tier FROM mart_churn_risk "
-            "WHERE value_tier IN ('Top 10%', 'High') ORDER BY revenue_at_risk_usd DESC, customer_id LIMIT 5"
+            "SELECT customer_id, leave_probability_90d, revenue_at_risk_usd, value_tier FROM mart_churn_risk "
+            "WHERE value_tier IN ('Top 10%', 'High') AND is_reachable "
+            "ORDER BY revenue_at_risk_usd DESC, customer_id LIMIT 5"
         ).fetchall():
-            lines.append(f"    {cid}  churn {prob:.0%}  at risk ${risk:>9,.2f}  {tier}")
+            lines.append(f"    {cid}  leaves in 90 days {prob:.0%}  at risk ${risk:>9,.2f}  {tier}")
         checks = q(
             "SELECT layer, count(*) FILTER (outcome = 'pass'), count(*) FILTER (outcome = 'warn'), "
             "count(*) FILTER (outcome NOT IN ('pass', 'warn')) FROM check_results GROUP BY layer "

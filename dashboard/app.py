@@ -43,7 +43,14 @@ LABELS = {
     "churn_probability": "Churn probability",
     "p_alive": "P(alive)",
     "risk_band": "Churn risk",
-    "revenue_at_risk_usd": "Revenue at risk",
+    "revenue_at_risk_usd": "Revenue at risk, 90 days",
+    "value_lost_usd": "Value already lost",
+    "value_kept_usd": "Value kept",
+    "value_at_stake_usd": "Value at stake",
+    "leave_probability_90d": "Leaves within 90 days",
+    "is_reachable": "Still reachable",
+    "min_value_at_stake_usd": "Value at stake from",
+    "max_value_at_stake_usd": "Value at stake to",
     "predicted_clv_12m_usd": "Predicted 12-month CLV",
     "historical_clv_usd": "Revenue to date",
     "expected_purchases_365d": "Expected purchases, next 365 days",
@@ -102,9 +109,12 @@ def table_config(df: pd.DataFrame) -> dict[str, object]:
         label = LABELS.get(col, col.replace("_", " "))
         if col.endswith("_usd"):
             config[col] = st.column_config.NumberColumn(label, format="dollar")
-        elif col in ("churn_probability", "p_alive", "churned_share") or col.startswith(
-            ("share_", "avg_category", "avg_churn")
-        ):
+        elif col in (
+            "churn_probability",
+            "p_alive",
+            "churned_share",
+            "leave_probability_90d",
+        ) or col.startswith(("share_", "avg_category", "avg_churn")):
             config[col] = st.column_config.NumberColumn(label, format="percent")
         elif col == "business_date":
             config[col] = st.column_config.DateColumn(label, format="YYYY-MM-DD")
@@ -145,7 +155,7 @@ def header(s: data.Serving) -> None:
 
 def kpi_row(s: data.Serving) -> None:
     k = data.kpis(s)
-    cols = st.columns(5)
+    cols = st.columns(6)
     cols[0].metric("Customers", f"{k.customers:,}", help="Every customer known on the business date.")
     cols[1].metric(
         "Revenue, last 12 months",
@@ -164,21 +174,44 @@ def kpi_row(s: data.Serving) -> None:
     cols[4].metric(
         "Revenue at risk",
         money(k.revenue_at_risk_usd),
-        help="Sum over customers of churn probability × the value expected in the next 12 months "
-        "if they stay.",
+        help="Customers still reachable (not in the churned stage, churn probability below 50%): "
+        "the probability that they leave within the next 90 days × the value of their next 12 "
+        "months if they stay.",
+    )
+    cols[5].metric(
+        "Already lost",
+        money(k.value_lost_usd),
+        help="Churn probability (has already left) × the value of the next 12 months if still "
+        "active, summed over every customer. Not part of the revenue at risk.",
     )
     st.caption(
-        f"{k.high_risk_customers:,} customers in the high churn-risk band; {money(k.high_value_at_risk_usd)} "
-        "of the revenue at risk sits with Top 10% and High value customers."
+        f"Of the {money(k.remaining_value_usd)} the next 12 months would bring if every customer were "
+        f"active and stayed: {money(k.revenue_at_risk_usd)} at risk, {money(k.value_kept_usd)} expected "
+        f"to be kept, {money(k.value_lost_usd)} already lost. {k.reachable_customers:,} customers are "
+        f"still reachable ({money(k.high_value_at_risk_usd)} of the revenue at risk sits with Top 10% "
+        f"and High value customers); {k.lost_customers:,} have most likely left, the win-back pool, "
+        f"with {money(k.win_back_value_usd)} of the value lost."
     )
+
+
+LISTS = {
+    "At risk: still reachable": "at risk",
+    "Already lost: win-back pool": "already lost",
+}
 
 
 def at_risk_tab(s: data.Serving) -> None:
     st.subheader("High-value customers most at risk")
     st.caption(
-        "Revenue at risk = churn probability × the value expected over the next 12 months if the "
-        "customer stays. Narrow by segment (empty = all); click a column header to re-sort the table."
+        "At risk: customers still reachable (not in the churned stage, churn probability below "
+        "50%); revenue at risk = the probability that they leave within the next 90 days × the "
+        "value of their next 12 months if they stay. Already lost: customers who have most likely "
+        "left; value already lost = churn probability × that value. Value tiers rank the value at "
+        "stake (revenue to date + the next 12 months if retained). Narrow by segment (empty = all); "
+        "click a column header to re-sort the table."
     )
+    which = st.radio("List", list(LISTS), horizontal=True, key="pool")
+    pool = LISTS[which]
     options = data.segment_options(s)
     filters: dict[str, list[str]] = {}
     for (col, label), box in zip(data.SEGMENT_FILTERS.items(), st.columns(len(data.SEGMENT_FILTERS))):
@@ -187,16 +220,22 @@ def at_risk_tab(s: data.Serving) -> None:
             label, options[col], default=default, key=f"filter_{col}", placeholder="all"
         )
     left, right, _ = st.columns([1, 1, 3])
-    sort = left.selectbox("Rank by", list(data.SORTS), key="sort")
+    sorts = list(data.SORTS)
+    if pool == "already lost":
+        sorts.remove("value already lost")
+        sorts.insert(0, "value already lost")
+    sort = left.selectbox("Rank by", sorts, key=f"sort_{pool.replace(' ', '_')}")
     rows = right.selectbox("Rows", [50, 100, 500, 1000, "all"], index=1, key="rows")
-    matches, risk = data.at_risk_summary(s, filters)
+    matches, risk, lost = data.at_risk_summary(s, filters, pool)
     if matches == 0:
         st.info("No customer matches these filters.")
         return
-    table = data.at_risk(s, filters, sort, None if rows == "all" else int(rows))
+    table = data.at_risk(s, filters, sort, None if rows == "all" else int(rows), pool)
+    figure = (
+        f"**{money(risk)}** revenue at risk" if pool == "at risk" else f"**{money(lost)}** value already lost"
+    )
     st.markdown(
-        f"**{matches:,}** customers match, with **{money(risk)}** revenue at risk. "
-        f"The table holds the top {len(table):,} by {sort}."
+        f"**{matches:,}** customers match, with {figure}. The table holds the top {len(table):,} by {sort}."
     )
     st.dataframe(
         table,
@@ -207,7 +246,7 @@ def at_risk_tab(s: data.Serving) -> None:
     st.download_button(
         f"Download these {len(table):,} customers (CSV)",
         data.to_csv(table),
-        file_name=f"customers-at-risk-{s.business_date:%Y-%m-%d}.csv",
+        file_name=f"customers-{pool.replace(' ', '-')}-{s.business_date:%Y-%m-%d}.csv",
         mime="text/csv",
         key="download_at_risk",
         on_click="ignore",
@@ -240,8 +279,8 @@ def value_tab(s: data.Serving) -> None:
         top = tiers[tiers["value_tier"] == "Top 10%"]
         if not top.empty:
             st.markdown(
-                f"The top 10% of customers (predicted 12-month CLV of {money(top['min_predicted_clv_12m_usd'].iloc[0])} "
-                f"or more) carry **{pct(top['share_of_predicted_clv'].iloc[0])}** of the predicted value."
+                f"The top 10% of customers (value at stake of {money(top['min_value_at_stake_usd'].iloc[0])} "
+                f"or more: revenue to date + the next 12 months if retained) carry **{pct(top['share_of_predicted_clv'].iloc[0])}** of the predicted value."
             )
         chart = (
             alt.Chart(tiers)
@@ -264,12 +303,13 @@ def value_tab(s: data.Serving) -> None:
             "value_tier",
             "customers",
             "share_of_customers",
-            "min_predicted_clv_12m_usd",
-            "max_predicted_clv_12m_usd",
+            "min_value_at_stake_usd",
+            "max_value_at_stake_usd",
             "predicted_clv_12m_usd",
             "share_of_predicted_clv",
             "historical_clv_usd",
             "revenue_at_risk_usd",
+            "value_lost_usd",
             "avg_churn_probability",
         ]
     ]
@@ -336,7 +376,8 @@ def support_tab(s: data.Serving) -> None:
     st.subheader("Churn against support experience")
     st.caption(
         "Customers grouped by their support tickets of the last 90 days. Bars: average churn "
-        "probability; the table adds the share already churned and the revenue at risk."
+        "probability; the table adds the share already churned, the revenue at risk (reachable "
+        "customers, next 90 days) and the value already lost."
     )
     for (dim, (label, _)), col in zip(
         data.SUPPORT_DIMENSIONS.items(), st.columns(len(data.SUPPORT_DIMENSIONS))
@@ -407,7 +448,7 @@ def _display(column: str, value: object) -> str:
         return "yes" if value else "no"
     if column.endswith("_usd"):
         return f"${float(value):,.2f}"
-    if column in ("churn_probability", "p_alive"):
+    if column in ("churn_probability", "p_alive", "leave_probability_90d"):
         return f"{float(value):.1%}"
     if isinstance(value, float):
         return f"{value:,.2f}"
@@ -439,12 +480,13 @@ def customer_tab(s: data.Serving) -> None:
         )
         return
     st.markdown(f"#### {row['customer_id']}")
-    cols = st.columns(5)
+    cols = st.columns(6)
     cols[0].metric("Value tier", str(row["value_tier"]))
     cols[1].metric("Predicted 12-month CLV", money(row["predicted_clv_12m_usd"]))
     cols[2].metric("Churn probability", pct(row["churn_probability"]))
     cols[3].metric("Revenue at risk", money(row["revenue_at_risk_usd"]))
-    cols[4].metric("Lifecycle stage", str(row["lifecycle_stage"]))
+    cols[4].metric("Value already lost", money(row["value_lost_usd"]))
+    cols[5].metric("Lifecycle stage", str(row["lifecycle_stage"]))
     fields = [(_label(k), _display(k, v)) for k, v in row.items() if k != "customer_id"]
     half = (len(fields) + 1) // 2
     for col, part in zip(st.columns(2), (fields[:half], fields[half:])):

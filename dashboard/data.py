@@ -42,6 +42,10 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "historical_clv_usd",
         "predicted_clv_12m_usd",
         "revenue_at_risk_usd",
+        "value_lost_usd",
+        "value_kept_usd",
+        "value_at_stake_usd",
+        "is_reachable",
         "value_tier",
         "contract_segment",
         "region",
@@ -73,10 +77,14 @@ AT_RISK_COLUMNS = (
     "churn_probability",
     "risk_band",
     "revenue_at_risk_usd",
+    "value_lost_usd",
     "predicted_clv_12m_usd",
     "historical_clv_usd",
 )
 AT_RISK_OPTIONAL = (
+    "leave_probability_90d",
+    "value_at_stake_usd",
+    "predicted_remaining_clv_usd",
     "p_alive",
     "expected_purchases_365d",
     "lifecycle_stage",
@@ -92,8 +100,15 @@ AT_RISK_OPTIONAL = (
 )
 SORTS = {
     "revenue at risk": "revenue_at_risk_usd DESC",
+    "value already lost": "value_lost_usd DESC",
     "churn probability": "churn_probability DESC",
     "predicted 12-month CLV": "predicted_clv_12m_usd DESC",
+}
+# The two lists: customers still reachable (at risk of leaving in the next 90 days) and customers
+# who have most likely left (the win-back pool). is_reachable splits them (int_revenue_risk).
+POOLS = {
+    "at risk": "is_reachable",
+    "already lost": "NOT is_reachable",
 }
 # Filters of the at-risk list: column -> label. Values come from the data.
 SEGMENT_FILTERS = {
@@ -208,21 +223,47 @@ class Kpis:
     revenue_to_date_usd: float
     revenue_last_12m_usd: float | None
     predicted_clv_12m_usd: float
+    remaining_value_usd: float
     revenue_at_risk_usd: float
+    value_kept_usd: float
+    value_lost_usd: float
+    reachable_customers: int
+    lost_customers: int
+    win_back_value_usd: float
     high_risk_customers: int
     high_value_at_risk_usd: float
 
 
 def kpis(s: Serving) -> Kpis:
-    """Customers, revenue, predicted 12-month CLV and revenue at risk, summed over every customer.
+    """Customers, revenue, predicted 12-month CLV, and the remaining value's three parts summed
+    over every customer: revenue at risk (customers still reachable who may leave in the next 90
+    days; zero for the others by construction), value kept and value already lost. The win-back
+    pool is the customers most likely gone (not reachable) and the value lost with them.
 
     Revenue to date is net revenue (orders + subscriptions + refunds) per customer. Revenue in the
     last 12 months comes from the cohort table (revenue per cohort and calendar month) for the 12
     calendar months up to and including the business date's month.
     """
-    customers, to_date, clv12, at_risk, high_risk, hv_at_risk = s.con.execute(
+    (
+        customers,
+        to_date,
+        clv12,
+        remaining,
+        at_risk,
+        kept,
+        lost,
+        reachable,
+        gone,
+        win_back,
+        high_risk,
+        hv_at_risk,
+    ) = s.con.execute(
         "SELECT count(*), sum(historical_clv_usd)::DOUBLE, sum(predicted_clv_12m_usd)::DOUBLE, "
-        "sum(revenue_at_risk_usd)::DOUBLE, count(*) FILTER (risk_band = 'high'), "
+        "sum(revenue_at_risk_usd + value_kept_usd + value_lost_usd)::DOUBLE, "
+        "sum(revenue_at_risk_usd)::DOUBLE, sum(value_kept_usd)::DOUBLE, sum(value_lost_usd)::DOUBLE, "
+        "count(*) FILTER (is_reachable), count(*) FILTER (NOT is_reachable), "
+        "coalesce(sum(value_lost_usd) FILTER (NOT is_reachable), 0)::DOUBLE, "
+        "count(*) FILTER (risk_band = 'high' AND is_reachable), "
         "coalesce(sum(revenue_at_risk_usd) FILTER (value_tier IN ('Top 10%', 'High')), 0)::DOUBLE "
         "FROM mart_customer_360"
     ).fetchone()
@@ -234,7 +275,21 @@ def kpis(s: Serving) -> Kpis:
             "> date_trunc('month', ?::DATE) - INTERVAL 12 MONTH",
             [s.business_date],
         ).fetchone()[0]
-    return Kpis(customers, to_date, last_12m, clv12, at_risk, high_risk, hv_at_risk)
+    return Kpis(
+        customers,
+        to_date,
+        last_12m,
+        clv12,
+        remaining,
+        at_risk,
+        kept,
+        lost,
+        reachable,
+        gone,
+        win_back,
+        high_risk,
+        hv_at_risk,
+    )
 
 
 # --- value ----------------------------------------------------------------------------------
@@ -274,14 +329,16 @@ def clv_distribution(s: Serving) -> pd.DataFrame:
 
 
 def value_tiers(s: Serving) -> pd.DataFrame:
-    """Per value tier: customers, the predicted CLV range, totals and the share of predicted value."""
+    """Per value tier: customers, the range of the value at stake the tiers rank, totals and the
+    share of predicted value."""
     df = s.df(
         "SELECT value_tier, count(*) AS customers, "
-        "min(predicted_clv_12m_usd)::DOUBLE AS min_predicted_clv_12m_usd, "
-        "max(predicted_clv_12m_usd)::DOUBLE AS max_predicted_clv_12m_usd, "
+        "min(value_at_stake_usd)::DOUBLE AS min_value_at_stake_usd, "
+        "max(value_at_stake_usd)::DOUBLE AS max_value_at_stake_usd, "
         "sum(predicted_clv_12m_usd)::DOUBLE AS predicted_clv_12m_usd, "
         "sum(historical_clv_usd)::DOUBLE AS historical_clv_usd, "
         "sum(revenue_at_risk_usd)::DOUBLE AS revenue_at_risk_usd, "
+        "sum(value_lost_usd)::DOUBLE AS value_lost_usd, "
         "avg(churn_probability) AS avg_churn_probability "
         "FROM mart_customer_360 GROUP BY value_tier "
         "ORDER BY coalesce(list_position(?, value_tier), 99), value_tier",
@@ -316,8 +373,10 @@ def at_risk_columns(s: Serving) -> list[str]:
     return list(AT_RISK_COLUMNS) + [c for c in AT_RISK_OPTIONAL if s.has("mart_customer_360", c)]
 
 
-def _where(filters: dict[str, Sequence[str]] | None) -> tuple[str, list[object]]:
-    clauses, params = [], []
+def _where(filters: dict[str, Sequence[str]] | None, pool: str | None = None) -> tuple[str, list[object]]:
+    if pool is not None and pool not in POOLS:
+        raise ValueError(f"unknown list {pool!r}; expected one of {', '.join(POOLS)}")
+    clauses, params = ([POOLS[pool]] if pool else []), []
     for col, values in (filters or {}).items():
         if col not in SEGMENT_FILTERS:
             raise ValueError(f"unknown filter column {col!r}; expected one of {', '.join(SEGMENT_FILTERS)}")
@@ -327,14 +386,18 @@ def _where(filters: dict[str, Sequence[str]] | None) -> tuple[str, list[object]]
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-def at_risk_summary(s: Serving, filters: dict[str, Sequence[str]] | None = None) -> tuple[int, float]:
-    """How many customers match the filters, and their revenue at risk."""
-    where, params = _where(filters)
-    n, risk = s.con.execute(
-        f"SELECT count(*), coalesce(sum(revenue_at_risk_usd), 0)::DOUBLE FROM mart_customer_360{where}",
+def at_risk_summary(
+    s: Serving, filters: dict[str, Sequence[str]] | None = None, pool: str | None = "at risk"
+) -> tuple[int, float, float]:
+    """How many customers of the list (`pool`, None = everyone) match the filters, their revenue
+    at risk and their value already lost."""
+    where, params = _where(filters, pool)
+    n, risk, lost = s.con.execute(
+        "SELECT count(*), coalesce(sum(revenue_at_risk_usd), 0)::DOUBLE, "
+        f"coalesce(sum(value_lost_usd), 0)::DOUBLE FROM mart_customer_360{where}",
         params,
     ).fetchone()
-    return n, risk
+    return n, risk, lost
 
 
 def at_risk(
@@ -342,14 +405,15 @@ def at_risk(
     filters: dict[str, Sequence[str]] | None = None,
     sort: str = "revenue at risk",
     limit: int | None = 100,
+    pool: str | None = "at risk",
 ) -> pd.DataFrame:
-    """The customers matching the segment filters, most at risk first (ties by customer id)."""
+    """The customers of the list (`pool`: "at risk" = still reachable, "already lost" = the
+    win-back pool, None = everyone) matching the segment filters, in `sort` order (ties by id)."""
     if sort not in SORTS:
         raise ValueError(f"unknown sort {sort!r}; expected one of {', '.join(SORTS)}")
     cols = at_risk_columns(s)
-    money = {"revenue_at_risk_usd", "predicted_clv_12m_usd", "historical_clv_usd"}
-    select = ", ".join(f'"{c}"::DOUBLE AS "{c}"' if c in money else f'"{c}"' for c in cols)
-    where, params = _where(filters)
+    select = ", ".join(f'"{c}"::DOUBLE AS "{c}"' if c.endswith("_usd") else f'"{c}"' for c in cols)
+    where, params = _where(filters, pool)
     sql = f"SELECT {select} FROM mart_customer_360{where} ORDER BY {SORTS[sort]}, customer_id"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
@@ -393,15 +457,21 @@ SUPPORT_DIMENSIONS = {
 
 def churn_by_support(s: Serving, dimension: str) -> pd.DataFrame:
     """Churn against one support dimension: customers, average churn probability, churned share
-    and revenue at risk per band (averages weighted by the customers in each row of the mart)."""
+    revenue at risk and, when the mart carries it, value already lost per band (averages weighted
+    by the customers in each row of the mart)."""
     if dimension not in SUPPORT_DIMENSIONS:
         raise ValueError(f"unknown support dimension {dimension!r}")
     order = list(SUPPORT_DIMENSIONS[dimension][1])
+    lost = (
+        ", sum(value_lost_usd)::DOUBLE AS value_lost_usd"
+        if s.has("mart_churn_support_analysis", "value_lost_usd")
+        else ""
+    )
     return s.df(
         f'SELECT "{dimension}" AS band, sum(customers)::BIGINT AS customers, '
         "sum(avg_churn_probability * customers) / sum(customers) AS avg_churn_probability, "
         "sum(churned_share * customers) / sum(customers) AS churned_share, "
-        "sum(revenue_at_risk_usd)::DOUBLE AS revenue_at_risk_usd "
+        f"sum(revenue_at_risk_usd)::DOUBLE AS revenue_at_risk_usd{lost} "
         f'FROM mart_churn_support_analysis GROUP BY "{dimension}" '
         f'ORDER BY coalesce(list_position(?, "{dimension}"), 99), "{dimension}"',
         [order],

@@ -12,6 +12,7 @@ import pytest
 from tests.dashboard.conftest import execute, query
 
 HIGH_VALUE = "value_tier IN ('Top 10%', 'High')"
+REACHABLE = "is_reachable"
 
 
 def metrics(at) -> dict[str, str]:
@@ -48,10 +49,10 @@ def media(monkeypatch):
 def test_kpis_are_the_serving_files_totals(pipeline_data, run_app):
     at = run_app(pipeline_data)
     m = metrics(at)
-    ((n, to_date, clv12, at_risk),) = query(
+    ((n, to_date, clv12, at_risk, lost),) = query(
         pipeline_data,
-        "SELECT count(*), sum(historical_clv_usd), sum(predicted_clv_12m_usd), sum(revenue_at_risk_usd) "
-        "FROM mart_customer_360",
+        "SELECT count(*), sum(historical_clv_usd), sum(predicted_clv_12m_usd), sum(revenue_at_risk_usd), "
+        "sum(value_lost_usd) FROM mart_customer_360",
     )
     # the business date is 2024-12-31: the last 12 months are January to December 2024
     ((last_12m,),) = query(
@@ -65,28 +66,56 @@ def test_kpis_are_the_serving_files_totals(pipeline_data, run_app):
     assert m["Revenue, last 12 months"] == f"${last_12m:,.0f}"
     assert m["Predicted 12-month CLV"] == f"${clv12:,.0f}"
     assert m["Revenue at risk"] == f"${at_risk:,.0f}"
-    assert at_risk > 0 and clv12 > 0
+    assert m["Already lost"] == f"${lost:,.0f}"
+    assert at_risk > 0 and clv12 > 0 and lost > 0
     # the history starts on 2024-06-01, so every dollar earned so far was earned in the last 12 months
     assert abs(float(last_12m) - float(to_date)) < 1
     assert "Business date **2024-12-31**" in at.caption[0].value
     assert not at.error  # no check failed in this run
 
 
+def test_revenue_at_risk_leaves_out_customers_already_lost(pipeline_data, run_app):
+    """The headline "Revenue at risk" counts only customers still reachable: none of it sits with
+    customers in the churned lifecycle stage or whose churn probability says they most likely left
+    (before issue 17 it summed churn probability x value over everyone, churned stage included)."""
+    at = run_app(pipeline_data)
+    ((reachable_risk, churned_stage, churned_risk, total_risk, remaining, kept, lost),) = query(
+        pipeline_data,
+        "SELECT sum(revenue_at_risk_usd) FILTER (lifecycle_stage <> 'churned' AND churn_probability < 0.5), "
+        "count(*) FILTER (lifecycle_stage = 'churned'), "
+        "coalesce(sum(revenue_at_risk_usd) FILTER (lifecycle_stage = 'churned' OR churn_probability >= 0.5), 0), "
+        "sum(revenue_at_risk_usd), sum(predicted_remaining_clv_usd), "
+        "sum(value_kept_usd), sum(value_lost_usd) FROM mart_customer_360",
+    )
+    assert churned_stage > 0 and reachable_risk > 0
+    assert churned_risk == 0
+    assert metrics(at)["Revenue at risk"] == f"${reachable_risk:,.0f}" == f"${total_risk:,.0f}"
+    # at risk + kept + lost is the whole remaining value, and the caption says so
+    assert abs(float(total_risk + kept + lost - remaining)) < 0.01 * 800
+    caption = "\n".join(c.value for c in at.caption)
+    assert f"${float(total_risk + kept + lost):,.0f} the next 12 months would bring" in caption
+    assert (
+        f"${total_risk:,.0f} at risk, ${kept:,.0f} expected to be kept, ${lost:,.0f} already lost" in caption
+    )
+
+
 def test_at_risk_list_defaults_to_high_value_customers_ranked_by_revenue_at_risk(pipeline_data, run_app):
     at = run_app(pipeline_data)
     table = at_risk_table(at)
     ((matches, risk),) = query(
-        pipeline_data, f"SELECT count(*), sum(revenue_at_risk_usd) FROM mart_customer_360 WHERE {HIGH_VALUE}"
+        pipeline_data,
+        f"SELECT count(*), sum(revenue_at_risk_usd) FROM mart_customer_360 WHERE {HIGH_VALUE} AND {REACHABLE}",
     )
     expected = query(
         pipeline_data,
-        f"SELECT customer_id, revenue_at_risk_usd FROM mart_customer_360 WHERE {HIGH_VALUE} "
+        f"SELECT customer_id, revenue_at_risk_usd FROM mart_customer_360 WHERE {HIGH_VALUE} AND {REACHABLE} "
         "ORDER BY revenue_at_risk_usd DESC, customer_id LIMIT 100",
     )
     assert matches > 100
     assert table["customer_id"].tolist() == [r[0] for r in expected]
     assert table["revenue_at_risk_usd"].round(2).tolist() == [float(r[1]) for r in expected]
     assert set(table["value_tier"]) == {"Top 10%", "High"}
+    assert "churned" not in set(table["lifecycle_stage"]) and (table["churn_probability"] < 0.5).all()
     assert f"**{matches:,}** customers match, with **${risk:,.0f}** revenue at risk" in markdown(at)
     assert at.get("download_button")[0].label == "Download these 100 customers (CSV)"
 
@@ -97,14 +126,14 @@ def test_filter_by_segment_and_rank_by_churn_probability(pipeline_data, run_app)
     at.multiselect(key="filter_value_tier").set_value([])
     at.multiselect(key="filter_contract_segment").set_value(["cancelled"])
     at.multiselect(key="filter_region").set_value(["Europe"])
-    at.selectbox(key="sort").set_value("churn probability")
+    at.selectbox(key="sort_at_risk").set_value("churn probability")
     at.selectbox(key="rows").set_value("all")
     at = run_app(pipeline_data, at)
     table = at_risk_table(at)
     expected = query(
         pipeline_data,
         "SELECT customer_id FROM mart_customer_360 WHERE contract_segment = 'cancelled' AND region = 'Europe' "
-        "ORDER BY churn_probability DESC, customer_id",
+        f"AND {REACHABLE} ORDER BY churn_probability DESC, customer_id",
     )
     assert 0 < len(expected) < 800
     assert table["customer_id"].tolist() == [r[0] for r in expected]
@@ -112,6 +141,27 @@ def test_filter_by_segment_and_rank_by_churn_probability(pipeline_data, run_app)
     assert set(table["region"]) == {"Europe"}
     assert table["churn_probability"].is_monotonic_decreasing
     assert f"**{len(expected):,}** customers match" in markdown(at)
+
+
+def test_the_win_back_list_holds_the_customers_already_lost(pipeline_data, run_app):
+    at = run_app(pipeline_data)
+    at.radio(key="pool").set_value("Already lost: win-back pool")
+    at.multiselect(key="filter_value_tier").set_value([])
+    at = run_app(pipeline_data, at)
+    table = at_risk_table(at)
+    ((matches, lost),) = query(
+        pipeline_data, "SELECT count(*), sum(value_lost_usd) FROM mart_customer_360 WHERE NOT is_reachable"
+    )
+    expected = query(
+        pipeline_data,
+        "SELECT customer_id FROM mart_customer_360 WHERE NOT is_reachable "
+        "ORDER BY value_lost_usd DESC, customer_id LIMIT 100",
+    )
+    assert matches > 100
+    assert table["customer_id"].tolist() == [r[0] for r in expected]
+    assert (table["revenue_at_risk_usd"] == 0).all()
+    assert ((table["lifecycle_stage"] == "churned") | (table["churn_probability"] >= 0.5)).all()
+    assert f"**{matches:,}** customers match, with **${lost:,.0f}** value already lost" in markdown(at)
 
 
 def test_a_filter_nobody_matches_says_so(serving_copy, run_app):
@@ -142,7 +192,7 @@ def test_csv_download_holds_exactly_the_rows_and_columns_shown(pipeline_data, ru
     expected = query(
         pipeline_data,
         f"SELECT customer_id, revenue_at_risk_usd, churn_probability, value_tier FROM mart_customer_360 "
-        f"WHERE {HIGH_VALUE} AND lifecycle_stage IN ('active', 'dormant') "
+        f"WHERE {HIGH_VALUE} AND {REACHABLE} AND lifecycle_stage IN ('active', 'dormant') "
         "ORDER BY revenue_at_risk_usd DESC, customer_id",
     )
     assert len(csv) == len(expected) == len(table) > 0
@@ -156,10 +206,10 @@ def test_csv_download_holds_exactly_the_rows_and_columns_shown(pipeline_data, ru
 
 
 def test_customer_360_finds_a_customer_by_id(pipeline_data, run_app):
-    ((cid, p, risk, clv12, city, stage),) = query(
+    ((cid, p, risk, lost, clv12, city, stage),) = query(
         pipeline_data,
-        "SELECT customer_id, churn_probability, revenue_at_risk_usd, predicted_clv_12m_usd, city, lifecycle_stage "
-        "FROM mart_customer_360 ORDER BY predicted_clv_12m_usd DESC, customer_id LIMIT 1",
+        "SELECT customer_id, churn_probability, revenue_at_risk_usd, value_lost_usd, predicted_clv_12m_usd, city, "
+        "lifecycle_stage FROM mart_customer_360 ORDER BY value_at_stake_usd DESC, customer_id LIMIT 1",
     )
     at = run_app(pipeline_data)
     at.text_input(key="customer_id").set_value(f"  {cid.lower()} ")
@@ -168,6 +218,7 @@ def test_customer_360_finds_a_customer_by_id(pipeline_data, run_app):
     m = metrics(at)
     assert m["Churn probability"] == f"{p:.0%}"
     assert m["Revenue at risk"] == f"${risk:,.0f}"
+    assert m["Value already lost"] == f"${lost:,.0f}"
     assert m["Predicted 12-month CLV"] == f"${clv12:,.0f}"  # the KPI of that name is the customer's now
     assert m["Lifecycle stage"] == stage
     details = pd.concat([d.value for d in at.dataframe if list(d.value.columns) == ["field", "value"]])

@@ -104,11 +104,12 @@ def test_the_dashboard_renders_in_chromium(pipeline_data, tmp_path, browser_page
     shots = screenshot_dir(tmp_path)
     ((n, at_risk),) = query(pipeline_data, "SELECT count(*), sum(revenue_at_risk_usd) FROM mart_customer_360")
     ((matches,),) = query(
-        pipeline_data, "SELECT count(*) FROM mart_customer_360 WHERE value_tier IN ('Top 10%', 'High')"
+        pipeline_data,
+        "SELECT count(*) FROM mart_customer_360 WHERE value_tier IN ('Top 10%', 'High') AND is_reachable",
     )
     ((top_id,),) = query(
         pipeline_data,
-        "SELECT customer_id FROM mart_customer_360 WHERE value_tier IN ('Top 10%', 'High') "
+        "SELECT customer_id FROM mart_customer_360 WHERE value_tier IN ('Top 10%', 'High') AND is_reachable "
         "ORDER BY revenue_at_risk_usd DESC, customer_id LIMIT 1",
     )
     try:

@@ -51,20 +51,24 @@ def test_value_tiers_partition_the_customers(serving, pipeline_data):
     assert tiers["customers"].sum() == n
     assert tiers["share_of_customers"].loc["Top 10%"] == pytest.approx(0.1, abs=0.01)
     assert tiers["share_of_predicted_clv"].sum() == pytest.approx(1)
-    assert tiers.loc["Top 10%", "min_predicted_clv_12m_usd"] >= tiers.loc["High", "max_predicted_clv_12m_usd"]
+    # tiers rank the value at stake (to date + next 12 months if retained), not the prediction
+    assert tiers.loc["Top 10%", "min_value_at_stake_usd"] >= tiers.loc["High", "max_value_at_stake_usd"]
+    assert tiers.loc["High", "min_value_at_stake_usd"] >= tiers.loc["Medium", "max_value_at_stake_usd"]
 
 
 @pytest.mark.parametrize("dimension", list(data.SUPPORT_DIMENSIONS))
 def test_churn_by_support_weighs_each_band_by_its_customers(serving, pipeline_data, dimension):
     df = data.churn_by_support(serving, dimension)
-    ((n, avg_churn, risk),) = query(
+    ((n, avg_churn, risk, lost),) = query(
         pipeline_data,
-        "SELECT count(*), avg(churn_probability), sum(revenue_at_risk_usd) FROM mart_customer_360",
+        "SELECT count(*), avg(churn_probability), sum(revenue_at_risk_usd), sum(value_lost_usd) "
+        "FROM mart_customer_360",
     )
     assert df["customers"].sum() == n
     weighted = (df["avg_churn_probability"] * df["customers"]).sum() / df["customers"].sum()
     assert weighted == pytest.approx(avg_churn, abs=1e-9)
     assert df["revenue_at_risk_usd"].sum() == pytest.approx(float(risk), abs=0.05)
+    assert df["value_lost_usd"].sum() == pytest.approx(float(lost), abs=0.05) and lost > risk > 0
     order = list(data.SUPPORT_DIMENSIONS[dimension][1])
     assert [order.index(b) for b in df["band"]] == sorted(order.index(b) for b in df["band"])
 
@@ -89,13 +93,21 @@ def test_at_risk_sorts_and_filters(serving, pipeline_data):
     by_clv = data.at_risk(
         serving, {"risk_band": ["high", "medium"]}, sort="predicted 12-month CLV", limit=None
     )
-    ((n,),) = query(
-        pipeline_data, "SELECT count(*) FROM mart_customer_360 WHERE risk_band IN ('high', 'medium')"
+    ((n, everyone, gone),) = query(
+        pipeline_data,
+        "SELECT count(*) FILTER (is_reachable), count(*), count(*) FILTER (NOT is_reachable) "
+        "FROM mart_customer_360 WHERE risk_band IN ('high', 'medium')",
     )
     assert len(by_clv) == n > 0
     assert by_clv["predicted_clv_12m_usd"].is_monotonic_decreasing
     assert set(by_clv["risk_band"]) <= {"high", "medium"}
     assert data.at_risk_summary(serving, {"risk_band": ["high", "medium"]})[0] == n
+    assert data.at_risk_summary(serving, {"risk_band": ["high", "medium"]}, pool=None)[0] == everyone
+    assert (
+        data.at_risk_summary(serving, {"risk_band": ["high", "medium"]}, pool="already lost")[0] == gone > 0
+    )
+    with pytest.raises(ValueError, match="unknown list 'x'"):
+        data.at_risk(serving, pool="x")
     assert len(data.at_risk(serving, limit=7)) == 7
     with pytest.raises(ValueError, match="unknown filter column 'email'"):
         data.at_risk(serving, {"email": ["x"]})

@@ -154,10 +154,10 @@ checks for mart_churn_risk:
       valid min: 0
       valid max: 1
   - failed rows:
-      name: mart_churn_risk revenue at risk within remaining CLV
+      name: mart_churn_risk revenue at risk not negative
       fail query: |
-        SELECT customer_id, revenue_at_risk_usd, predicted_remaining_clv_usd FROM marts.mart_churn_risk
-        WHERE revenue_at_risk_usd > predicted_remaining_clv_usd + 0.01
+        SELECT customer_id, revenue_at_risk_usd FROM marts.mart_churn_risk
+        WHERE revenue_at_risk_usd < 0
   - row_count > 0:
       name: mart_churn_risk has customers
 """
@@ -172,7 +172,7 @@ def test_the_comparison_finds_a_rule_written_twice(sqlmesh):
         ("unique", "marts", "mart_churn_risk", (("customer_id",), None)),
         ("range", "marts", "mart_churn_risk", "churn_probability"),
         ("range", "marts", "mart_churn_risk", "p_alive"),
-        ("compares", "marts", "mart_churn_risk", "revenue_at_risk_usd > predicted_remaining_clv_usd + 0.01"),
+        ("compares", "marts", "mart_churn_risk", "revenue_at_risk_usd < 0"),
     }
     filtered = "filter t [current]:\n  where: valid_to IS NULL\nchecks for t [current]:\n  - duplicate_count(k) = 0\n"
     assert soda_rules("core", filtered) == {("unique", "core", "t", (("k",), "valid_to IS NULL"))}
@@ -339,7 +339,7 @@ BROKEN = {
         "UPDATE {t} SET customers_active = cohort_size + 1 WHERE months_since_acquisition = 0",
         {"active_within_cohort"},
     ),
-    "revenue at risk above the remaining value": (
+    "revenue at risk, kept and lost not adding up to the remaining value": (
         "marts.mart_churn_risk",
         "UPDATE {t} SET revenue_at_risk_usd = predicted_remaining_clv_usd + 1",
         {"risk_within_remaining_value"},

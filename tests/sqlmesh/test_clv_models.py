@@ -93,17 +93,27 @@ def test_marts_carry_the_model_outputs(project):
            OR r.p_alive <> p.p_alive OR c.p_alive <> p.p_alive
            OR abs(r.predicted_remaining_clv_usd - p.predicted_remaining_clv_usd) > 0.005
            OR abs(v.predicted_clv_12m_usd - p.predicted_remaining_clv_usd * (1 - s.churn_probability)) > 0.006
-           OR abs(r.revenue_at_risk_usd - p.predicted_remaining_clv_usd * s.churn_probability) > 0.005
+           OR abs(r.value_lost_usd - p.predicted_remaining_clv_usd * s.churn_probability) > 0.005
+           OR abs(r.revenue_at_risk_usd - CASE WHEN r.is_reachable
+                  THEN p.predicted_remaining_clv_usd * r.leave_probability_90d ELSE 0 END) > 0.005
+           OR r.is_reachable <> (r.lifecycle_stage <> 'churned' AND s.churn_probability < 0.5)
+           OR r.leave_probability_90d > 1 - s.churn_probability + 1e-12
+           OR abs(v.predicted_clv_12m_usd - r.revenue_at_risk_usd - r.value_kept_usd) > 0.015
+              AND r.is_reachable
            OR abs(c.expected_purchases_365d - p.expected_purchases_365d) > 1e-12
         """,
     )[0][0]
     assert mismatched == 0
-    total_risk, total_remaining, total_clv = rows(
+    total_risk, total_kept, total_lost, total_remaining, total_clv, gone_at_risk, n = rows(
         ctx,
-        "SELECT sum(revenue_at_risk_usd), sum(predicted_remaining_clv_usd), sum(predicted_clv_12m_usd) "
+        "SELECT sum(revenue_at_risk_usd), sum(value_kept_usd), sum(value_lost_usd), "
+        "sum(predicted_remaining_clv_usd), sum(predicted_clv_12m_usd), "
+        "sum(revenue_at_risk_usd) FILTER (NOT is_reachable OR lifecycle_stage = 'churned'), count(*) "
         "FROM marts.mart_customer_360",
     )[0]
     assert 0 < total_risk < total_remaining and 0 < total_clv < total_remaining
+    assert 0 < total_lost < total_remaining and gone_at_risk in (0, None)
+    assert abs(total_risk + total_kept + total_lost - total_remaining) <= 0.01 * n
 
 
 def as_of(ctx, model: str, day: dt.date) -> pd.DataFrame:

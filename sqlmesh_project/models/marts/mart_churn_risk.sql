@@ -1,6 +1,8 @@
-/* Who is likely to leave and what it would cost: churn probability (the fitted churn model) next
-   to BG/NBD's P(alive), a risk band (high >= 0.6, medium >= 0.3, low below), the value still to
-   come and the revenue at risk.
+/* Who is likely to leave and what it would cost, and who has most likely left already: churn
+   probability (already left, the fitted churn model) next to BG/NBD's P(alive), a risk band on it
+   (high >= 0.6, medium >= 0.3, low below), the probability of leaving within the next 90 days,
+   and the remaining value split into revenue at risk (reachable customers only), value kept and
+   value already lost (definitions in int_revenue_risk).
    Grain: one row per customer_id. */
 MODEL (
   name marts.mart_churn_risk,
@@ -9,20 +11,25 @@ MODEL (
   tags [marts],
   audits (
     unique_values(columns := (customer_id)),
-    not_null(columns := (customer_id, churn_probability, risk_band, revenue_at_risk_usd)),
+    not_null(columns := (customer_id, churn_probability, risk_band, is_reachable, revenue_at_risk_usd, value_lost_usd)),
     accepted_range(column := churn_probability, min_v := 0, max_v := 1),
     accepted_range(column := p_alive, min_v := 0, max_v := 1),
+    accepted_range(column := leave_probability_90d, min_v := 0, max_v := 1),
     accepted_values(column := risk_band, is_in := ('high', 'medium', 'low')),
     risk_within_remaining_value
   ),
-  description 'Churn probability, risk band and revenue at risk per customer.',
+  description 'Churn probability, risk band, 90-day leave probability, revenue at risk and value already lost per customer.',
   column_descriptions (
     customer_id = 'Customer identifier',
     churn_probability = 'Probability that the customer has already left, 0-1 (churn model)',
     p_alive = 'BG/NBD probability that the customer is still active',
-    risk_band = 'high (>= 0.6), medium (>= 0.3) or low',
-    predicted_remaining_clv_usd = 'Net revenue expected over the next 12 months if the customer is still active',
-    revenue_at_risk_usd = 'churn_probability x predicted_remaining_clv_usd',
+    risk_band = 'high (>= 0.6), medium (>= 0.3) or low, by churn_probability',
+    leave_probability_90d = 'Probability of being active today and leaving within the next 90 days (int_revenue_risk)',
+    is_reachable = 'Lifecycle stage other than churned and churn_probability < 0.5; false = most likely gone (win-back pool)',
+    predicted_remaining_clv_usd = 'Net revenue expected over the next 12 months if the customer is still active and stays',
+    revenue_at_risk_usd = 'Reachable customers: leave_probability_90d x predicted_remaining_clv_usd; 0 otherwise',
+    value_kept_usd = 'Remaining value expected to stay: predicted_remaining_clv_usd - revenue_at_risk_usd - value_lost_usd',
+    value_lost_usd = 'Value already lost: churn_probability x predicted_remaining_clv_usd',
     value_tier = 'Value tier from mart_clv',
     lifecycle_stage = 'onboarding, active, dormant or churned',
     days_since_last_activity = 'Days since the last purchase or session'
@@ -34,8 +41,12 @@ SELECT
   r.churn_probability,
   r.p_alive,
   CASE WHEN r.churn_probability >= 0.6 THEN 'high' WHEN r.churn_probability >= 0.3 THEN 'medium' ELSE 'low' END AS risk_band,
+  r.leave_probability_90d,
+  r.is_reachable,
   r.predicted_remaining_clv_usd,
   r.revenue_at_risk_usd,
+  r.value_kept_usd,
+  r.value_lost_usd,
   v.value_tier,
   l.lifecycle_stage,
   l.days_since_last_activity

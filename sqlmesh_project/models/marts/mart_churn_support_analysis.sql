@@ -10,7 +10,7 @@ MODEL (
     unique_combination_of_columns(columns := (tickets_band, csat_band, resolution_band)),
     not_null(columns := (tickets_band, csat_band, resolution_band, customers))
   ),
-  description 'Churn probability, churned share and revenue at risk by support experience.',
+  description 'Churn probability, churned share, revenue at risk and value lost by support experience.',
   column_descriptions (
     tickets_band = 'Tickets in the last 90 days: 0, 1, 2-3, 4+',
     csat_band = 'Average CSAT of the last 90 days: low (< 3), mid (3-4), high (> 4), no answer',
@@ -18,7 +18,8 @@ MODEL (
     customers = 'Customers in the group',
     avg_churn_probability = 'Average churn probability',
     churned_share = 'Share in the churned lifecycle stage',
-    revenue_at_risk_usd = 'Sum of revenue at risk'
+    revenue_at_risk_usd = 'Sum of revenue at risk (reachable customers leaving within 90 days)',
+    value_lost_usd = 'Sum of value already lost'
   )
 );
 
@@ -47,7 +48,8 @@ SELECT
   COUNT(*) AS customers,
   AVG(r.churn_probability) AS avg_churn_probability,
   AVG(CAST(r.lifecycle_stage = 'churned' AS INT)) AS churned_share,
-  CAST(SUM(r.revenue_at_risk_usd) AS DECIMAL(16, 2)) AS revenue_at_risk_usd
+  CAST(SUM(r.revenue_at_risk_usd) AS DECIMAL(16, 2)) AS revenue_at_risk_usd,
+  CAST(SUM(r.value_lost_usd) AS DECIMAL(16, 2)) AS value_lost_usd
 FROM banded AS b
 JOIN marts.mart_churn_risk AS r
   ON r.customer_id = b.customer_id

@@ -1,5 +1,9 @@
 /* The most valuable customers: value to date and expected over the next 12 months, with a value
-   tier by predicted 12-month CLV (Top 10%, High = next 20%, Medium = next 30%, Low = the rest).
+   tier by the value at stake (Top 10%, High = next 20%, Medium = next 30%, Low = the rest). The
+   value at stake is what the customer has been worth (net revenue to date) plus what they would
+   bring over the next 12 months if retained (predicted_remaining_clv_usd), not the
+   churn-discounted prediction: a valuable customer who is slipping stays in a high tier, which is
+   what retention targets. predicted_clv_12m_usd keeps the churn-discounted expectation.
    Grain: one row per customer_id. */
 MODEL (
   name marts.mart_clv,
@@ -16,11 +20,13 @@ MODEL (
     customer_id = 'Customer identifier',
     historical_clv_usd = 'Net revenue to date',
     predicted_clv_12m_usd = 'Expected net revenue over the next 12 months: remaining CLV x (1 - churn_probability)',
+    predicted_remaining_clv_usd = 'Net revenue expected over the next 12 months if the customer is still active and stays',
+    value_at_stake_usd = 'historical_clv_usd + predicted_remaining_clv_usd: worth to date plus the next 12 months if retained',
     expected_purchases_365d = 'Expected purchase days in the next 365 days',
     expected_spend_per_purchase_usd = 'Expected net value of one purchase',
     total_clv_usd = 'Historical plus predicted 12-month value',
-    value_tier = 'Top 10%, High, Medium or Low by predicted 12-month CLV',
-    value_rank = 'Rank by predicted 12-month CLV, 1 = highest',
+    value_tier = 'Top 10%, High, Medium or Low by value at stake',
+    value_rank = 'Rank by value at stake, 1 = highest',
     purchase_days = 'Days with an order',
     avg_order_value_usd = 'Order revenue per purchase day',
     tenure_months = 'Months since signup'
@@ -32,13 +38,15 @@ WITH ranked AS (
     c.customer_id,
     c.historical_clv_usd,
     r.predicted_clv_12m_usd,
+    r.predicted_remaining_clv_usd,
+    c.historical_clv_usd + r.predicted_remaining_clv_usd AS value_at_stake_usd,
     r.expected_purchases_365d,
     r.expected_spend_per_purchase_usd,
     c.purchase_days,
     c.avg_order_value_usd,
     c.tenure_months,
-    ROW_NUMBER() OVER (ORDER BY r.predicted_clv_12m_usd DESC, c.customer_id) AS value_rank,
-    PERCENT_RANK() OVER (ORDER BY r.predicted_clv_12m_usd DESC) AS value_percentile
+    ROW_NUMBER() OVER (ORDER BY c.historical_clv_usd + r.predicted_remaining_clv_usd DESC, c.customer_id) AS value_rank,
+    PERCENT_RANK() OVER (ORDER BY c.historical_clv_usd + r.predicted_remaining_clv_usd DESC) AS value_percentile
   FROM intermediate.int_customer_clv AS c
   JOIN intermediate.int_revenue_risk AS r
     ON r.customer_id = c.customer_id
@@ -47,6 +55,8 @@ SELECT
   customer_id,
   historical_clv_usd,
   predicted_clv_12m_usd,
+  predicted_remaining_clv_usd,
+  CAST(value_at_stake_usd AS DECIMAL(14, 2)) AS value_at_stake_usd,
   expected_purchases_365d,
   expected_spend_per_purchase_usd,
   CAST(historical_clv_usd + predicted_clv_12m_usd AS DECIMAL(14, 2)) AS total_clv_usd,
