@@ -49,6 +49,9 @@ SCENARIOS = {
     10: "Garbage input files: quarantined with a reason; the rest of the batch loads",
     11: "Property-based fuzzing of malformed CSV rows: never a crash, every row accounted for",
     12: "Runaway work: a count guard refuses a batch far larger than expected",
+    14: "A delivery that does not match its manifest: not loaded, retried; unlisted files quarantined",
+    15: "Symlinks out of the landing folder and device files: quarantined whole, never read",
+    16: "A transient I/O error while reading: the file is failed and retried, never quarantined",
 }
 
 

@@ -2,6 +2,11 @@
 
 For each landed file not loaded before (by path and sha256), in batch order:
 
+0. Only regular files inside the landing folder are read. A link out of it, a FIFO, a device or a
+   folder is quarantined whole from its metadata, never opened. A batch whose ``_manifest.json``
+   is corrupt loads nothing (its files are failed, retried once a valid manifest arrives). When the
+   manifest lists files, a listed file must match its bytes and sha256 (else: failed, retried —
+   still being written, or a truncated copy) and an unlisted file is quarantined whole.
 1. The header is checked against the contract (``clv.contract``). A drifted file (missing,
    renamed or unexpected column) is quarantined whole in ``raw_invalid.files``; with
    ``allow_additive_columns`` a file whose only change is extra columns loads without them.
@@ -13,7 +18,9 @@ For each landed file not loaded before (by path and sha256), in batch order:
    goes to ``raw_data.<source>`` with its lineage (load id, batch date, row number in the file,
    load time). ``raw.<source>`` is a view that adds the file path and sha256 from the manifest.
 4. The file's rows, its quarantine and its ``ops.load_manifest`` row commit in one transaction.
-   A crash leaves nothing of the file behind; the next run loads it whole.
+   A crash leaves nothing of the file behind; the next run loads it whole. Out of memory, a full
+   disk or an I/O error on the way (``_transient``) says nothing about the file: it is recorded as
+   failed, never quarantined, and read again on the next run.
 
 ``ops.load_reconciliation`` then shows, per file, that the rows counted in the file equal rows in
 raw plus rows quarantined.
@@ -26,7 +33,9 @@ import datetime as dt
 import hashlib
 import io
 import json
+import os
 import re
+import stat
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -193,6 +202,10 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _create_reconciliation_view(con: duckdb.DuckDBPyConnection) -> None:
+    """Per file: rows counted in the file = rows in raw + rows quarantined (``reconciled``), with
+    the row count its manifest announced and the outcome's reason. A file whose latest attempt
+    failed (unreadable, not matching its manifest, a corrupt manifest) is listed too, with
+    ``pending_retry``: none of its rows are in the warehouse, so it counts none until it loads."""
     raw_counts = " UNION ALL ".join(
         f"SELECT _load_id, count(*) AS n FROM raw_data.{s} GROUP BY ALL" for s in SOURCES
     )
@@ -210,12 +223,21 @@ def _create_reconciliation_view(con: duckdb.DuckDBPyConnection) -> None:
                coalesce(b.n, 0) + coalesce(f.n, 0) AS rows_quarantined,
                m.rows_in_file - coalesce(r.n, 0) - coalesce(b.n, 0) - coalesce(f.n, 0) AS difference,
                m.rows_delivered,
-               (m.rows_in_file = coalesce(r.n, 0) + coalesce(b.n, 0) + coalesce(f.n, 0)) AS reconciled
+               (m.rows_in_file = coalesce(r.n, 0) + coalesce(b.n, 0) + coalesce(f.n, 0)) AS reconciled,
+               m.message,
+               false AS pending_retry
         FROM ops.load_manifest m
         LEFT JOIN in_raw r USING (load_id)
         LEFT JOIN in_bad b USING (load_id)
         LEFT JOIN bad_files f USING (load_id)
         WHERE m.status IN ('{LOADED}', '{QUARANTINED}')
+        UNION ALL
+        SELECT m.load_id, m.batch, m.source, m.source_file, m.file_sha256, m.status,
+               0, 0, 0, 0, m.rows_delivered, true, m.message, true
+        FROM ops.load_manifest m
+        WHERE m.status = '{FAILED}' AND NOT EXISTS (
+            SELECT 1 FROM ops.load_manifest later
+            WHERE later.source_file = m.source_file AND later.load_id > m.load_id)
     """)
 
 
@@ -229,6 +251,49 @@ class Landed:
     path: Path
     source: str | None  # None: not a file of the contract
     rows_delivered: int | None
+    # what the batch's manifest says of this file: {"bytes": ..., "sha256": ...} when it lists it
+    expected: dict | None = None
+    listed: bool | None = None  # None: the manifest lists no files
+    refused: str | None = None  # why the entry is quarantined whole without being read
+    manifest_error: str | None = None  # the batch's manifest is corrupt: nothing of it loads
+    real: Path | None = None  # the file to read (links resolved; inside the landing folder)
+
+
+_KINDS = {
+    stat.S_IFDIR: "a directory",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def _printable(path: str, most: int = 200) -> str:
+    text = path.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+    return text if len(text) <= most else text[: most - 3] + "..."
+
+
+def _refuse(path: Path, landing_real: Path) -> tuple[str | None, Path]:
+    """Why a landed entry is not read at all (a reason), or None; and the file to read.
+
+    Only regular files inside the landing folder are read: a link out of it (to ``/etc/passwd``,
+    to ``/dev/zero``, into another system's folder) or a FIFO, device or socket is refused from
+    its metadata alone, so nothing of its content reaches a message and a scan cannot hang on it.
+    A link to a file that does not exist (yet) inside the folder is read, fails and is retried."""
+    real = Path(os.path.realpath(path))
+    if real != landing_real and landing_real not in real.parents:
+        if path.is_symlink():
+            return f"symlink out of the landing folder: points to {_printable(os.readlink(path))}", real
+        return f"outside the landing folder: resolves to {_printable(str(real))}", real
+    try:
+        mode = os.stat(real).st_mode
+    except OSError:
+        return None, real  # dangling: the read fails and the file is retried
+    if not stat.S_ISREG(mode):
+        kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+        via = " (through a symlink)" if path.is_symlink() else ""
+        return f"not a regular file: {kind}{via}", real
+    return None, real
 
 
 def _batch_date(batch: str, manifest: dict) -> dt.date | None:
@@ -239,8 +304,47 @@ def _batch_date(batch: str, manifest: dict) -> dt.date | None:
         return None
 
 
+def _read_manifest(mpath: Path, landing_real: Path) -> tuple[dict, dict[str, dict] | None]:
+    """The batch's manifest and the files it lists by name (None: it lists none). Raises
+    ``ValueError`` with what is wrong when the manifest is corrupt: an unreadable or half-written
+    manifest is not an empty one, whose files would load unverified."""
+    refused, real = _refuse(mpath, landing_real)
+    if refused:
+        raise ValueError(refused)
+    try:
+        manifest = json.loads(real.read_bytes().decode("utf-8"))
+    except OSError as e:
+        raise ValueError(f"cannot be read: {e.strerror or e}") from None
+    except ValueError as e:  # not UTF-8, not JSON
+        raise ValueError(f"not valid JSON: {str(e)[:200]}") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"not a JSON object but {type(manifest).__name__}")
+    files = manifest.get("files")
+    if files is None:
+        return manifest, None
+    if not isinstance(files, dict):
+        raise ValueError('"files" is not an object')
+    listed: dict[str, dict] = {}
+    for key, entry in files.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+            raise ValueError(f'the entry "{key}" of "files" names no file')
+        size, sha, rows = entry.get("bytes"), entry.get("sha256"), entry.get("rows")
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+            raise ValueError(f'the entry "{key}" has bytes {size!r}, not a size')
+        if sha is not None and not (isinstance(sha, str) and re.fullmatch("[0-9a-fA-F]{64}", sha)):
+            raise ValueError(f'the entry "{key}" has sha256 {str(sha)[:80]!r}, not a SHA-256')
+        if rows is not None and (not isinstance(rows, int) or isinstance(rows, bool) or rows < 0):
+            raise ValueError(f'the entry "{key}" has rows {rows!r}, not a count')
+        listed[entry["file"]] = entry
+    return manifest, listed
+
+
 def discover(landing: Path) -> tuple[list[Landed], list[str]]:
-    """Files of complete batches (those with a manifest), in batch order; and incomplete batches."""
+    """Entries of complete batches (those with a manifest), in batch order; and incomplete batches.
+
+    Every entry of a batch folder is returned but hidden ones (``.``) and the manifest's kind
+    (``_``): directories, links and devices too, so that what will not be read is quarantined
+    with its reason instead of passing unnoticed."""
     if not landing.exists():
         raise IngestError(
             f"landing directory {landing} does not exist; generate data first "
@@ -248,6 +352,9 @@ def discover(landing: Path) -> tuple[list[Landed], list[str]]:
         )
     if not landing.is_dir():
         raise IngestError(f"landing path {landing} is not a directory")
+    landing_real = Path(os.path.realpath(landing))
+    by_file = {s.filename: s.name for s in SOURCES.values()}
+    order = {s.filename: i for i, s in enumerate(SOURCES.values())}
     files: list[Landed] = []
     waiting: list[str] = []
     for batch_dir in sorted(p for p in landing.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -255,30 +362,63 @@ def discover(landing: Path) -> tuple[list[Landed], list[str]]:
         if not mpath.exists():
             waiting.append(batch_dir.name)
             continue
+        error = None
         try:
-            manifest = json.loads(mpath.read_text(encoding="utf-8"))
-        except (ValueError, OSError):
-            manifest = {}
-        delivered = {
-            v.get("file"): v.get("rows") for v in manifest.get("files", {}).values() if isinstance(v, dict)
-        }
+            manifest, listed = _read_manifest(mpath, landing_real)
+        except ValueError as e:
+            manifest, listed = {}, None
+            error = (
+                f"the batch manifest {_printable(str(mpath))} is corrupt ({e}): nothing of batch "
+                f"{_printable(batch_dir.name)} is loaded; it is retried once a valid manifest is delivered"
+            )
         bdate = _batch_date(batch_dir.name, manifest)
-        by_file = {s.filename: s.name for s in SOURCES.values()}
-        order = {s.filename: i for i, s in enumerate(SOURCES.values())}
         entries = sorted(
-            (
-                p
-                for p in batch_dir.iterdir()
-                if (p.is_file() or p.is_symlink()) and not p.name.startswith((".", "_"))
-            ),
+            (p for p in batch_dir.iterdir() if not p.name.startswith((".", "_"))),
             key=lambda p: (order.get(p.name, len(order)), p.name),
         )
         for p in entries:
-            files.append(Landed(batch_dir.name, bdate, p, by_file.get(p.name), delivered.get(p.name)))
+            refused, real = _refuse(p, landing_real)
+            entry = listed.get(p.name) if listed is not None else None
+            files.append(
+                Landed(
+                    batch_dir.name,
+                    bdate,
+                    p,
+                    by_file.get(p.name),
+                    entry.get("rows") if entry else None,
+                    expected=entry,
+                    listed=None if listed is None else entry is not None,
+                    refused=refused,
+                    manifest_error=error,
+                    real=real,
+                )
+            )
     return files, waiting
 
 
 # --- loading -------------------------------------------------------------------------------
+
+
+class NotRegularFile(OSError):
+    """The path no longer names a regular file (swapped for a FIFO or a directory mid-load)."""
+
+
+def _open_regular(path: Path):
+    """Open a file for reading, refusing anything but a regular file without blocking on it (a
+    FIFO swapped in after discovery would otherwise hang the read)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(
+                0, f"not a regular file any more ({_KINDS.get(stat.S_IFMT(mode), 'not a file')})"
+            )
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _scan_file(path: Path) -> tuple[str, int, int, bytes]:
@@ -287,7 +427,7 @@ def _scan_file(path: Path) -> tuple[str, int, int, bytes]:
     size = lines = 0
     first = b""
     last = b""
-    with open(path, "rb") as f:
+    with _open_regular(path) as f:
         while block := f.read(8 << 20):
             if not first:
                 first = block[:MAX_LINE_BYTES]
@@ -301,9 +441,13 @@ def _scan_file(path: Path) -> tuple[str, int, int, bytes]:
     return h.hexdigest(), size, rows, first.split(b"\n", 1)[0]
 
 
-def _scan_file_safe(path: Path) -> tuple[str, int, int, bytes] | OSError:
+def _scan_landed(f: Landed) -> tuple[str, int, int, bytes] | OSError | None:
+    """The scan of a landed file, its reading error, or None for an entry that is not read (refused,
+    or in a batch whose manifest is corrupt)."""
+    if f.refused or f.manifest_error:
+        return None
     try:
-        return _scan_file(path)
+        return _scan_file(f.real or f.path)
     except OSError as e:
         return e
 
@@ -387,6 +531,55 @@ def _reject_reason(error_type: str, column: str | None) -> str:
     if error_type == "CAST" and column:
         return f"unparseable {column}"
     return _REJECT_REASONS.get(error_type, error_type.lower())
+
+
+def _transient(e: BaseException) -> bool:
+    """An error that says nothing about the file: out of memory, a full disk, an I/O error (in
+    Python's reader or DuckDB's). The file is failed and retried, never quarantined."""
+    return isinstance(e, (OSError, MemoryError, duckdb.OutOfMemoryException, duckdb.IOException))
+
+
+def _why(e: BaseException) -> str:
+    """An error's first line, short enough for a one-line message."""
+    if isinstance(e, OSError) and e.strerror:
+        text = e.strerror
+    else:
+        text = str(e).strip() or type(e).__name__
+    return text.splitlines()[0][:300]
+
+
+def _manifest_mismatch(f: Landed, sha: str, size: int) -> str | None:
+    """Why a listed file does not match its manifest entry (bytes, sha256), or None."""
+    want_size, want_sha = (f.expected or {}).get("bytes"), (f.expected or {}).get("sha256")
+    if (want_size is None or want_size == size) and (want_sha is None or want_sha.lower() == sha):
+        return None
+    listed = ", ".join(
+        x
+        for x in (
+            f"{want_size:,} bytes" if want_size is not None else "",
+            f"sha256 {want_sha[:12].lower()}..." if want_sha is not None else "",
+        )
+        if x
+    )
+    return (
+        f"does not match its manifest: {size:,} bytes, sha256 {sha[:12]}... where the manifest lists "
+        f"{listed} (still being written, or a truncated copy?); not loaded, retried on the next run"
+    )
+
+
+def _readable(f: Landed) -> Path:
+    """The file to hand to a reader, checked again just before: still a regular file (a FIFO or a
+    directory swapped in since discovery raises ``NotRegularFile``, an ``OSError``: retried)."""
+    path = f.real or f.path
+    _open_regular(path).close()
+    return path
+
+
+def _duckdb_file(path: Path) -> str:
+    """A path as a DuckDB string literal that names exactly that file. DuckDB's readers expand
+    glob characters even in a quoted or bound path (``read_csv('b[x]/f.csv')`` reads
+    ``bx/f.csv``), so each of ``*``, ``?`` and ``[`` is put in a character class of its own."""
+    return _lit(re.sub(r"[*?\[]", lambda m: f"[{m.group()}]", str(path)))
 
 
 @dataclass
@@ -501,79 +694,137 @@ class Loader:
                 "check the delivery or raise the guard"
             )
 
-    def guard_batch(self, batch: list[Landed], scanned: list[tuple | OSError]) -> None:
+    def guard_batch(self, batch: list[Landed], scanned: list[tuple | OSError | None]) -> None:
         """Count every file of a batch before any of them loads, so a runaway file stops its
         whole batch (and everything after it) instead of half of it."""
         for f, scan in zip(batch, scanned):
-            if not isinstance(scan, OSError):
+            if isinstance(scan, tuple):
                 self.guard(f, scan[2], self._already(str(f.path), scan[0]))
 
     def load_file(self, f: Landed, scanned: tuple | OSError | None = None) -> FileResult | None:
         t0 = time.perf_counter()
         started = dt.datetime.now()
         path = str(f.path)
-        try:
-            if scanned is None:
-                scanned = _scan_file_safe(f.path)
-            if isinstance(scanned, OSError):
-                raise scanned
-            sha, size, rows_in_file, first = scanned
-        except OSError as e:
-            res = FileResult(
-                f.batch, f.source or "?", path, FAILED, message=f"cannot read file: {e.strerror or e}"
-            )
-            self.con.execute("BEGIN")
-            self._manifest_row(self._next_load_id(), f, None, None, None, 0, 0, FAILED, res.message, started)
-            self.con.execute("COMMIT")
-            return res
+        if f.refused:
+            return self._refuse_file(f, started, t0)
+        if f.manifest_error:
+            return self._fail(f, f.manifest_error, started, t0)
+        if scanned is None:
+            scanned = _scan_landed(f)
+        if isinstance(scanned, OSError):
+            return self._fail(f, f"cannot read file: {_why(scanned)}; retried on the next run", started, t0)
+        sha, size, rows_in_file, first = scanned
         seen = self._already(path, sha)
         if seen and seen[0] == "same":
             return None
+        mismatch = _manifest_mismatch(f, sha, size)
+        if mismatch:
+            return self._fail(f, mismatch, started, t0, sha, size, rows_in_file)
         self.guard(f, rows_in_file, seen)
         load_id = self._next_load_id()
         plan = None if seen else self._check(f, size, first)
-        if isinstance(plan, _Rows):
-            # Parse outside the transaction: the staged rows' rowids are then their parse order.
-            # A stray quote or a line break inside a field makes DuckDB's reader join lines, an
-            # empty line it skips: then its rows no longer map one to one to the file's lines, and
-            # the file is read again line by line (slower, exact), each line judged on its own.
+        try:
+            if isinstance(plan, _Rows):
+                plan = self._parse(load_id, f, plan, rows_in_file)
+            self.con.execute("BEGIN")
             try:
-                self._stage(load_id, f, plan)
-                exact = self._staged_lines(load_id) == rows_in_file
-            except duckdb.Error:
-                exact = False
-            if not exact:
-                try:
-                    self._stage_lines(load_id, f, plan)
-                except (duckdb.Error, OSError) as e:
-                    plan = (f"unreadable as CSV: {str(e).splitlines()[0][:300]}", plan.header)
+                if seen:
+                    res = FileResult(
+                        f.batch,
+                        f.source or "?",
+                        path,
+                        DUPLICATE,
+                        rows_in_file,
+                        message=f"same bytes as load {seen[1]}; nothing loaded",
+                    )
+                    self._manifest_row(
+                        load_id,
+                        f,
+                        sha,
+                        size,
+                        rows_in_file,
+                        0,
+                        0,
+                        DUPLICATE,
+                        res.message,
+                        started,
+                        dup_of=seen[1],
+                    )
+                elif isinstance(plan, _Rows):
+                    res = self._load_rows(load_id, f, plan, sha, size, rows_in_file, started)
+                else:
+                    reason, found = plan
+                    res = self._quarantine_file(
+                        load_id, f, sha, size, rows_in_file if size else 0, reason, found, started
+                    )
+                self.con.execute("COMMIT")
+            except BaseException:
+                self.con.execute("ROLLBACK")
+                raise
+        except Exception as e:
+            # Out of memory, a full disk, an I/O error: the world's fault, not the file's. Nothing
+            # of the file was committed; it is recorded as failed and read again on the next run.
+            if not _transient(e):
+                raise
+            message = f"cannot read file: {_why(e)}; retried on the next run"
+            return self._fail(f, message, started, t0, sha, size, rows_in_file)
+        finally:
+            self._drop_stage(load_id)
+        res.seconds = time.perf_counter() - t0
+        return res
+
+    def _parse(self, load_id: int, f: Landed, plan: _Rows, rows_in_file: int) -> _Rows | tuple[str, list]:
+        """Stage the file's rows (outside the transaction: the staged rows' rowids are then their
+        parse order). A stray quote or a line break inside a field makes DuckDB's reader join
+        lines, an empty line it skips: then its rows no longer map one to one to the file's lines,
+        and the file is read again line by line (slower, exact), each line judged on its own.
+        Transient errors (``_transient``) propagate: they say nothing about the file."""
+        try:
+            self._stage(load_id, f, plan)
+            exact = self._staged_lines(load_id) == rows_in_file
+        except duckdb.Error as e:
+            if _transient(e):
+                raise
+            exact = False
+        if not exact:
+            try:
+                self._stage_lines(load_id, f, plan)
+            except duckdb.Error as e:
+                if _transient(e):
+                    raise
+                return (f"unreadable as CSV: {_why(e)}", plan.header)
+        return plan
+
+    def _fail(self, f: Landed, message: str, started, t0, sha=None, size=None, rows=None) -> FileResult:
+        """Record a file that could not be loaded this time: nothing of it is in the warehouse, and
+        the next run tries it again (``_already`` only skips loaded, quarantined and duplicate)."""
         self.con.execute("BEGIN")
         try:
-            if seen:
-                res = FileResult(
-                    f.batch,
-                    f.source or "?",
-                    path,
-                    DUPLICATE,
-                    rows_in_file,
-                    message=f"same bytes as load {seen[1]}; nothing loaded",
-                )
-                self._manifest_row(
-                    load_id, f, sha, size, rows_in_file, 0, 0, DUPLICATE, res.message, started, dup_of=seen[1]
-                )
-            elif isinstance(plan, _Rows):
-                res = self._load_rows(load_id, f, plan, sha, size, rows_in_file, started)
-            else:
-                reason, found = plan
-                res = self._quarantine_file(
-                    load_id, f, sha, size, rows_in_file if size else 0, reason, found, started
-                )
+            self._manifest_row(self._next_load_id(), f, sha, size, rows, 0, 0, FAILED, message, started)
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
-        finally:
-            self._drop_stage(load_id)
+        res = FileResult(f.batch, f.source or "?", str(f.path), FAILED, message=message)
+        res.seconds = time.perf_counter() - t0
+        return res
+
+    def _refuse_file(self, f: Landed, started, t0) -> FileResult | None:
+        """Quarantine an entry that is not read (a link out of the landing folder, a FIFO, a
+        device), once: it has no sha256, so it is known by its path and its reason."""
+        if self.con.execute(
+            f"SELECT 1 FROM ops.load_manifest WHERE source_file = ? AND file_sha256 IS NULL "
+            f"AND status = '{QUARANTINED}' AND message = ? LIMIT 1",
+            [str(f.path), f.refused],
+        ).fetchone():
+            return None
+        self.con.execute("BEGIN")
+        try:
+            res = self._quarantine_file(self._next_load_id(), f, None, None, 0, f.refused, None, started)
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
         res.seconds = time.perf_counter() - t0
         return res
 
@@ -614,6 +865,8 @@ class Loader:
 
     def _check(self, f: Landed, size: int, first: bytes) -> _Rows | tuple[str, list[str] | None]:
         """Decide from the header alone: load the rows, or quarantine the whole file (reason, header)."""
+        if f.listed is False:
+            return f"not listed in the batch manifest: {MANIFEST} lists other files", None
         if f.source is None:
             return "not a file of the source contract", None
         if f.batch_date is None:
@@ -651,7 +904,7 @@ class Loader:
         # row's rowid is its position among the file's parsed rows.
         self.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _stage AS
-            SELECT *, {_row_violations(src)} AS _broken FROM read_csv({_lit(str(f.path))}, header = true,
+            SELECT *, {_row_violations(src)} AS _broken FROM read_csv({_duckdb_file(_readable(f))}, header = true,
                 delim = ',', quote = '"', escape = '"', auto_detect = false, columns = {{{spec}}},
                 store_rejects = true, rejects_table = '{rej_t}', rejects_scan = '{rej_s}',
                 max_line_size = {MAX_LINE_BYTES}, timestampformat = '%Y-%m-%d %H:%M:%S',
@@ -693,7 +946,7 @@ class Loader:
         failed = " OR ".join(f"(c{i} IS NOT NULL AND {_q(h)} IS NULL)" for i, h in enumerate(header))
         names = ", ".join(_q(h) for h in header)
         first = True
-        for chunk in csv_lines.read(f.path, len(header)):
+        for chunk in csv_lines.read(_readable(f), len(header)):
             con.register("_clv_lines", chunk.rows)
             con.register("_clv_line_rejects", chunk.rejects)
             try:
@@ -836,7 +1089,7 @@ def load(
 
             def scan(j: int) -> Future:
                 if j not in scans:
-                    scans[j] = pool.submit(_scan_file_safe, files[j].path)
+                    scans[j] = pool.submit(_scan_landed, files[j])
                 return scans[j]
 
             for i, f in enumerate(files):

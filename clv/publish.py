@@ -49,7 +49,7 @@ def publish(
     for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
         leftover.unlink(missing_ok=True)
     target.parent.mkdir(parents=True, exist_ok=True)
-    con.execute(f"ATTACH '{tmp}' AS clv_serving")
+    con.execute(f"ATTACH {sql_string(tmp)} AS clv_serving")
     counts: dict[str, int] = {}
     try:
         for t in tables:
@@ -72,8 +72,18 @@ def publish(
         )
     finally:
         con.execute("DETACH clv_serving")
+    # A write-ahead log beside the serving file belongs to the old file (a reader that opened it
+    # for writing and died): left there, DuckDB would replay it onto the new file when it is next
+    # opened, old rows and all. It goes first; then the swap.
+    target.with_name(target.name + ".wal").unlink(missing_ok=True)
     os.replace(tmp, target)  # atomic on POSIX: readers see the old file or the new one
     return counts
+
+
+def sql_string(path: Path) -> str:
+    """A path as a SQL string literal, for statements that take no bound parameter (ATTACH,
+    COPY ... TO): a data directory may be named ``it's [x]``. Neither expands globs."""
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _json(counts: dict[str, int]) -> str:

@@ -13,6 +13,7 @@ the folder with the columns of ``sqlmesh_project/external_models.yaml``.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from sqlglot import exp
 from clv import settings
 from clv.contract import RAW_LINEAGE, SOURCES
 from clv.errors import UserError
+from clv.publish import sql_string
 
 
 class SparkSyncError(UserError):
@@ -105,12 +107,21 @@ def export_raw(data_dir: Path | None = None, wait_seconds: float | None = None) 
                 hidden = folder / f".{name}.tmp"  # Spark ignores files starting with a dot
                 con.execute(
                     f"COPY (SELECT * FROM raw.{source} WHERE _load_id = {int(load_id)} "
-                    f"ORDER BY _row_number) TO '{hidden}' (FORMAT parquet)"
+                    f"ORDER BY _row_number) TO {sql_string(hidden)} (FORMAT parquet)"
                 )
                 os.replace(hidden, target)
                 exported[source] += 1
             files += len(wanted)
     return SyncSummary(exported, removed, files)
+
+
+def spark_location(folder: Path) -> str:
+    """A local folder as a Spark SQL string literal for ``LOCATION``. Spark neither decodes a
+    ``file:`` URI's percent escapes (``as_uri()`` of ``it's [x]`` names a folder ``it%27s%20%5Bx%5D``,
+    an empty table) nor takes the path literally: Hadoop expands glob characters in it. So: the
+    plain path, its glob characters escaped for Hadoop, then quoted for Spark SQL."""
+    path = re.sub(r"([\\\[\]{}*?])", r"\\\1", str(folder.resolve()))
+    return "'file://" + path.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def register_raw(spark, data_dir: Path | None = None) -> None:
@@ -123,7 +134,7 @@ def register_raw(spark, data_dir: Path | None = None) -> None:
         columns = ", ".join(f"`{name}` {typ}" for name, typ in raw_columns(source).items())
         spark.sql(
             f"CREATE TABLE IF NOT EXISTS raw.{source} ({columns}) USING parquet "
-            f"LOCATION '{folder.resolve().as_uri()}'"
+            f"LOCATION {spark_location(folder)}"
         )
         spark.sql(f"REFRESH TABLE raw.{source}")
 

@@ -17,13 +17,15 @@ from tests.ingest.helpers import GOOD, HEADER, by_file, load, make_batch
 
 def test_an_unreadable_file_fails_alone_and_is_retried(tmp_path):
     paths = make_batch(tmp_path, {})
-    (paths.landing / "2024-01-05" / "orders.csv").symlink_to(tmp_path / "not-there.csv")
+    incoming = paths.landing / ".incoming"  # a link to a file not there yet, inside the landing folder
+    (paths.landing / "2024-01-05" / "orders.csv").symlink_to(incoming / "orders.csv")
     summary, con = load(paths)
     f = by_file(summary)["orders.csv"]
     assert f.status == "failed" and "cannot read file" in f.message
     assert by_file(summary)["customers.csv"].status == "loaded"
     con.close()
-    (tmp_path / "not-there.csv").write_text(HEADER + "\n" + GOOD + "\n")  # the file arrives
+    incoming.mkdir()
+    (incoming / "orders.csv").write_text(HEADER + "\n" + GOOD + "\n")  # the file arrives
     summary, con = load(paths)
     assert [(os.path.basename(x.path), x.status, x.rows_loaded) for x in summary.files] == [
         ("orders.csv", "loaded", 1)

@@ -1,7 +1,8 @@
 """Scenario 1: an extract fails transiently. With delivered files (``CLV_SOURCE=landing``), the
-daily DAG's `extract` waits for the business day's batch and `load_raw` for a file that cannot be
-read yet: both are retried with exponential back-off by real Airflow and succeed once the source
-catches up. A batch that never lands fails the run after the last retry, with an alert.
+daily DAG's `extract` waits for the business day's batch and `load_raw` for a file still being
+written (it does not match its manifest yet): both are retried with exponential back-off by real
+Airflow and succeed once the source catches up. A batch that never lands fails the run after the
+last retry, with an alert.
 
 The retry delay is shortened through ``CLV_RETRY_DELAY_SECONDS`` (read when the DAG is parsed)."""
 
@@ -44,8 +45,8 @@ def failed_attempts(warehouse, task_id: str, business_date) -> int:
 
 class LateSource(threading.Thread):
     """The source system catching up while the DAG runs: after the first failed `extract`, the
-    batch folder arrives (its orders file a link to an export still being written); after the
-    first failed `load_raw`, the export is complete."""
+    batch folder arrives (its orders file still being written: half of it); after the first failed
+    `load_raw`, the export is complete and takes its place."""
 
     def __init__(self, paths, business_date, parked, export):
         super().__init__(daemon=True)
@@ -67,7 +68,7 @@ class LateSource(threading.Thread):
         self.done.append("batch delivered")
         if not self.wait_for("load_raw"):
             return
-        shutil.move(self.export.with_suffix(".partial"), self.export)
+        shutil.move(self.export, self.paths.landing / self.day.isoformat() / "orders.csv")
         self.done.append("export completed")
 
 
@@ -78,14 +79,15 @@ def test_extract_and_load_retry_with_back_off_then_alert(airflow_base, tmp_path,
     paths = copy_data(airflow_base, tmp_path / "data")
     d1, d2 = day(1), day(2)
     # The day's batch exists at the source but has not been delivered: park it outside landing,
-    # its orders export not yet readable (a link to a file still being written elsewhere).
+    # its orders export still being written (half of it there; the manifest lists the whole).
     runner.day(paths, d1, chaos="heavy")
     parked = tmp_path / "source" / d1.isoformat()
     parked.parent.mkdir()
     shutil.move(paths.landing / d1.isoformat(), parked)
     export = tmp_path / "source" / "orders-export.csv"
-    shutil.move(parked / "orders.csv", export.with_suffix(".partial"))
-    (parked / "orders.csv").symlink_to(export)
+    shutil.move(parked / "orders.csv", export)
+    data = export.read_bytes()
+    (parked / "orders.csv").write_bytes(data[: len(data) // 2])
 
     source = LateSource(paths, d1, parked, export)
     source.start()

@@ -12,6 +12,7 @@ from clv.airflow import home as airflow_home
 from clv.names import DAILY_DAG
 from generator import runner
 from tests.airflow.helpers import query, sha256
+from tests.ingest.helpers import relist
 from tests.reliability import ledger as ledger_mod
 from tests.reliability.conftest import copy_data, day
 
@@ -36,6 +37,7 @@ def test_a_dq_regression_stops_the_layers_below(airflow_base, tmp_path, ledger):
     with target.open("a") as f:
         for i in range(garbage):
             f.write(f"garbage-{i},not a customer,yesterday\n")
+    relist(target)  # the source system exported the garbage itself: its manifest counts it
     ledger.fault(f"garbage rows appended to a day's {source}", garbage)
     serving_before = sha256(paths.serving)
     marts_before = query(

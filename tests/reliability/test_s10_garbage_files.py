@@ -13,7 +13,7 @@ from clv import ingest
 from clv.contract import SOURCES
 from tests.conftest import DAYS
 from tests.ingest.conftest import copy_data
-from tests.ingest.helpers import GOOD, HEADER, by_file, load, make_batch
+from tests.ingest.helpers import GOOD, HEADER, by_file, load, make_batch, relist
 from tests.reliability.ledger import read_faults
 
 TEN_MB = 10 * 2**20
@@ -90,6 +90,7 @@ def test_garbage_files_among_heavy_chaos_batches(heavy_data, tmp_path, ledger):
     }
     for (day, name), (kind, data, _, _) in garbage.items():
         (landing / day.isoformat() / name).write_bytes(data)
+        relist(landing / day.isoformat() / name)  # delivered so, as its manifest says
         ledger.fault(f"garbage file: {kind}")
 
     summary = ingest.load(paths.data_dir)

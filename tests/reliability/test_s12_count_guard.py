@@ -20,7 +20,7 @@ from generator import runner
 from tests.airflow.helpers import query
 from tests.conftest import DAYS
 from tests.ingest.conftest import copy_data
-from tests.ingest.helpers import GOOD, HEADER, by_file, make_batch
+from tests.ingest.helpers import GOOD, HEADER, by_file, make_batch, relist
 
 pytestmark = pytest.mark.slow
 GUARD = 50_000
@@ -72,6 +72,7 @@ def test_a_runaway_batch_is_refused_whole_then_loads_with_a_raised_guard(heavy_d
     peaks = {}
     for rows in (GUARD + 10_000, 1_000_000):
         target.write_bytes(runaway_orders(rows))
+        relist(target)  # the upstream system announces what it (wrongly) exported
         rc, out, err, peaks[rows] = clv_load(paths.data_dir, env={"CLV_MAX_ROWS_PER_FILE": str(GUARD)})
         assert rc == 2, (out, err)
         assert err.count("\n") == 1 and f"has {rows:,} rows, more than the guard of {GUARD:,}" in err
