@@ -49,9 +49,12 @@ SCENARIOS = {
     10: "Garbage input files: quarantined with a reason; the rest of the batch loads",
     11: "Property-based fuzzing of malformed CSV rows: never a crash, every row accounted for",
     12: "Runaway work: a count guard refuses a batch far larger than expected",
+    13: "Batch files before their manifest: extract waits for the whole day; a day processed early is restated; marts equal an on-time run",
     14: "A delivery that does not match its manifest: not loaded, retried; unlisted files quarantined",
     15: "Symlinks out of the landing folder and device files: quarantined whole, never read",
     16: "A transient I/O error while reading: the file is failed and retried, never quarantined",
+    17: "Missed days catch up: the next run processes them; one landing after a later day ran is restated; marts equal on-time runs",
+    19: "Quarantine, correction, reprocess: rows exported, corrected and reloaded with lineage; marts equal a run without the faults",
 }
 
 

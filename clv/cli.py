@@ -282,6 +282,50 @@ def _cmd_quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_quarantine(args: argparse.Namespace) -> int:
+    """The data steward's loop: list what is quarantined, export rows for correction, reprocess
+    the corrected file as a new batch (and, unless --no-run, load it and refresh every layer)."""
+    from pathlib import Path
+
+    from clv import pipeline, quarantine
+
+    paths = settings.paths(args.data_dir)
+    if args.quarantine_command == "list":
+        groups = quarantine.summary(paths.data_dir, args.batch, args.source, args.reason)
+        if args.json:
+            print(json.dumps(groups, indent=2, default=str))
+        else:
+            print("\n".join(quarantine.summary_lines(groups)))
+        return 0
+    if args.quarantine_command == "export":
+        out = quarantine.export(args.batch, args.source, Path(args.out), paths.data_dir)
+        print(
+            f"exported {out['rows']:,} quarantined {out['source']} rows of batch {out['batch']} to {out['out']}: "
+            f"correct the values (keep {quarantine.CORRECTS}; delete rows you cannot fix), then "
+            f"`clv quarantine reprocess {out['out']}`"
+        )
+        return 0
+    day = _business_date(paths, args.business_date)
+    out = pipeline.write_correction(day, Path(args.file), data_dir=paths.data_dir)
+    print(
+        f"{'wrote' if out['written'] else 'already written:'} batch {out['batch']} ({out['rows']:,} corrected "
+        f"{out['source']} rows of batch {out['corrects']}) in {out['folder']}"
+    )
+    if args.no_run:
+        print("not loaded: the next daily run (or `clv quarantine reprocess` without --no-run) takes it in")
+        return 0
+    run_id = f"quarantine-{dt.datetime.now():%Y%m%dT%H%M%S}"
+    print(
+        f"refreshing business date {day} (load, raw checks, every layer restating {out['batch_date']}, publish)"
+    )
+    try:
+        pipeline.refresh(day, run_id, data_dir=paths.data_dir)
+    except pipeline.CheckFailed as e:
+        print(f"  FAILED: {e}")
+        return 1
+    return 0
+
+
 def _cmd_airflow(args: argparse.Namespace) -> int:
     from clv.airflow import home as airflow_home
 
@@ -494,6 +538,34 @@ def build_parser() -> argparse.ArgumentParser:
     qc.add_argument("--data-dir", default=None)
     qc.add_argument("--business-date", type=_date, default=None)
     qc.set_defaults(func=_cmd_quality)
+    qr = sub.add_parser(
+        "quarantine", help="list quarantined rows, export them for correction, reprocess the corrected file"
+    )
+    qsub = qr.add_subparsers(dest="quarantine_command", required=True, parser_class=_Parser)
+    ql = qsub.add_parser(
+        "list", help="quarantined rows by batch, source and reason, and how many were reprocessed"
+    )
+    ql.add_argument("--data-dir", default=None)
+    ql.add_argument("--batch", default=None, help="only this batch (a landing folder name)")
+    ql.add_argument("--source", default=None, help="only this source (orders, customers, ...)")
+    ql.add_argument("--reason", default=None, help="only reasons containing this text (case ignored)")
+    ql.add_argument("--json", action="store_true")
+    qe = qsub.add_parser(
+        "export", help="write a batch's still-quarantined rows of one source to a CSV to correct"
+    )
+    qe.add_argument("--data-dir", default=None)
+    qe.add_argument("--batch", required=True, help="the batch (landing folder name) the rows came in")
+    qe.add_argument("--source", required=True, help="the source (orders, customers, ...)")
+    qe.add_argument("--out", required=True, help="the CSV to write")
+    qp = qsub.add_parser(
+        "reprocess", help="hand a corrected export back as a new batch; load it and refresh every layer"
+    )
+    qp.add_argument("file", help="the corrected CSV (from `clv quarantine export`)")
+    qp.add_argument("--data-dir", default=None)
+    qp.add_argument("--business-date", type=_date, default=None, help="default: the latest loaded batch")
+    qp.add_argument("--no-run", action="store_true", help="only write the batch; the next daily run loads it")
+    for q in (ql, qe, qp):
+        q.set_defaults(func=_cmd_quarantine)
     af = sub.add_parser(
         "airflow",
         help="the airflow CLI with this project's settings (e.g. clv airflow dags list)",

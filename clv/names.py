@@ -21,7 +21,8 @@ DAILY_DAG = "clv_daily_refresh"
 QUALITY_DAG = "clv_quality_checks"
 BACKFILL_DAG = "clv_backfill"
 DEPLOY_DAG = "clv_deploy"
-DAG_IDS = (DAILY_DAG, QUALITY_DAG, BACKFILL_DAG, DEPLOY_DAG)
+QUARANTINE_DAG = "clv_quarantine_reprocess"
+DAG_IDS = (DAILY_DAG, QUALITY_DAG, BACKFILL_DAG, DEPLOY_DAG, QUARANTINE_DAG)
 WRITER_DAGS = DAG_IDS  # every DAG writes the warehouse
 
 # The daily refresh's pipeline steps in order (the DAG adds resolve_business_date and the writer

@@ -25,7 +25,8 @@ __all__ = ["CheckFailed", "SourceNotReady"]
 
 
 class SourceNotReady(TransientError):
-    """The business day's source files have not landed (yet): retried with back-off."""
+    """The business day's batch has not landed, or is still arriving (no manifest yet): retried
+    with back-off."""
 
 
 def _batches(landing: Path) -> list[dt.date]:
@@ -66,12 +67,37 @@ def resolve_business_date(
     return bd.from_logical_date(logical_date)
 
 
+def landed_batch(business_date: dt.date, landing: Path) -> list[str]:
+    """The business day's delivered batch folders, once every one of them is complete.
+
+    A folder belongs to the day when its name starts with the date (``2025-01-31``,
+    ``2025-01-31-<anything>``). It is complete once its ``_manifest.json`` is written: the sender
+    writes it last. Raises ``SourceNotReady`` while the day has no folder, or while any of its
+    folders has files but no manifest yet — loading half a day would let its interval be processed
+    without the rest."""
+    day = business_date.isoformat()
+    folders = (
+        sorted(p for p in landing.glob(f"{day}*") if p.is_dir() and not p.name.startswith("."))
+        if landing.is_dir()
+        else []
+    )
+    waiting = [p.name for p in folders if not (p / "_manifest.json").exists()]
+    if waiting:
+        raise SourceNotReady(
+            f"the batch for {business_date} is still arriving: {', '.join(waiting)} in {landing} "
+            "has no _manifest.json yet"
+        )
+    if not folders:
+        raise SourceNotReady(f"no batch for {business_date} in {landing} yet")
+    return [p.name for p in folders]
+
+
 def extract(business_date: dt.date, *, data_dir: Path | None = None, step: ops.StepRun | None = None) -> dict:
     """Make sure the business day's batch has landed.
 
     Generator mode: generate the history if there is none (ending on the business date), then
-    every missing day up to the business date, in order. Landing mode: check the batch folder is
-    there; raise ``SourceNotReady`` (retried) if not.
+    every missing day up to the business date, in order. Landing mode: the day's batch must be
+    complete (``landed_batch``); ``SourceNotReady`` (retried with back-off, then an alert) if not.
     """
     from generator import runner
 
@@ -80,9 +106,8 @@ def extract(business_date: dt.date, *, data_dir: Path | None = None, step: ops.S
     with ops.recorded(paths.data_dir, step):
         generated, rows = [], 0
         if settings.source_mode() == "landing":
-            folder = paths.landing / business_date.isoformat()
-            if not (folder / "_manifest.json").exists() and not any(folder.glob("*.csv")):
-                raise SourceNotReady(f"no batch for {business_date} in {paths.landing} yet")
+            step.detail = {"batches": landed_batch(business_date, paths.landing)}
+            return {"business_date": business_date.isoformat(), "batches": step.detail["batches"]}
         elif not (paths.state / runner.META).exists():
             if any(paths.landing.glob("*/*.csv")):
                 raise UserError(
@@ -113,7 +138,7 @@ def load(business_date: dt.date, *, data_dir: Path | None = None, step: ops.Step
 
     A file that cannot be read (yet) raises ``SourceNotReady`` after the others have loaded, so
     the task is retried with back-off; a file quarantined whole raises a warning alert."""
-    from clv import ingest
+    from clv import ingest, quarantine
     from clv.warehouse import connect
 
     paths = settings.paths(data_dir)
@@ -122,12 +147,14 @@ def load(business_date: dt.date, *, data_dir: Path | None = None, step: ops.Step
         summary = ingest.load(paths.data_dir)
         with closing(connect(paths.warehouse)) as con:
             rows = ingest.reconcile(con)
+            corrected = quarantine.record_corrections(con, paths.landing)
         bad = [r for r in rows if not r["reconciled"]]
         step.rows = summary.rows_loaded
         step.detail = {
             "files": len(summary.files),
             "rows_quarantined": summary.rows_quarantined,
             "failed_files": len(summary.failed),
+            "quarantined_rows_corrected": corrected,
         }
         if bad:
             raise CheckFailed(
@@ -191,9 +218,15 @@ def scan_raw(
 def transform_layer(
     business_date: dt.date, layer: str, *, data_dir: Path | None = None, step: ops.StepRun | None = None
 ) -> dict:
-    """Run one layer's SQLMesh models for the new intervals, then the layer's Soda checks on the
-    same connection. The very first time (no prod environment yet) the staging step builds prod
-    with a plan; that is the initial deployment, not a change to existing models."""
+    """Run one layer's SQLMesh models for the missing intervals (the new day, and any day a failed
+    run left out), then the layer's Soda checks on the same connection. The very first time (no
+    prod environment yet) the staging step builds prod with a plan; that is the initial
+    deployment, not a change to existing models.
+
+    The staging step also takes in late loads — rows whose batch date SQLMesh had already
+    processed — by restating them (`clv.transform`): the restated intervals are recomputed by
+    this step and the layer steps after it, each behind its checks, and a warning alert says
+    which batch dates came late."""
     from clv import transform
 
     if layer not in LAYERS:
@@ -201,24 +234,42 @@ def transform_layer(
     paths = settings.paths(data_dir)
     step = step or ops.StepRun(task_id=f"transform_{layer}", business_date=business_date)
     with ops.recorded(paths.data_dir, step):
+        restatement = None
         ctx = transform.context(paths.data_dir)
         try:
             if not transform.has_prod(ctx):
                 transform.plan_prod(ctx, business_date)
                 how = "planned prod (first build of every model)"
-            elif transform.run(ctx, business_date, layer=layer):
-                how = "ran"
             else:
-                raise transform.TransformError(
-                    f"the SQLMesh run of the {layer} models up to {business_date} failed; see the log"
-                )
+                outcome = transform.run(ctx, business_date, layer=layer)
+                restatement = outcome.restatement
+                if not outcome:
+                    raise transform.TransformError(
+                        f"the SQLMesh run of the {layer} models up to {business_date} failed; see the log"
+                    )
+                how = "restated late loads, then ran" if restatement else "ran"
             slowest = {name: round(sec, 2) for name, sec in transform.slowest_models(ctx, 5)}
             con = ctx.engine_adapter.connection
             step.rows = layer_rows(con, layer)
             result = _scan_or_raise(con, layer, business_date, step.report_id, paths.data_dir)
         finally:
             ctx.close()
-        step.detail = {"transform": how, "checks": len(result.checks), "slowest_models": slowest}
+            if restatement:  # the intervals are cleared: said whether or not the run went through
+                step.detail["restated"] = {
+                    "batch_dates": [d.isoformat() for d in restatement.batch_dates],
+                    "load_ids": restatement.load_ids,
+                    "models": restatement.models,
+                }
+                ops.alert(
+                    paths.data_dir,
+                    restatement.line(),
+                    severity="warning",
+                    dag_id=step.dag_id,
+                    task_id=step.task_id,
+                    run_id=step.run_id,
+                    business_date=business_date,
+                )
+        step.detail.update({"transform": how, "checks": len(result.checks), "slowest_models": slowest})
         return {"transform": how, "rows": step.rows, "line": result.line()}
 
 
@@ -313,6 +364,23 @@ def promote(
         return {"environment": environment, "promoted": changed}
 
 
+def write_correction(
+    business_date: dt.date, file: str | Path, *, data_dir: Path | None = None, step: ops.StepRun | None = None
+) -> dict:
+    """Hand a data steward's corrected export back as a new delivery: a batch in the landing
+    folder that references the original (`clv.quarantine.reprocess`). The load and the layer steps
+    after it take it in; its batch date is the original's, so the staging step restates it."""
+    from clv import quarantine
+
+    paths = settings.paths(data_dir)
+    step = step or ops.StepRun(task_id="write_correction", business_date=business_date)
+    with ops.recorded(paths.data_dir, step):
+        out = quarantine.reprocess(Path(file), data_dir=paths.data_dir)
+        step.rows = out["rows"]
+        step.detail = out
+        return out
+
+
 DAILY_STEPS = (
     (extract, ()),
     (load, ()),
@@ -325,7 +393,18 @@ assert len(DAILY_STEPS) == len(DAILY_TASKS)
 
 def daily(business_date: dt.date, run_id: str, *, data_dir: Path | None = None, echo=print) -> None:
     """The daily refresh without Airflow: the same steps, in the same order, in this process."""
-    for task_id, (func, args) in zip(DAILY_TASKS, DAILY_STEPS, strict=True):
+    _run_steps(DAILY_TASKS, DAILY_STEPS, business_date, run_id, data_dir, echo)
+
+
+def refresh(business_date: dt.date, run_id: str, *, data_dir: Path | None = None, echo=print) -> None:
+    """The daily steps after extract: load what landed, check raw, run every layer (restating late
+    loads such as a correction), publish. `clv quarantine reprocess` runs it after writing a
+    correction; the ``clv_quarantine_reprocess`` DAG runs the same steps as tasks."""
+    _run_steps(DAILY_TASKS[1:], DAILY_STEPS[1:], business_date, run_id, data_dir, echo)
+
+
+def _run_steps(task_ids, steps, business_date: dt.date, run_id: str, data_dir: Path | None, echo) -> None:
+    for task_id, (func, args) in zip(task_ids, steps, strict=True):
         step = ops.StepRun(dag_id="clv-cli", run_id=run_id, task_id=task_id, business_date=business_date)
         result = func(business_date, *args, data_dir=data_dir, step=step)
         echo(f"  {task_id}: done" + (f" ({step.rows:,} rows)" if step.rows is not None else ""))

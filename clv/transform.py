@@ -3,6 +3,20 @@
 Time is explicit: a run for business date D is given the execution time `clv.business_date`
 maps D to, so the daily interval [D, D+1) — the batch that landed on D — is the last one it
 processes, and SCD-2 versions opened by that run are valid from the end of D.
+
+Late rows are restated, never skipped. Staging reads raw by batch date, one daily interval at a
+time, and SQLMesh runs an interval once. A load whose batch date SQLMesh has already processed (a
+batch that completed after its day ran, a correction of quarantined rows, a replayed batch)
+would never reach staging on its own. So every run that includes staging first looks for loads
+newer than the staging high-water mark (``ops.staging_watermark``: every load up to it is in
+staging) whose interval is already processed, and restates them: the intervals of those sources'
+staging models and of every model downstream are cleared in SQLMesh's state, and the run itself
+— layer by layer, each behind its checks — recomputes them. Staging and the facts are
+incremental by unique key or read the whole history through them, so they are recomputed from
+their first interval (SQLMesh restates unique-key models only whole); the two models whose
+restatement is disabled to protect their history (``core.dim_customers``, SCD type 2, and the
+daily ``core.fct_customer_snapshot``) have their latest interval re-evaluated, which adds what
+changed without rewriting history. Each restatement is recorded in ``ops.restatements``.
 """
 
 from __future__ import annotations
@@ -10,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from clv import settings
@@ -110,18 +125,44 @@ def _open_waiting(ctx, warehouse: Path, wait_seconds: float | None) -> None:
 
 
 def plan_prod(ctx, business_date: dt.date, environment: str | None = None):
-    """Create or change the models and backfill everything up to the business date."""
-    return ctx.plan(
+    """Create or change the models and backfill everything up to the business date. In prod, late
+    loads are restated first (see the module's docstring); the very first build takes in every
+    load there is."""
+    tracked = environment is None and _tracks_loads(ctx)
+    if tracked and has_prod(ctx):
+        _, seen = restate_late_loads(ctx, business_date)
+    else:
+        seen = _latest_load_id(ctx.engine_adapter.connection) if tracked else None
+    plan = ctx.plan(
         environment,
         execution_time=execution_time(business_date),
         auto_apply=True,
         no_prompts=True,
         skip_tests=True,
     )
+    if seen is not None:
+        _advance_watermark(ctx.engine_adapter.connection, seen, business_date)
+    return plan
 
 
-def run(ctx, business_date: dt.date, layer: str | None = None, environment: str | None = None) -> bool:
-    """Process the new intervals up to the business date (all layers, or one layer's models)."""
+@dataclass
+class RunResult:
+    """How a run went: truthy when it succeeded; ``restatement`` says what late loads it took in."""
+
+    ok: bool
+    restatement: Restatement | None = None
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def run(ctx, business_date: dt.date, layer: str | None = None, environment: str | None = None) -> RunResult:
+    """Process the missing intervals up to the business date (all layers, or one layer's models):
+    the new day, any day a failed run left out, and — when staging is part of the run — the
+    intervals of late loads, restated first. Truthy when the run succeeded."""
+    restatement = seen = None
+    if environment is None and layer in (None, "staging") and _tracks_loads(ctx):
+        restatement, seen = restate_late_loads(ctx, business_date)
     select = [f"{layer}.*"] if layer else None
     status = ctx.run(
         environment,
@@ -129,7 +170,154 @@ def run(ctx, business_date: dt.date, layer: str | None = None, environment: str 
         select_models=select,
         no_auto_upstream=layer is not None,
     )
-    return not status.is_failure  # "nothing to do" (no new interval) is a success
+    ok = not status.is_failure  # "nothing to do" (no new interval) is a success
+    if ok and seen is not None:
+        _advance_watermark(ctx.engine_adapter.connection, seen, business_date)
+    return RunResult(ok, restatement)
+
+
+# --- Late loads: rows whose interval SQLMesh had already processed -----------------------------
+
+RESTATEMENT_DDL = (
+    "CREATE SCHEMA IF NOT EXISTS ops",
+    """CREATE TABLE IF NOT EXISTS ops.staging_watermark (
+        load_id INTEGER NOT NULL, business_date DATE, recorded_at TIMESTAMP NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS ops.restatements (
+        restated_at TIMESTAMP NOT NULL, business_date DATE NOT NULL, batch_dates DATE[] NOT NULL,
+        load_ids INTEGER[] NOT NULL, staging_models VARCHAR[] NOT NULL, models_cleared INTEGER NOT NULL,
+        summary VARCHAR NOT NULL)""",
+)
+
+
+@dataclass
+class Restatement:
+    """Loads whose batch dates staging had already processed, and the models cleared to take them in."""
+
+    business_date: dt.date
+    load_ids: list[int]
+    batch_dates: list[dt.date]
+    staging_models: list[str]
+    models: list[str] = field(default_factory=list)  # every model whose intervals were cleared
+
+    def line(self) -> str:
+        dates = ", ".join(d.isoformat() for d in self.batch_dates[:5])
+        more = f" and {len(self.batch_dates) - 5} more" if len(self.batch_dates) > 5 else ""
+        return (
+            f"{len(self.load_ids)} loads brought rows for batch dates SQLMesh had already processed "
+            f"({dates}{more}): restating {', '.join(self.staging_models)} and "
+            f"{len(self.models) - len(self.staging_models)} models downstream"
+        )
+
+
+def _tracks_loads(ctx) -> bool:
+    """Late loads are followed on the DuckDB warehouse the loader writes (on Spark the raw zone is
+    an export, and later runs are not supported there yet: README, "The Spark gateway")."""
+    return settings.sqlmesh_gateway() == "duckdb"
+
+
+def _latest_load_id(con) -> int:
+    import duckdb
+
+    try:
+        return con.execute("SELECT coalesce(max(load_id), 0) FROM ops.load_manifest").fetchone()[0]
+    except duckdb.CatalogException:  # nothing loaded yet
+        return 0
+
+
+def _watermark(con) -> int:
+    """Every load up to this id is in staging, or in an interval SQLMesh has still to run. 0 when
+    nothing was recorded (a warehouse from before this rule: every load counts as new once)."""
+    for statement in RESTATEMENT_DDL:
+        con.execute(statement)
+    return con.execute("SELECT coalesce(max(load_id), 0) FROM ops.staging_watermark").fetchone()[0]
+
+
+def _advance_watermark(con, load_id: int, business_date: dt.date) -> None:
+    if load_id > _watermark(con):
+        con.execute(
+            "INSERT INTO ops.staging_watermark VALUES (?, ?, ?)", [load_id, business_date, dt.datetime.now()]
+        )
+
+
+def _short(name: str) -> str:
+    return ".".join(name.replace('"', "").split(".")[-2:])
+
+
+def restate_late_loads(ctx, business_date: dt.date) -> tuple[Restatement | None, int]:
+    """Find the loads past the staging watermark whose batch date prod's staging has already
+    processed, and clear what must be recomputed to take them in (the run that follows does it).
+    Returns the restatement (None when there was nothing late) and the latest load id seen, to
+    which the watermark may advance once the run has succeeded."""
+    from sqlmesh.utils.dag import DAG
+    from sqlmesh.utils.date import to_timestamp
+
+    con = ctx.engine_adapter.connection
+    seen = _latest_load_id(con)
+    mark = _watermark(con)
+    if seen <= mark:
+        return None, seen
+    loads = con.execute(
+        "SELECT load_id, source, batch_date FROM ops.load_manifest WHERE load_id > ? AND load_id <= ? "
+        "AND status = 'loaded' AND rows_loaded > 0 AND batch_date IS NOT NULL ORDER BY load_id",
+        [mark, seen],
+    ).fetchall()
+    env = ctx.state_reader.get_environment("prod")
+    if not loads or env is None:
+        return None, seen
+    snapshots = {s.name: s for s in ctx.state_reader.get_snapshots(env.snapshots).values()}
+    by_short = {_short(name): s for name, s in snapshots.items()}
+
+    def processed(s, day: dt.date) -> bool:
+        start, end = to_timestamp(day), to_timestamp(day + dt.timedelta(days=1))
+        return any(a <= start and end <= b for a, b in s.intervals)
+
+    late = [
+        (load_id, source, day)
+        for load_id, source, day in loads
+        if (s := by_short.get(f"staging.stg_{source}")) is not None and processed(s, day)
+    ]
+    if not late:
+        return None, seen
+    restated = {by_short[f"staging.stg_{source}"].name for _, source, _ in late}
+    # The restated staging models and everything downstream, in dependency order. A model whose
+    # restatement is disabled (its history cannot be rebuilt) re-evaluates its latest interval;
+    # the others recompute every interval they have, as SQLMesh's own restatement of a unique-key
+    # parent would make them.
+    dag = DAG({name: {p.name for p in s.parents} for name, s in snapshots.items()})
+    cleared: dict[str, tuple[int, int]] = {}
+    for name in dag:
+        s = snapshots[name]
+        if not (name in restated or any(p.name in cleared for p in s.parents)):
+            continue
+        if not s.is_model or s.is_seed or s.is_symbolic or not s.intervals:
+            continue
+        end = s.intervals[-1][1]
+        start = to_timestamp(s.node.cron_prev(end)) if s.disable_restatement else s.intervals[0][0]
+        cleared[name] = (start, end)
+    ctx.state_sync.remove_intervals(
+        [(snapshots[name], interval) for name, interval in cleared.items()], remove_shared_versions=True
+    )
+    restatement = Restatement(
+        business_date,
+        sorted({load_id for load_id, _, _ in late}),
+        sorted({day for _, _, day in late}),
+        sorted(_short(name) for name in restated),
+        sorted(_short(name) for name in cleared),
+    )
+    con.execute(
+        "INSERT INTO ops.restatements VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            dt.datetime.now(),
+            business_date,
+            restatement.batch_dates,
+            restatement.load_ids,
+            restatement.staging_models,
+            len(restatement.models),
+            restatement.line(),
+        ],
+    )
+    logger.warning("clv: %s", restatement.line())
+    return restatement, seen
 
 
 def has_prod(ctx) -> bool:

@@ -22,6 +22,7 @@ ROOMS = {
         "clv.ops",
         "clv.csv_lines",
         "clv.ingest",
+        "clv.quarantine",
         "clv.soda_runtime",
         "clv.quality",
         "clv.transform",

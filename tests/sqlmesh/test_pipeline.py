@@ -1,6 +1,7 @@
-"""Behaviour of the whole model graph over daily runs. Late events, rebuilds from raw and replayed
-batches are reliability scenarios: tests/reliability/test_s05_late_events.py and
-test_s04_replayed_batch.py."""
+"""Behaviour of the whole model graph over daily runs, and of the daily steps around it. Late
+events, rebuilds from raw, replayed batches, batches completing late and missed days are
+reliability scenarios: tests/reliability/test_s05_late_events.py, test_s04_replayed_batch.py,
+test_s13_landing_manifest.py and test_s17_missed_days.py."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import datetime as dt
 
 import pytest
 
-from clv import transform
+from clv import pipeline, transform
 from clv.contract import SOURCES
 from tests.conftest import END
 
@@ -55,3 +56,29 @@ def test_the_context_times_every_model_it_evaluates(project):
     seconds = [sec for _, sec in timings]
     assert seconds == sorted(seconds, reverse=True) and all(sec >= 0 for sec in seconds)
     assert [name for name, _ in transform.slowest_models(ctx, n=3)] == names[:3]
+
+
+def test_landing_mode_extracts_a_day_only_once_all_of_it_has_landed(tmp_path, monkeypatch):
+    """Every folder of the business date must carry its manifest: files without one are a batch
+    still arriving, and loading half a day would let its interval run without the rest."""
+    monkeypatch.setenv("CLV_SOURCE", "landing")
+    day = dt.date(2025, 1, 31)
+    landing = tmp_path / "landing"
+    landing.mkdir()
+
+    def extract():
+        return pipeline.extract(day, data_dir=tmp_path)
+
+    with pytest.raises(pipeline.SourceNotReady, match="no batch for 2025-01-31"):
+        extract()
+    for name in ("2025-01-30", "2025-01-31", "2025-01-31-late", "2025-02-01"):
+        (landing / name).mkdir()
+        (landing / name / "orders.csv").write_text("order_id\n")
+    (landing / "2025-01-30" / "_manifest.json").write_text("{}")
+    with pytest.raises(pipeline.SourceNotReady, match="still arriving: 2025-01-31, 2025-01-31-late"):
+        extract()
+    (landing / "2025-01-31" / "_manifest.json").write_text("{}")
+    with pytest.raises(pipeline.SourceNotReady, match="still arriving: 2025-01-31-late in"):
+        extract()
+    (landing / "2025-01-31-late" / "_manifest.json").write_text("{}")
+    assert extract()["batches"] == ["2025-01-31", "2025-01-31-late"]  # 2025-02-01 is another day
