@@ -49,6 +49,9 @@ SCENARIOS = {
     10: "Garbage input files: quarantined with a reason; the rest of the batch loads",
     11: "Property-based fuzzing of malformed CSV rows: never a crash, every row accounted for",
     12: "Runaway work: a count guard refuses a batch far larger than expected",
+    18: "Two writer DAGs started together: one waits for the other, both finish",
+    20: "A bad promotion rolled back: marts and serving equal the pre-promotion ones, nothing recomputed",
+    21: "Backup, a day, restore (refused over a newer warehouse without --force), the day again: rows lost 0",
 }
 
 
