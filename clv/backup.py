@@ -203,6 +203,8 @@ def restore(folder: Path, *, data_dir: Path | None = None, force: bool = False) 
     staged: dict[str, Path] = {}
     try:
         for name, expected in manifest["files"].items():
+            if name not in (WAREHOUSE, SERVING):
+                raise BackupError(f"{folder / MANIFEST} lists {name!r}: not a file clv backup writes")
             src = folder / name
             if not src.exists() or _sha256(src) != expected["sha256"]:
                 raise BackupError(f"{src} is missing or does not match its checksum: the backup is damaged")

@@ -5,8 +5,9 @@ A DAG task passes the pipeline function itself (``run_step(pipeline.extract, con
 an editor's "find usages" leads from the DAG to the code. The backfill, deploy and rollback DAGs
 share their tasks (defined here, at module level, as Airflow task factories): the first checks the
 params, then the writer gate, then the business date is read (after the gate: it opens the
-warehouse); each DAG file wires them in its own order with ``chain``. Imported when Airflow parses the DAG files: only Airflow's SDK and light
-`clv` modules at module level; the pipeline is imported inside the task bodies.
+warehouse); each DAG file wires them in its own order with ``chain``. Imported when Airflow
+parses the DAG files: only Airflow's SDK and light `clv` modules at module level; the pipeline is
+imported inside the task bodies.
 """
 
 from __future__ import annotations
@@ -101,9 +102,9 @@ def _models(context) -> list[str] | None:
 
 
 def check_params(context) -> None:
-    """Refuse a bad ``environment`` (prod in any spelling, or not a name) or ``models`` param
-    (anything but model names and SQLMesh selectors) with a one-line reason, before anything
-    is touched."""
+    """Refuse a bad ``environment`` (prod in any spelling, or not a name), ``models`` (anything
+    but model names and SQLMesh selectors) or ``start``/``end`` date param with a one-line
+    reason, before anything is touched."""
     from clv import transform
 
     params = context["params"]
@@ -113,6 +114,8 @@ def check_params(context) -> None:
         transform.model_selectors(params.get("models"))
     except UserError as e:
         raise _fail_fast(e) from e
+    _date_param(context, "start")
+    _date_param(context, "end")
 
 
 # -- The tasks of a backfill, a deploy or a rollback (their DAG files wire them). ----------------
