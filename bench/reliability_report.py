@@ -54,7 +54,10 @@ SCENARIOS = {
     15: "Symlinks out of the landing folder and device files: quarantined whole, never read",
     16: "A transient I/O error while reading: the file is failed and retried, never quarantined",
     17: "Missed days catch up: the next run processes them; one landing after a later day ran is restated; marts equal on-time runs",
+    18: "Two writer DAGs started together: one waits for the other, both finish",
     19: "Quarantine, correction, reprocess: rows exported, corrected and reloaded with lineage; marts equal a run without the faults",
+    20: "A bad promotion rolled back: marts and serving equal the pre-promotion ones, nothing recomputed",
+    21: "Backup, a day, restore (refused over a newer warehouse without --force), the day again: rows lost 0",
 }
 
 

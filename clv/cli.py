@@ -222,11 +222,14 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 def _cmd_environment(args: argparse.Namespace) -> int:
     """`clv deploy` and `clv backfill`: build in an isolated environment, check, maybe promote."""
-    from clv import pipeline
+    from clv import pipeline, transform
 
+    # Refused before anything is touched: prod in any spelling, a name SQLMesh would not take,
+    # anything in --models but model names and SQLMesh selectors.
+    args.environment = transform.environment_name(args.environment)
+    models = transform.model_selectors(getattr(args, "models", None)) or None
     paths = settings.paths(args.data_dir)
     day = _business_date(paths, getattr(args, "end", None))
-    models = getattr(args, "models", None) or None
     try:
         staged = pipeline.stage_environment(
             day,
@@ -255,6 +258,46 @@ def _cmd_environment(args: argparse.Namespace) -> int:
             f"clv: checks failed in environment {args.environment}; prod is unchanged: {e}", file=sys.stderr
         )
         return 1
+    return 0
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    """Undo the latest promotion: prod back to the versions it served before, then republish."""
+    from clv import pipeline, rollback
+
+    paths = settings.paths(args.data_dir)
+    day = _business_date(paths, args.business_date)
+    out = rollback.roll_back(day, data_dir=paths.data_dir)
+    print(
+        f"rolled back {out['promotion']}: prod serves its previous versions of {', '.join(out['restored'])}"
+    )
+    if out["caught_up"]:
+        print(f"  brought up to {day}: {', '.join(out['caught_up'])}")
+    published = pipeline.publish(day, data_dir=paths.data_dir)
+    print(f"published {published['serving']}")
+    return 0
+
+
+def _cmd_backup(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from clv import backup
+
+    out = backup.backup(out=Path(args.out) if args.out else None, data_dir=args.data_dir)
+    print("\n".join(out["lines"]))
+    return 0
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from clv import backup
+
+    out = backup.restore(Path(args.folder), data_dir=args.data_dir, force=args.force)
+    print(
+        f"restored the backup of {out['created_at']} from {out['restored']}; landed files it had not "
+        "loaded load on the next run"
+    )
     return 0
 
 
@@ -532,6 +575,23 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--environment", default="backfill")
     bf.add_argument("--promote", action="store_true")
     bf.set_defaults(func=_cmd_environment)
+    rb = sub.add_parser(
+        "rollback", help="undo the latest promotion: prod back to its previous versions, republish"
+    )
+    rb.add_argument("--data-dir", default=None)
+    rb.add_argument("--business-date", type=_date, default=None, help="default: the latest loaded batch")
+    rb.set_defaults(func=_cmd_rollback)
+    bk = sub.add_parser(
+        "backup", help="a consistent copy of the warehouse and serving file, taken under the lock"
+    )
+    bk.add_argument("--data-dir", default=None)
+    bk.add_argument("--out", default=None, help="a new folder (default: <data dir>/backups/<time>)")
+    bk.set_defaults(func=_cmd_backup)
+    rs = sub.add_parser("restore", help="put a backup's warehouse and serving file back in place")
+    rs.add_argument("folder", help="a folder `clv backup` wrote")
+    rs.add_argument("--data-dir", default=None)
+    rs.add_argument("--force", action="store_true", help="even over a warehouse newer than the backup")
+    rs.set_defaults(func=_cmd_restore)
     qc = sub.add_parser(
         "quality", help="SQLMesh tests + audits, every Soda check, the reconciliation: one report"
     )

@@ -22,8 +22,13 @@ QUALITY_DAG = "clv_quality_checks"
 BACKFILL_DAG = "clv_backfill"
 DEPLOY_DAG = "clv_deploy"
 QUARANTINE_DAG = "clv_quarantine_reprocess"
-DAG_IDS = (DAILY_DAG, QUALITY_DAG, BACKFILL_DAG, DEPLOY_DAG, QUARANTINE_DAG)
-WRITER_DAGS = DAG_IDS  # every DAG writes the warehouse
+ROLLBACK_DAG = "clv_rollback"
+BACKUP_DAG = "clv_backup"
+DAG_IDS = (DAILY_DAG, QUALITY_DAG, BACKFILL_DAG, DEPLOY_DAG, QUARANTINE_DAG, ROLLBACK_DAG, BACKUP_DAG)
+# Every DAG writes the warehouse (or, like the backup, holds its lock). Runs waiting for it go in
+# this order (clv.airflow.sensors): undoing a bad promotion first, then the scheduled refresh and
+# its checks, then corrections and manual changes, the backup last.
+WRITER_DAGS = (ROLLBACK_DAG, DAILY_DAG, QUALITY_DAG, QUARANTINE_DAG, BACKFILL_DAG, DEPLOY_DAG, BACKUP_DAG)
 
 # The daily refresh's pipeline steps in order (the DAG adds resolve_business_date and the writer
 # sensor before them); `clv run --no-airflow` runs the same steps in the same order.

@@ -5,7 +5,9 @@
 - ``ops.alerts``: one row per failure (DAG, task, run, error summary, time). Every alert is also
   appended to ``<data dir>/alerts.jsonl`` (so an alert is never lost when the warehouse itself is
   busy or broken) and handed to an optional hook for email/Slack/pager: set
-  ``CLV_ALERT_HOOK=package.module:function``; the function receives the alert as a dict.
+  ``CLV_ALERT_HOOK=package.module:function``; the function receives the alert as a dict, in a
+  thread the alert waits for at most ``ALERT_HOOK_TIMEOUT_SECONDS`` (a hook's failure or hang is
+  logged, never raised).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import datetime as dt
 import importlib
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +28,7 @@ import duckdb
 from clv import settings
 
 log = logging.getLogger("clv")
+ALERT_HOOK_TIMEOUT_SECONDS = 10.0  # how long an alert waits for CLV_ALERT_HOOK (see _call_hook)
 
 DDL = (
     "CREATE SCHEMA IF NOT EXISTS ops",
@@ -84,6 +88,8 @@ def recorded(data_dir: Path | None, step: StepRun) -> Iterator[StepRun]:
     """Time a step and record its outcome in ``ops.pipeline_runs``, success or failure.
 
     The row is written after the step has closed its own connection to the warehouse (one writer).
+    Recording is bookkeeping: when it fails, the failure is logged and the step's own outcome
+    stands — its exception, if it raised one, is what the caller sees.
     """
     started = dt.datetime.now()
     t0 = time.perf_counter()
@@ -94,28 +100,31 @@ def recorded(data_dir: Path | None, step: StepRun) -> Iterator[StepRun]:
         status, error = "failed", f"{type(e).__name__}: {e}"
         raise
     finally:
-        detail = dict(step.detail)
-        if error:
-            detail["error"] = error[:2000]
-        _write(
-            data_dir,
-            "INSERT INTO ops.pipeline_runs (dag_id, run_id, task_id, try_number, business_date, status, "
-            "started_at, finished_at, duration_seconds, rows_processed, detail) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                step.dag_id,
-                step.run_id,
-                step.task_id,
-                step.try_number,
-                step.business_date,
-                status,
-                started,
-                dt.datetime.now(),
-                round(time.perf_counter() - t0, 3),
-                step.rows,
-                json.dumps(detail, default=str) if detail else None,
-            ],
-        )
+        try:
+            detail = dict(step.detail)
+            if error:
+                detail["error"] = error[:2000]
+            _write(
+                data_dir,
+                "INSERT INTO ops.pipeline_runs (dag_id, run_id, task_id, try_number, business_date, "
+                "status, started_at, finished_at, duration_seconds, rows_processed, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    step.dag_id,
+                    step.run_id,
+                    step.task_id,
+                    step.try_number,
+                    step.business_date,
+                    status,
+                    started,
+                    dt.datetime.now(),
+                    round(time.perf_counter() - t0, 3),
+                    step.rows,
+                    json.dumps(detail, default=str) if detail else None,
+                ],
+            )
+        except Exception as e:  # never in place of the step's own outcome
+            log.error("clv: could not record %s (%s) in ops.pipeline_runs: %s", step.task_id, status, e)
 
 
 def summarize_error(error: BaseException | str | None) -> str:
@@ -177,14 +186,40 @@ def alert(
         )
     except Exception as e:  # an alert must never mask the failure that caused it
         log.error("clv: could not record the alert in the warehouse: %s", e)
-    hook = settings.alert_hook()
-    if hook:
+    _call_hook(record)
+    return record
+
+
+def _call_hook(record: dict) -> None:
+    """Hand the alert to ``CLV_ALERT_HOOK`` in a thread of its own, waiting at most
+    ``ALERT_HOOK_TIMEOUT_SECONDS``: a hook that hangs (an unreachable webhook) or fails in any way
+    is logged, never raised, and never holds up the failure handler it runs in. A hook still
+    running after the timeout is left behind (a daemon thread: it does not keep the process up)."""
+    try:
+        hook = settings.alert_hook()
+    except Exception as e:  # a malformed setting must not mask the failure being alerted
+        log.error("clv: CLV_ALERT_HOOK is unusable: %s", e)
+        return
+    if not hook:
+        return
+    failure: list[str] = []
+
+    def call() -> None:
         try:
             module, _, func = hook.partition(":")
             getattr(importlib.import_module(module), func)(record)
-        except Exception as e:
-            log.error("clv: the alert hook %s failed: %s", hook, e)
-    return record
+        except BaseException as e:  # SystemExit and KeyboardInterrupt from a hook included
+            failure.append(f"{type(e).__name__}: {e}")
+
+    thread = threading.Thread(target=call, name="clv-alert-hook", daemon=True)
+    thread.start()
+    thread.join(ALERT_HOOK_TIMEOUT_SECONDS)
+    if thread.is_alive():
+        log.error(
+            "clv: the alert hook %s did not return within %s s; carrying on", hook, ALERT_HOOK_TIMEOUT_SECONDS
+        )
+    elif failure:
+        log.error("clv: the alert hook %s failed: %s", hook, failure[0])
 
 
 def run_report(paths: settings.Paths, dag_id: str, business_date: dt.date, run_id: str | None) -> str:

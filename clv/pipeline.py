@@ -345,7 +345,7 @@ def promote(
     step: ops.StepRun | None = None,
 ) -> dict:
     """Point prod at the versions built and checked in the environment (blue-green swap)."""
-    from clv import transform
+    from clv import rollback, transform
 
     paths = settings.paths(data_dir)
     step = step or ops.StepRun(task_id="promote", business_date=business_date)
@@ -353,6 +353,7 @@ def promote(
         ctx = transform.context(paths.data_dir)
         try:
             plan = transform.promote(ctx, environment, business_date, models)
+            rollback.record_promotion(ctx, plan, environment, step)  # what `clv rollback` undoes
             changed = sorted({s.name for s in plan.modified_snapshots.values()})
             con = ctx.engine_adapter.connection
             for layer in LAYERS:

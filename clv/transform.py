@@ -349,6 +349,115 @@ def environment_name(value: str) -> str:
     return name
 
 
+# SQLMesh 0.236's model selector grammar (sqlmesh/core/selector.py, `parse`), which it applies to
+# each selection wrapped in parentheses:
+#     selection := unary ["&" unary] ["|" selection]
+#     unary     := "^" unary | term
+#     term      := ["+"] [kind ":"] ( ["*"] word ["*"] ["+"] | "(" selection ["+"] ")" | "*" )
+# Its tokenizer takes any run of other characters as a word and its parser ignores what it cannot
+# read ("a b" selects a), so the words are checked here: model names, tag names, the two resource
+# types, and git branch names that cannot be read as an option of the git command SQLMesh runs.
+_SELECTOR_TOKEN = r"\s*(?:([()&|^+*:])|([^\s()&|^+*:]+))"
+_SELECTOR_OPERATORS = frozenset("()&|^+*:")
+_SELECTOR_WORDS = {
+    None: r"\.?[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*\.?",  # schema.model, or marts. of marts.*
+    "tag": r"[A-Za-z0-9_][A-Za-z0-9_-]*",
+    "resource_type": r"model|audit",
+    "git": r"[A-Za-z0-9_](?!.*\.\.)[A-Za-z0-9_./-]*",  # a branch; never an option (-...)
+}
+_SELECTOR_KINDS = {
+    None: "a model name",
+    "tag": "a tag name",
+    "resource_type": "a resource type (model or audit)",
+    "git": "a git branch name",
+}
+_SELECTOR_HELP = (
+    "use model names or SQLMesh selectors such as marts.mart_clv, 'marts.*', +marts.mart_clv, "
+    "marts.mart_clv+, tag:name, git:main"
+)
+
+
+def model_selectors(values) -> list[str]:
+    """Model names and SQLMesh selectors a user gave (the ``models`` of a backfill), checked
+    against SQLMesh's selector grammar before anything runs; one line says what is wrong."""
+    if isinstance(values, str):
+        values = [values]
+    selected = []
+    for value in values or []:
+        text = str(value).strip()
+        problem = _selector_problem(text)
+        if problem:
+            raise UserError(f"invalid model selector {value!r}: {problem}; {_SELECTOR_HELP}")
+        selected.append(text)
+    return selected
+
+
+def _selector_problem(text: str) -> str | None:
+    import re
+
+    tokens = [m.group(1) or m.group(2) for m in re.finditer(_SELECTOR_TOKEN, text)]
+    if not tokens:
+        return "it is empty"
+    pos = 0
+
+    def peek(offset: int = 0) -> str | None:
+        return tokens[pos + offset] if pos + offset < len(tokens) else None
+
+    def take(token: str) -> bool:
+        nonlocal pos
+        if peek() == token:
+            pos += 1
+            return True
+        return False
+
+    def selection() -> str | None:
+        problem = unary()
+        if not problem and take("&"):
+            problem = unary()
+        if not problem and take("|"):
+            problem = selection()
+        return problem
+
+    def unary() -> str | None:
+        return unary() if take("^") else term()
+
+    def term() -> str | None:
+        nonlocal pos
+        take("+")
+        kind = None
+        word = peek()
+        if word and word.lower() in ("tag", "resource_type", "git") and peek(1) == ":":
+            kind, pos = word.lower(), pos + 2
+        star = take("*")
+        word = peek()
+        if word is not None and word not in _SELECTOR_OPERATORS:
+            pos += 1
+            if not re.fullmatch(_SELECTOR_WORDS[kind], word):
+                return f"{word!r} is not {_SELECTOR_KINDS[kind]}"
+            rstar = peek() == "*"
+            if (star or rstar) and kind in ("resource_type", "git"):
+                return f"{kind} takes no wildcard"
+            if (word.startswith(".") and not star) or (word.endswith(".") and not rstar):
+                return f"{word!r} is not {_SELECTOR_KINDS[kind]}"
+            take("*")
+            take("+")
+            return None
+        if not star and take("("):
+            problem = selection()
+            take("+")
+            return problem or (None if take(")") else "a parenthesis is not closed")
+        if star:
+            return None
+        return f"{_SELECTOR_KINDS[kind]} is missing " + (f"before {word!r}" if word else "at the end")
+
+    problem = selection()
+    if problem:
+        return problem
+    if pos < len(tokens):
+        return f"SQLMesh would ignore {' '.join(tokens[pos:])!r}"
+    return None
+
+
 def plan_environment(
     ctx,
     environment: str,

@@ -2,13 +2,15 @@
 ### CLV deploy (manual)
 The path for model changes: `plan` the local models into an isolated environment (`deploy` by
 default), run every layer's checks there, then promote to prod and republish the serving file.
-Waits while another warehouse-writing DAG runs, so a deploy and the scheduled refresh never
-overlap.
+Waits while another writer DAG's run holds the warehouse, so a deploy and the scheduled refresh
+never overlap.
 
-**Params** — `environment`, `promote` (default on: promote when every check passed).
+**Params** — `environment` (never `prod`), `promote` (default on: promote when every check
+passed). The first task refuses a bad param with one line.
 
-Tasks (`clv.airflow.tasks`, each calling one `clv.pipeline` step): resolve the business date →
-wait for other writers → plan and check the environment → (if `promote`) promote → publish.
+Tasks (`clv.airflow.tasks`, each calling one `clv.pipeline` step): check the params → wait for
+other writers → the business date (the latest loaded batch) → plan and check the environment →
+(if `promote`) promote → publish. Undo a promotion with `clv_rollback`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pendulum
 from airflow.sdk import Param, chain, dag
 
 from clv.airflow import policy, tasks
-from clv.names import DEPLOY_DAG, ENVIRONMENT_PATTERN
+from clv.names import DEPLOY_DAG
 
 
 @dag(
@@ -30,15 +32,18 @@ from clv.names import DEPLOY_DAG, ENVIRONMENT_PATTERN
     tags=["clv", "manual", "deploy", "sqlmesh"],
     doc_md=__doc__,
     params={
-        "environment": Param("deploy", type="string", pattern=ENVIRONMENT_PATTERN),
+        # Checked by the first task, with a one-line reason in its log (never prod, in any case).
+        "environment": Param("deploy", type="string", description="lower-case name; never prod"),
         "promote": Param(True, type="boolean", description="swap prod to the checked versions when clean"),
     },
 )
 def clv_deploy():
-    day = tasks.environment_business_date()
+    end = tasks.environment_params()
+    day = tasks.business_date(end)
     chain(
-        day,
+        end,
         tasks.wait_for_other_writers(),
+        day,
         tasks.plan_and_check_environment(day),
         tasks.promotion_requested(),
         tasks.promote(day),

@@ -30,6 +30,8 @@ ROOMS = {
         "clv.publish",
         "clv.pipeline",
         "clv.quality_run",
+        "clv.rollback",
+        "clv.backup",
     ),
     "orchestration": ("clv.airflow", "clv.cli"),
 }

@@ -2,10 +2,12 @@
 and apply the one retry rule.
 
 A DAG task passes the pipeline function itself (``run_step(pipeline.extract, context, day)``), so
-an editor's "find usages" leads from the DAG to the code. The backfill and deploy DAGs share their
-tasks (defined here, at module level, as Airflow task factories); each DAG file wires them in its
-own order with ``chain``. Imported when Airflow parses the DAG files: only Airflow's SDK and light
-`clv` modules at module level; the pipeline is imported inside the task bodies.
+an editor's "find usages" leads from the DAG to the code. The backfill, deploy and rollback DAGs
+share their tasks (defined here, at module level, as Airflow task factories): the first checks the
+params, then the writer gate, then the business date is read (after the gate: it opens the
+warehouse); each DAG file wires them in its own order with ``chain``. Imported when Airflow
+parses the DAG files: only Airflow's SDK and light `clv` modules at module level; the pipeline is
+imported inside the task bodies.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from airflow.sdk import task
 from clv import business_date as bd
 from clv import settings
 from clv.airflow.assets import mart_assets, serving_asset
-from clv.airflow.sensors import other_writers_running
+from clv.airflow.sensors import may_write
 from clv.errors import ClvError, UserError
 from clv.names import POOL
 
@@ -94,21 +96,51 @@ def latest_loaded_or_param(context, name: str) -> str:
 
 
 def _models(context) -> list[str] | None:
-    return list(context["params"].get("models") or []) or None
+    from clv import transform
+
+    return transform.model_selectors(context["params"].get("models")) or None
 
 
-# -- The tasks of a backfill or a deploy (clv_backfill.py and clv_deploy.py wire them). ---------
+def check_params(context) -> None:
+    """Refuse a bad ``environment`` (prod in any spelling, or not a name), ``models`` (anything
+    but model names and SQLMesh selectors) or ``start``/``end`` date param with a one-line
+    reason, before anything is touched."""
+    from clv import transform
+
+    params = context["params"]
+    try:
+        if "environment" in params:
+            transform.environment_name(params["environment"])
+        transform.model_selectors(params.get("models"))
+    except UserError as e:
+        raise _fail_fast(e) from e
+    _date_param(context, "start")
+    _date_param(context, "end")
+
+
+# -- The tasks of a backfill, a deploy or a rollback (their DAG files wire them). ----------------
 
 
 @task(task_id="resolve_business_date", retries=0)
-def environment_business_date(**context) -> str:
-    """Backfills and deploys run as of the latest loaded batch (or the ``end`` param)."""
-    return latest_loaded_or_param(context, "end")
+def environment_params(**context) -> str | None:
+    """The first task: refuse bad params at once, and read the ``end`` date param if any (the
+    latest loaded batch is read after the gate: the warehouse may be busy until then)."""
+    check_params(context)
+    end = _date_param(context, "end")
+    return end.isoformat() if end else None
 
 
 @task.sensor(poke_interval=15, timeout=4 * 3600, mode="poke", retries=0)
 def wait_for_other_writers(**context) -> bool:
-    return other_writers_running(context) == 0
+    """Wait while another writer DAG's run holds the warehouse or goes first
+    (``clv.airflow.sensors``)."""
+    return may_write(context)
+
+
+@task(pool=POOL, retries=0)
+def business_date(end: str | None, **context) -> str:
+    """Backfills, deploys and rollbacks run as of the ``end`` param, else the latest loaded batch."""
+    return end or latest_loaded_or_param(context, "end")
 
 
 @task(pool=POOL, retries=0)
