@@ -359,7 +359,7 @@ def _fit_group(level, cycle, tier, plan_id, covers, t, c, note: str = "") -> Gro
     try:
         m = fit_sbg(t, c)
     except RenewalError as e:
-        reason = f"{e}; its subscriptions are valued as renewing" if n else "no subscriptions"
+        reason = f"{e}; its subscriptions are valued as renewing" if n else "no subscriptions yet"
         return GroupFit(
             level, cycle, tier, plan_id, covers, n, k, faced, None, geo, "not_fitted", _join(note, reason)
         )
@@ -379,36 +379,46 @@ def _join(*parts: str) -> str:
 
 
 def fit_groups(
-    eps: pd.DataFrame, min_subscriptions: int = MIN_SUBSCRIPTIONS, min_cancelled: int = MIN_CANCELLED
+    eps: pd.DataFrame,
+    plans: pd.DataFrame | None = None,
+    min_subscriptions: int = MIN_SUBSCRIPTIONS,
+    min_cancelled: int = MIN_CANCELLED,
 ) -> list[GroupFit]:
-    """One sBG per plan with enough data, one per billing cycle for the plans pooled into it.
-    Episodes that never paid (0 charges) are left out."""
+    """One sBG per plan with enough data, one per billing cycle for the plans pooled into it
+    (with `plans`, every plan of the table is covered, those without subscriptions pooled, so a
+    billing cycle without any subscriber is a row with its reason). Episodes that never paid
+    (0 charges) are left out."""
     e = eps[eps["charges"] > 0]
+    if plans is not None:
+        catalogue = plans[["plan_id", "plan_tier", "billing_cycle"]].drop_duplicates("plan_id")
+    else:
+        catalogue = eps[["plan_id", "plan_tier", "billing_cycle"]].drop_duplicates("plan_id")
     fits: list[GroupFit] = []
-    for cycle, by_cycle in e.groupby("billing_cycle", sort=True):
+    for cycle, cycle_plans in catalogue.groupby("billing_cycle", sort=True):
         pooled: list[str] = []
         notes: list[str] = []
-        for plan_id, by_plan in by_cycle.groupby("plan_id", sort=True):
+        for plan in cycle_plans.sort_values("plan_id").itertuples(index=False):
+            by_plan = e[e["plan_id"] == plan.plan_id]
             n, k = len(by_plan), int(by_plan["cancelled"].sum())
             if n >= min_subscriptions and k >= min_cancelled:
                 fit = _fit_group(
                     "plan",
                     str(cycle),
-                    str(by_plan["plan_tier"].iloc[0]),
-                    str(plan_id),
-                    (str(plan_id),),
+                    str(plan.plan_tier),
+                    str(plan.plan_id),
+                    (str(plan.plan_id),),
                     by_plan["periods"].to_numpy(),
                     by_plan["cancelled"].to_numpy(),
                 )
                 if fit.model is not None:
                     fits.append(fit)
                     continue
-            pooled.append(str(plan_id))
-            notes.append(f"{plan_id} ({n} subscriptions, {k} cancelled)")
+            pooled.append(str(plan.plan_id))
+            notes.append(f"{plan.plan_id} ({n} subscriptions, {k} cancelled)")
         if pooled:
-            rows = by_cycle[by_cycle["plan_id"].isin(pooled)]
+            rows = e[e["plan_id"].isin(pooled)]
             note = (
-                f"pooled: {', '.join(notes)} below {min_subscriptions} subscriptions or "
+                f"pooled: {', '.join(notes)}, below {min_subscriptions} subscriptions or "
                 f"{min_cancelled} cancellations for a fit of its own"
             )
             fits.append(
@@ -637,7 +647,7 @@ def holdout_comparison(
     convention, as the data of `as_of` show it). One row per plan and a total row."""
     cutoff = as_of - dt.timedelta(days=holdout_days)
     before = episodes(subscriptions, plans, cutoff)
-    fits = fit_groups(before)
+    fits = fit_groups(before, plans)
     sbg = {p: f.model for f in fits for p in f.covers_plans}
     geo = {p: f.geometric for f in fits for p in f.covers_plans}
     active = before[before["is_active"]].reset_index(drop=True)
