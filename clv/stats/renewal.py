@@ -24,7 +24,8 @@ its subscriptions are valued as renewing (no cancellation observed: the maximum-
 
 Why the fit is fast: the likelihood depends on the data only through the counts of (periods,
 cancelled) pairs, a few hundred at most, so 1,000,000 subscriptions are one `np.unique`; the
-log-likelihood and its analytic gradient (digammas) in log-parameters go to L-BFGS-B. When the data
+log-likelihood and its analytic gradient (digammas) go to L-BFGS-B in (logit of the mean
+cancellation probability, log of α + β), where the data pin the first well. When the data
 show no heterogeneity, α and β grow together without bound (the limit is a plain geometric
 model); they are then held at a cap and the report says so, as the BG/NBD fit does.
 
@@ -46,8 +47,9 @@ from clv.errors import UserError
 
 MIN_SUBSCRIPTIONS = 100  # episodes a plan needs for a fit of its own
 MIN_CANCELLED = 10  # cancellations a plan needs for a fit of its own
-GRADIENT_TOLERANCE = 1e-6  # on the gradient of the mean log-likelihood, in log-parameters
-_LOG_CAP = 9.0  # |log α|, |log β| at most this: beyond, the data show no heterogeneity (or none staying)
+GRADIENT_TOLERANCE = 1e-6  # on the gradient of the mean log-likelihood, in (logit mean, log(α + β))
+_LOG_CAP = 9.0  # log(α + β) at most this (α + β ≈ 8100): beyond, the data show no heterogeneity
+_LOGIT_BOUND = 30.0
 _MAX_FUTURE_CHARGES = 13  # a monthly plan has at most 13 charges in 365 days
 
 
@@ -60,15 +62,23 @@ class RenewalError(UserError):
 
 
 def add_months(day: np.ndarray, months: np.ndarray) -> np.ndarray:
-    """The date `months` calendar months after `day` (datetime64[D]), clamped to the last day of a
-    shorter month, as DuckDB's `day + TO_MONTHS(n)` and Spark's ADD_MONTHS (macro @add_months)."""
+    """The date `months` calendar months after `day` (datetime64[D]; the two broadcast), clamped to
+    the last day of a shorter month, as DuckDB's `day + TO_MONTHS(n)` and Spark's ADD_MONTHS
+    (macro @add_months). Integer arithmetic over a table of month starts: numpy's calendar
+    conversions run once per distinct month, not once per element."""
     day = np.asarray(day, dtype="datetime64[D]")
     month = day.astype("datetime64[M]")
     dom = (day - month.astype("datetime64[D]")).astype(np.int64)
-    target = month + np.asarray(months, dtype=np.int64)
-    first = target.astype("datetime64[D]")
-    length = ((target + 1).astype("datetime64[D]") - first).astype(np.int64)
-    return first + np.minimum(dom, length - 1)
+    target = month.astype(np.int64) + np.asarray(months, dtype=np.int64)
+    if target.size == 0:
+        return np.broadcast_to(day, target.shape).copy()
+    lo = int(target.min())
+    starts = (
+        np.arange(lo, int(target.max()) + 2).astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    )
+    first = starts[target - lo]
+    length = starts[target - lo + 1] - first
+    return (first + np.minimum(dom, length - 1)).astype("datetime64[D]")
 
 
 def charges_before(start: np.ndarray, months: np.ndarray, limit: np.ndarray) -> np.ndarray:
@@ -123,6 +133,13 @@ class SBG:
         return np.exp(
             special.betaln(self.alpha, self.beta + t + ahead) - special.betaln(self.alpha, self.beta + t)
         )
+
+    def retention(self, survived: np.ndarray, count: int) -> np.ndarray:
+        """P(survive renewal t + i + 1 | survived t + i), i = 0 .. count - 1, one row per
+        subscription: (β + t + i) / (α + β + t + i). Their running product is the conditional
+        survival, without a Beta function per cell."""
+        t = np.asarray(survived, dtype=float)[:, None] + np.arange(count)[None, :]
+        return (self.beta + t) / (self.alpha + self.beta + t)
 
     @property
     def mean_cancel_probability(self) -> float:
@@ -196,34 +213,42 @@ def fit_sbg(periods, cancelled) -> SBG:
     total = n.sum()
     geo = fit_geometric(t, c)
 
+    # parameters: x = (logit mu, log kappa), mu = alpha / (alpha + beta) the mean cancellation
+    # probability, kappa = alpha + beta the concentration: the data identify mu well, and when
+    # they show no heterogeneity the likelihood is flat in kappa towards the geometric limit
+    def params(x):
+        mu = special.expit(x[0])
+        kappa = np.exp(x[1])
+        return mu * kappa, (1 - mu) * kappa, mu
+
     def objective(x):
-        ll, g = log_likelihood(np.exp(x[0]), np.exp(x[1]), ut, uc, n)
-        return -ll / total, -g / total
+        a, b, mu = params(x)
+        ll, (ga, gb) = log_likelihood(a, b, ut, uc, n)
+        return -ll / total, -np.array([ga * (1 - mu) - gb * mu, ga + gb]) / total
 
     theta = min(max(geo.theta, 1e-6), 1 - 1e-6)
-    x0 = np.log([1.0, (1 - theta) / theta])
-    x0 = np.clip(x0, -_LOG_CAP + 1, _LOG_CAP - 1)
-    bounds = [(-_LOG_CAP, _LOG_CAP)] * 2
+    x0 = np.array([special.logit(theta), np.log(1 / theta)])
+    bounds = [(-_LOGIT_BOUND, _LOGIT_BOUND), (-_LOG_CAP, _LOG_CAP)]
     res = optimize.minimize(
         objective,
         x0,
         jac=True,
         method="L-BFGS-B",
         bounds=bounds,
-        options={"gtol": 1e-10, "ftol": 1e-15, "maxiter": 500},
+        options={"gtol": 1e-12, "ftol": 1e-15, "maxiter": 1000},
     )
     x = res.x
     _, g = objective(x)
-    at_cap = np.abs(x) >= _LOG_CAP - 1e-6
-    free = np.where(at_cap, 0.0, g)
-    grad_norm = float(np.linalg.norm(free))
+    at_cap = np.array([False, x[1] >= _LOG_CAP - 1e-6])
+    grad_norm = float(np.linalg.norm(np.where(at_cap, 0.0, g)))
     if grad_norm > GRADIENT_TOLERANCE:
         raise RenewalError(f"the sBG fit did not converge (gradient norm {grad_norm:.1e}: {res.message})")
-    ll, _ = log_likelihood(np.exp(x[0]), np.exp(x[1]), ut, uc, n)
-    capped = tuple(name for name, hit in zip(("alpha", "beta"), at_cap) if hit)
+    alpha, beta, _ = params(x)
+    ll, _ = log_likelihood(alpha, beta, ut, uc, n)
+    capped = ("alpha", "beta") if at_cap[1] else ()
     return SBG(
-        float(np.exp(x[0])),
-        float(np.exp(x[1])),
+        float(alpha),
+        float(beta),
         ll,
         int(total),
         int(n[uc].sum()),
@@ -505,16 +530,14 @@ def models_from_frame(frame: pd.DataFrame) -> dict[str, SBG | None]:
 # expected revenue per active subscription, then per customer
 
 
-def _survival(models: dict, plan_id: np.ndarray, survived: np.ndarray, ahead: np.ndarray) -> np.ndarray:
-    """S(t + j) / S(t) by each row's plan model (1 where the plan has none)."""
-    out = np.ones(np.broadcast(survived[:, None], ahead).shape)
-    for plan in np.unique(plan_id):
-        rows = plan_id == plan
+def _survival(models: dict, plan_id: np.ndarray, survived: np.ndarray, count: int) -> np.ndarray:
+    """S(t + j) / S(t), j = 1 .. count, by each row's plan model (1 where the plan has none)."""
+    out = np.ones((len(survived), count))
+    for plan in pd.unique(plan_id):
         m = models.get(plan)
         if m is not None:
-            out[rows] = m.conditional_survival(
-                survived[rows][:, None], ahead[rows] if ahead.ndim > 1 else ahead
-            )
+            rows = plan_id == plan
+            out[rows] = np.cumprod(m.retention(survived[rows], count), axis=1)
     return out
 
 
@@ -527,19 +550,16 @@ def expected_charges(
     horizon (undiscounted and discounted at `discount_rate` a year by the charge's day), survival
     at day 90 and the probability of cancelling within 90 days."""
     day = np.datetime64(as_of, "D")
-    n = len(active)
     j = np.arange(1, _MAX_FUTURE_CHARGES + 1)
     seg_start = active["segment_start"].to_numpy(dtype="datetime64[D]")
     months = active["billing_months"].to_numpy(dtype=np.int64)
     cycle = active["segment_charges"].to_numpy(dtype=np.int64)[:, None] - 1 + j[None, :]
-    dates = add_months(np.repeat(seg_start[:, None], len(j), axis=1), cycle * months[:, None])
+    dates = add_months(seg_start[:, None], cycle * months[:, None])
     ahead_days = (dates - day).astype(np.int64)
     in_90 = (ahead_days >= 1) & (ahead_days <= 90)
     in_h = (ahead_days >= 1) & (ahead_days <= horizon_days)
     survived = active["periods"].to_numpy(dtype=float)
-    surv = _survival(
-        models, active["plan_id"].to_numpy(), survived, np.broadcast_to(j.astype(float), (n, len(j)))
-    )
+    surv = _survival(models, active["plan_id"].to_numpy(), survived, len(j))
     price = active["price_usd"].to_numpy(dtype=float)[:, None]
     disc = (1 + discount_rate) ** (-ahead_days / 365.0)
     renewals_90 = in_90.sum(axis=1)

@@ -59,7 +59,7 @@ from clv.stats import renewal
         "mean_cancel_probability": "alpha / (alpha + beta): mean cancellation probability at a renewal",
         "log_likelihood": "Total sBG log-likelihood",
         "iterations": "L-BFGS-B iterations of the fit",
-        "gradient_norm": "Gradient norm of the mean log-likelihood at the optimum (log-parameters)",
+        "gradient_norm": "Gradient norm of the mean log-likelihood at the optimum, in (logit alpha / (alpha + beta), log(alpha + beta))",
         "geometric_cancel_probability": "The simpler alternative: one cancellation probability per renewal for all",
         "geometric_log_likelihood": "Log-likelihood of that geometric model (sBG nests it: never higher)",
         "status": "fitted; capped (no heterogeneity in the data: alpha, beta held at a cap); not_fitted (see reason: valued as renewing)",
