@@ -12,7 +12,7 @@ from __future__ import annotations
 import typing as t
 
 import pandas as pd
-from macros.features import read_model
+from macros.features import known_customers, read_model
 from sqlglot import exp
 from sqlmesh import ExecutionContext, model
 from sqlmesh.core.model.kind import ModelKindName
@@ -27,7 +27,7 @@ from clv.stats import renewal
     grain=["billing_cycle", "covers_plans"],
     tags=["intermediate"],
     columns=renewal.FIT_COLUMNS,
-    depends_on=["staging.stg_subscriptions", "core.dim_plans"],
+    depends_on=["staging.stg_subscriptions", "core.dim_plans", "core.dim_customers"],
     audits=[
         ("unique_values", {"columns": [exp.column("covers_plans")]}),
         (
@@ -70,7 +70,7 @@ def execute(
     context: ExecutionContext, start: t.Any, end: t.Any, execution_time: t.Any, **kwargs: t.Any
 ) -> pd.DataFrame:
     business = from_execution_time(execution_time)
-    subscriptions = read_model(context, "staging.stg_subscriptions")
+    subscriptions = known_customers(context, read_model(context, "staging.stg_subscriptions"))
     plans = read_model(context, "core.dim_plans")
     eps = renewal.episodes(subscriptions, plans, business)
     return renewal.fit_frame(renewal.fit_groups(eps, plans), business)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import typing as t
 
 import pandas as pd
-from macros.features import read_model
+from macros.features import known_customers, read_model
 from sqlglot import exp
 from sqlmesh import ExecutionContext, model
 from sqlmesh.core.model.kind import ModelKindName
@@ -27,7 +27,12 @@ from clv.stats import renewal
     grain="customer_id",
     tags=["intermediate"],
     columns=renewal.VALUE_COLUMNS,
-    depends_on=["staging.stg_subscriptions", "core.dim_plans", "intermediate.int_subscription_model_fit"],
+    depends_on=[
+        "staging.stg_subscriptions",
+        "core.dim_plans",
+        "core.dim_customers",
+        "intermediate.int_subscription_model_fit",
+    ],
     audits=[
         ("unique_values", {"columns": [exp.column("customer_id")]}),
         (
@@ -72,7 +77,7 @@ def execute(
     context: ExecutionContext, start: t.Any, end: t.Any, execution_time: t.Any, **kwargs: t.Any
 ) -> t.Iterator[pd.DataFrame]:
     business = from_execution_time(execution_time)
-    subscriptions = read_model(context, "staging.stg_subscriptions")
+    subscriptions = known_customers(context, read_model(context, "staging.stg_subscriptions"))
     plans = read_model(context, "core.dim_plans")
     models = renewal.models_from_frame(read_model(context, "intermediate.int_subscription_model_fit"))
     eps = renewal.episodes(subscriptions, plans, business)
