@@ -24,7 +24,7 @@ from clv.stats import renewal
 @model(
     "intermediate.int_subscription_model_fit",
     kind=dict(name=ModelKindName.FULL),
-    grain=["billing_cycle", "covers_plans"],
+    grain="covers_plans",
     tags=["intermediate"],
     columns=renewal.FIT_COLUMNS,
     depends_on=["staging.stg_subscriptions", "core.dim_plans", "core.dim_customers"],
@@ -32,7 +32,12 @@ from clv.stats import renewal
         ("unique_values", {"columns": [exp.column("covers_plans")]}),
         (
             "not_null",
-            {"columns": [exp.column(c) for c in ("business_date", "group_level", "billing_cycle", "status")]},
+            {
+                "columns": [
+                    exp.column(c)
+                    for c in ("covers_plans", "business_date", "group_level", "billing_cycle", "status")
+                ]
+            },
         ),
         (
             "accepted_values",
