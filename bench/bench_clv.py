@@ -442,10 +442,6 @@ def at_risk_section(df: pd.DataFrame, business) -> list[str]:
     return lines
 
 
-if __name__ == "__main__":
-    main()
-
-
 def _error(predicted: float, actual: float) -> str:
     return f"{predicted / actual - 1:+.1%}" if actual else "—"
 
@@ -575,3 +571,7 @@ def subscription_section(
         f"(machine load {os.getloadavg()[0]:.1f} on 2 cores).",
     ]
     return lines
+
+
+if __name__ == "__main__":
+    main()

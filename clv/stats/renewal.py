@@ -156,10 +156,9 @@ class Geometric:
     cancelled: int
     periods: int
 
-    def conditional_survival(self, survived: np.ndarray, ahead: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(
-            (1 - self.theta) ** np.asarray(ahead, dtype=float), np.broadcast(survived, ahead).shape
-        )
+    def retention(self, survived: np.ndarray, count: int) -> np.ndarray:
+        """P(survive the next renewal) = 1 - θ, whatever the tenure: rows x `count` renewals."""
+        return np.full((len(np.asarray(survived)), count), 1 - self.theta)
 
 
 def _validate(periods, cancelled) -> tuple[np.ndarray, np.ndarray]:
@@ -330,6 +329,7 @@ def episodes(subscriptions: pd.DataFrame, plans: pd.DataFrame, as_of: dt.date) -
     segment, renewals survived or the renewal cancelled at, and whether it still runs.
     Subscriptions of plans missing from `plans` raise."""
     s = _segments(subscriptions, plans, as_of)
+    day = np.datetime64(as_of, "D")
     g = s.groupby("episode", sort=False)
     last = g.tail(1).set_index("episode")
     first = g.head(1).set_index("episode")
@@ -352,8 +352,18 @@ def episodes(subscriptions: pd.DataFrame, plans: pd.DataFrame, as_of: dt.date) -
         }
     )
     out["is_active"] = np.isnat(out["end"].to_numpy())
-    out["cancelled"] = ~out["is_active"]
-    # renewals: a cancelled episode failed renewal number `charges`; a running one survived charges - 1
+    # the renewal an episode faces next, or the one it failed: its current plan's next billing date
+    out["renewal_date"] = add_months(
+        out["segment_start"].to_numpy(dtype="datetime64[D]"),
+        out["segment_charges"].to_numpy(dtype=np.int64) * out["billing_months"].to_numpy(dtype=np.int64),
+    )
+    # renewals: a cancelled episode failed renewal number `charges`, a running one survived
+    # charges - 1. A cancellation counts as a failed renewal once that renewal's date has come:
+    # before it, the episode is censored like a running one (survivors are only counted at their
+    # renewal date, so counting early cancellations at once would overstate the cancellation
+    # rate, most of all for annual plans)
+    due = out["renewal_date"].to_numpy() <= day
+    out["cancelled"] = ~out["is_active"] & due
     out["periods"] = np.where(out["cancelled"], out["charges"], np.maximum(out["charges"] - 1, 0))
     return out
 

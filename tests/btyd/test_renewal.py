@@ -79,6 +79,9 @@ def test_degenerate_inputs_raise_a_clear_error_or_cap():
     assert geometric.theta == pytest.approx(55 / 190)
     assert fit.mean_cancel_probability == pytest.approx(geometric.theta, rel=0.01)
     assert fit.log_likelihood == pytest.approx(geometric.log_likelihood, rel=1e-3)
+    # the geometric model's survival has no tenure effect: (1 - theta)^j after any past
+    survival = np.cumprod(geometric.retention(np.array([0, 7]), 3), axis=1)
+    assert survival == pytest.approx(np.array([[1, 2, 3], [1, 2, 3]]) * 0 + (1 - 55 / 190) ** np.arange(1, 4))
     group = renewal.fit_groups(
         pd.DataFrame(
             {
