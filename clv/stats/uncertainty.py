@@ -22,9 +22,10 @@ closed form (series over N). A customer's quantiles then need no simulation: rec
 through P(alive) (the atom at 0), monetary value through the scale v + x m, and T by linear
 interpolation between nodes. Totals are not sums of per-customer quantiles (the P10s of many
 independent customers do not happen together): given the parameters, a group's total is a sum of
-independent customers, normal by the central limit theorem with the summed means and variances;
-the parameter draws, shared by every customer, make the total's distribution a mixture of those
-normals, whose quantiles are the totals' intervals.
+independent customers, with the summed means and variances (a gamma with those two moments: the
+central limit theorem's normal for large groups, non-negative and skewed for small ones); the
+parameter draws, shared by every customer, make the total's distribution a mixture of those,
+whose quantiles are the totals' intervals.
 """
 
 from __future__ import annotations
@@ -322,8 +323,8 @@ def total_quantiles(
 ) -> TotalInterval:
     """Quantiles of the total value of each group: Σ B_i V_i with B_i ~ Bernoulli(probability_i)
     (alive, or alive and leaving: whatever the total counts) independent of V_i, the value if
-    alive. Given a parameter draw the customers are independent: the total is normal with the
-    summed means and variances; over the draws, a mixture of those normals. `group` holds each
+    alive. Given a parameter draw the customers are independent: the total has the summed means
+    and variances (`_mixture_quantiles` gives it their gamma); over the draws, a mixture. `group` holds each
     customer's group number (0 .. groups − 1)."""
     x = np.asarray(frequency, dtype=np.float64)
     T = np.asarray(T, dtype=np.float64)
@@ -359,15 +360,22 @@ def total_quantiles(
 
 
 def _mixture_quantiles(mean: np.ndarray, sd: np.ndarray, levels) -> np.ndarray:
-    """Quantiles of the equal-weight mixture of normals N(mean[s, g], sd[s, g]²) over s, per g,
-    clipped at 0 (a total value cannot be negative)."""
+    """Quantiles, per group g, of the equal-weight mixture over draws s of the distributions with
+    mean[s, g] and sd[s, g]: each a gamma matched to those two moments — the central limit's
+    normal for large groups, but never negative and skewed right, as a small group's total is."""
     out = np.full((mean.shape[1], len(levels)), np.nan)
     for k in range(mean.shape[1]):
         mu, s = mean[:, k], sd[:, k]
         if not (np.all(np.isfinite(mu)) and np.all(np.isfinite(s))):
             continue
-        spread = max(float(s.max()), 1e-12 * max(float(np.abs(mu).max()), 1.0))
-        grid = np.linspace(mu.min() - 8 * spread, mu.max() + 8 * spread, 4001)
-        cdf = special.ndtr((grid[:, None] - mu[None, :]) / np.maximum(s, 1e-300)[None, :]).mean(axis=1)
-        out[k] = np.maximum(np.interp(levels, cdf, grid), 0.0)
+        if np.all(s <= 1e-12 * np.maximum(mu, 1.0)):  # nothing random (e.g. nobody in the group)
+            out[k] = np.quantile(mu, levels)
+            continue
+        shape = np.where(s > 0, (mu / np.maximum(s, 1e-300)) ** 2, np.inf)
+        scale = np.where(mu > 0, s**2 / np.maximum(mu, 1e-300), 0.0)
+        grid = np.linspace(0.0, float((mu + 10 * s).max()), 4001)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cdf = special.gammainc(shape[None, :], grid[:, None] / scale[None, :])
+        cdf = np.where(scale[None, :] > 0, cdf, (grid[:, None] >= mu[None, :]).astype(float)).mean(axis=1)
+        out[k] = np.interp(levels, cdf, grid)
     return out

@@ -59,7 +59,7 @@ from clv.stats import scoring
             {
                 "low": exp.column("p_purchase_90d"),
                 "middle": exp.column("p_purchase_365d"),
-                "high": exp.literal(1),
+                "high": exp.Literal.number(1),
             },
         ),
     ],
