@@ -141,6 +141,15 @@ class SBG:
         t = np.asarray(survived, dtype=float)[:, None] + np.arange(count)[None, :]
         return (self.beta + t) / (self.alpha + self.beta + t)
 
+    def within_period(self, survived: np.ndarray, elapsed: np.ndarray) -> np.ndarray:
+        """P(still running a fraction `elapsed` into period t + 1 | survived t renewals), with a
+        constant cancellation hazard within a period (the continuous reading of the geometric):
+        S(t + f) / S(t)."""
+        t = np.asarray(survived, dtype=float)
+        return np.exp(
+            special.betaln(self.alpha, self.beta + t + elapsed) - special.betaln(self.alpha, self.beta + t)
+        )
+
     @property
     def mean_cancel_probability(self) -> float:
         return self.alpha / (self.alpha + self.beta)
@@ -159,6 +168,13 @@ class Geometric:
     def retention(self, survived: np.ndarray, count: int) -> np.ndarray:
         """P(survive the next renewal) = 1 - θ, whatever the tenure: rows x `count` renewals."""
         return np.full((len(np.asarray(survived)), count), 1 - self.theta)
+
+    def within_period(self, survived: np.ndarray, elapsed: np.ndarray) -> np.ndarray:
+        """(1 - θ)^f: see `SBG.within_period`."""
+        return (1 - self.theta) ** np.asarray(elapsed, dtype=float)
+
+    def log_survival(self, t: np.ndarray) -> np.ndarray:
+        return np.asarray(t, dtype=float) * np.log1p(-self.theta)
 
 
 def _validate(periods, cancelled) -> tuple[np.ndarray, np.ndarray]:
@@ -540,25 +556,39 @@ def models_from_frame(frame: pd.DataFrame) -> dict[str, SBG | None]:
 # expected revenue per active subscription, then per customer
 
 
-def _survival(models: dict, plan_id: np.ndarray, survived: np.ndarray, count: int) -> np.ndarray:
-    """S(t + j) / S(t), j = 1 .. count, by each row's plan model (1 where the plan has none)."""
+def _survival(
+    models: dict, plan_id: np.ndarray, survived: np.ndarray, count: int, elapsed: np.ndarray | None = None
+) -> np.ndarray:
+    """P(pay renewal t + j | running now), j = 1 .. count, by each row's plan model (1 where the plan
+    has none). A subscription a fraction f into its current period has already come through that
+    much of it, so the renewal-count survival S(t + j) / S(t) is divided by the model's
+    P(running at t + f | t) (`within_period`); f = 0 gives the renewal-count survival."""
     out = np.ones((len(survived), count))
+    f = np.zeros(len(survived)) if elapsed is None else np.clip(np.asarray(elapsed, dtype=float), 0.0, 1.0)
     for plan in pd.unique(plan_id):
         m = models.get(plan)
         if m is not None:
             rows = plan_id == plan
-            out[rows] = np.cumprod(m.retention(survived[rows], count), axis=1)
+            through = np.cumprod(m.retention(survived[rows], count), axis=1)
+            out[rows] = np.minimum(through / m.within_period(survived[rows], f[rows])[:, None], 1.0)
     return out
 
 
 def expected_charges(
-    active: pd.DataFrame, models: dict, as_of: dt.date, horizon_days: int, discount_rate: float = 0.0
+    active: pd.DataFrame,
+    models: dict,
+    as_of: dt.date,
+    horizon_days: int,
+    discount_rate: float = 0.0,
+    returns: ReturnModel | None = None,
 ) -> dict[str, np.ndarray]:
     """Per running episode: the future charge dates within `horizon_days` (start of the current
     segment + k x billing_months), each paid if the subscription survives every renewal up to it
     (sBG conditional survival given the renewals survived); expected revenue in 90 days and in the
     horizon (undiscounted and discounted at `discount_rate` a year by the charge's day), survival
-    at day 90 and the probability of cancelling within 90 days."""
+    at day 90 and the probability of cancelling within 90 days. With `returns`, the revenue also
+    holds what a return after a cancellation within the horizon brings (`_return_revenue`; the
+    cancellation dated mid-way through the period it ends)."""
     day = np.datetime64(as_of, "D")
     j = np.arange(1, _MAX_FUTURE_CHARGES + 1)
     seg_start = active["segment_start"].to_numpy(dtype="datetime64[D]")
@@ -569,21 +599,178 @@ def expected_charges(
     in_90 = (ahead_days >= 1) & (ahead_days <= 90)
     in_h = (ahead_days >= 1) & (ahead_days <= horizon_days)
     survived = active["periods"].to_numpy(dtype=float)
-    surv = _survival(models, active["plan_id"].to_numpy(), survived, len(j))
+    # how far into the current paid period each subscription is on `as_of`
+    period_start = add_months(seg_start, (cycle[:, 0] - 1) * months)
+    length = (dates[:, 0] - period_start).astype(np.int64)
+    elapsed = (day - period_start).astype(np.int64) / np.maximum(length, 1)
+    surv = _survival(models, active["plan_id"].to_numpy(), survived, len(j), elapsed)
     price = active["price_usd"].to_numpy(dtype=float)[:, None]
     disc = (1 + discount_rate) ** (-ahead_days / 365.0)
     renewals_90 = in_90.sum(axis=1)
     s90 = np.where(
         renewals_90 > 0, np.take_along_axis(surv, np.maximum(renewals_90 - 1, 0)[:, None], 1)[:, 0], 1.0
     )
+    back = {"r90": 0.0, "rh": 0.0, "vh": 0.0}
+    if returns is not None and returns.share > 0:
+        back = _returns_after_cancelling(
+            active, models, returns, surv, ahead_days, horizon_days, discount_rate
+        )
     return {
-        "revenue_90d": (price * surv * in_90).sum(axis=1),
-        "revenue_horizon": (price * surv * in_h).sum(axis=1),
-        "value_horizon": (price * surv * in_h * disc).sum(axis=1),
+        "revenue_90d": (price * surv * in_90).sum(axis=1) + back["r90"],
+        "revenue_horizon": (price * surv * in_h).sum(axis=1) + back["rh"],
+        "value_horizon": (price * surv * in_h * disc).sum(axis=1) + back["vh"],
         "survival_90d": s90,
         "cancel_90d": 1 - s90,
         "next_charge_date": dates[:, 0],
     }
+
+
+RETURN_FOLLOW_UP_DAYS = 365  # a cancellation is watched this long for a return
+_GAP_BUCKET_DAYS = 30  # return gaps in months of 30 days
+MIN_RETURN_CANCELLATIONS = 30  # cancellations with a whole year of follow-up a return model needs
+
+
+@dataclass(frozen=True)
+class ReturnModel:
+    """Resubscription: of the episodes cancelled at least `RETURN_FOLLOW_UP_DAYS` before the
+    as-of date, the share whose customer started a new one within that year (`share`), and when:
+    `gap_pmf[m]` = P(the return comes m x 30 .. (m + 1) x 30 days after the cancellation | a return).
+    Empirical, one for all plans; `reason` says why there is none (share 0)."""
+
+    share: float
+    gap_pmf: np.ndarray
+    cancellations: int
+    reason: str = ""
+
+    def survival_of_gap(self, days: np.ndarray) -> np.ndarray:
+        """P(no return within `days` of the cancellation) = 1 - share x P(gap <= days)."""
+        cdf = np.concatenate([[0.0], np.cumsum(self.gap_pmf)])
+        m = np.clip(np.asarray(days, dtype=float) / _GAP_BUCKET_DAYS, 0, len(self.gap_pmf))
+        return 1 - self.share * np.interp(m, np.arange(len(cdf)), cdf)
+
+
+def fit_returns(eps: pd.DataFrame, as_of: dt.date) -> ReturnModel:
+    """The return model of `eps` (see `ReturnModel`)."""
+    buckets = RETURN_FOLLOW_UP_DAYS // _GAP_BUCKET_DAYS + 1
+    e = eps.sort_values(["customer_id", "episode_start"])
+    nxt = e.groupby("customer_id", sort=False)["episode_start"].shift(-1).to_numpy(dtype="datetime64[D]")
+    end = e["end"].to_numpy(dtype="datetime64[D]")
+    day = np.datetime64(as_of, "D")
+    watched = ~np.isnat(end) & (
+        (day - end).astype("timedelta64[D]").astype(np.int64) >= RETURN_FOLLOW_UP_DAYS
+    )
+    n = int(watched.sum())
+    if n < MIN_RETURN_CANCELLATIONS:
+        return ReturnModel(
+            0.0, np.zeros(buckets), n,
+            f"{n} cancellations with a year of follow-up (a return model needs {MIN_RETURN_CANCELLATIONS})",
+        )  # fmt: skip
+    gap = (nxt[watched] - end[watched]).astype("timedelta64[D]").astype(np.float64)
+    back = ~np.isnan(gap) & (gap >= 0) & (gap <= RETURN_FOLLOW_UP_DAYS)  # < 0: ran side by side
+    if not back.any():
+        return ReturnModel(0.0, np.zeros(buckets), n, "no cancelled subscriber came back within a year")
+    pmf = np.bincount((gap[back] // _GAP_BUCKET_DAYS).astype(np.int64), minlength=buckets)[:buckets]
+    return ReturnModel(float(back.mean()), pmf / pmf.sum(), n)
+
+
+def _return_revenue(
+    model: SBG | None,
+    returns: ReturnModel,
+    price: float,
+    months: int,
+    days_left: np.ndarray,
+    discount_rate: float,
+    after_days: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Expected revenue (undiscounted, and discounted from the cancellation day) of a return that
+    may follow a cancellation with `days_left` days of the horizon to go: the customer comes back
+    after a gap drawn from `returns` (given it exceeds `after_days`, for a cancellation already
+    `after_days` old with no return yet), pays at once and then renews like a new subscriber of
+    the plan (`model`; always, without one)."""
+    days_left = np.asarray(days_left, dtype=float)
+    gaps = (np.arange(len(returns.gap_pmf)) + 0.5) * _GAP_BUCKET_DAYS  # mid-bucket
+    weight = np.broadcast_to(returns.share * returns.gap_pmf, (len(days_left), len(gaps))).copy()
+    if after_days is not None:
+        already = np.asarray(after_days, dtype=float)
+        weight = np.where(gaps[None, :] > already[:, None], weight, 0.0)
+        gaps = np.maximum(gaps[None, :] - already[:, None], 0.0)  # from today
+        weight = weight / returns.survival_of_gap(already)[:, None]
+    else:
+        gaps = np.broadcast_to(gaps, weight.shape)
+    j = np.arange(_MAX_FUTURE_CHARGES)
+    pay = np.ones(len(j)) if model is None else np.exp(model.log_survival(j))  # new subscriber: S(j)
+    when = gaps[:, :, None] + j[None, None, :] * months * 30.4375
+    inside = when <= days_left[:, None, None]
+    cells = weight[:, :, None] * pay[None, None, :] * price * inside
+    return cells.sum(axis=(1, 2)), (cells * (1 + discount_rate) ** (-when / 365.0)).sum(axis=(1, 2))
+
+
+def _return_tables(model, returns: ReturnModel, price: float, months: int, discount_rate: float):
+    """`_return_revenue` for 0 .. RETURN_FOLLOW_UP_DAYS days left (index = days), both versions."""
+    return _return_revenue(model, returns, price, months, np.arange(RETURN_FOLLOW_UP_DAYS + 1), discount_rate)
+
+
+def _returns_after_cancelling(
+    active: pd.DataFrame,
+    models: dict,
+    returns: ReturnModel,
+    surv: np.ndarray,
+    ahead_days: np.ndarray,
+    horizon_days: int,
+    discount_rate: float,
+) -> dict[str, np.ndarray]:
+    """Expected revenue of returns after the cancellations `surv` implies: P(cancel at renewal k) =
+    P(pay renewal k - 1) - P(pay renewal k), dated mid-way through the period it ends."""
+    paid_before = np.concatenate([np.ones((len(surv), 1)), surv[:, :-1]], axis=1)
+    q = np.clip(paid_before - surv, 0.0, 1.0)
+    prev = np.concatenate([np.zeros((len(surv), 1)), ahead_days[:, :-1]], axis=1)
+    when = np.maximum((prev + ahead_days) / 2.0, 0.0)  # days from today to the cancellation
+    out = {k: np.zeros(len(active)) for k in ("r90", "rh", "vh")}
+    plan_id = active["plan_id"].to_numpy()
+    for plan in pd.unique(plan_id):
+        rows = plan_id == plan
+        first = active.loc[rows].iloc[0]
+        undisc, disc = _return_tables(
+            models.get(plan), returns, float(first["price_usd"]), int(first["billing_months"]), discount_rate
+        )
+        for key, horizon in (("r90", 90), ("rh", horizon_days)):
+            left = horizon - when[rows]
+            idx = np.clip(np.round(left), 0, len(undisc) - 1).astype(np.int64)
+            out[key][rows] = (q[rows] * np.where(left >= 0, undisc[idx], 0.0)).sum(axis=1)
+            if key == "rh":
+                factor = (1 + discount_rate) ** (-when[rows] / 365.0)
+                out["vh"][rows] = (q[rows] * factor * np.where(left >= 0, disc[idx], 0.0)).sum(axis=1)
+    return out
+
+
+def lapsed_returns(
+    eps: pd.DataFrame, models: dict, returns: ReturnModel, as_of: dt.date, discount_rate: float = 0.0
+) -> pd.DataFrame:
+    """Customers with no running subscription whose last one was cancelled less than
+    `RETURN_FOLLOW_UP_DAYS` ago: the revenue a return would bring in the next 90 and 365 days
+    (and its discounted value), given that none has come yet."""
+    cols = ["customer_id", "r90", "r365", "v365"]
+    if returns.share <= 0 or eps.empty:
+        return pd.DataFrame(columns=cols)
+    running = set(eps.loc[eps["is_active"], "customer_id"])
+    last = eps.sort_values("end").groupby("customer_id", sort=False).tail(1)
+    day = np.datetime64(as_of, "D")
+    ago = (day - last["end"].to_numpy(dtype="datetime64[D]")).astype("timedelta64[D]").astype(np.float64)
+    keep = ~last["customer_id"].isin(running).to_numpy() & ~np.isnan(ago) & (ago < RETURN_FOLLOW_UP_DAYS)
+    last, ago = last[keep], ago[keep]
+    parts = []
+    for plan, rows in last.groupby("plan_id", sort=False).groups.items():
+        sel = last.index.get_indexer(rows)
+        first = last.iloc[sel[0]]
+        args = (models.get(plan), returns, float(first["price_usd"]), int(first["billing_months"]))
+        r90, _ = _return_revenue(*args, np.full(len(sel), 90.0), discount_rate, ago[sel])
+        r365, v365 = _return_revenue(*args, np.full(len(sel), 365.0), discount_rate, ago[sel])
+        parts.append(
+            pd.DataFrame(
+                {"customer_id": last["customer_id"].to_numpy()[sel], "r90": r90, "r365": r365, "v365": v365}
+            )
+        )
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
 
 
 VALUE_COLUMNS = {
@@ -607,6 +794,7 @@ def value_frame(
     as_of: dt.date,
     discount_rate: float = 0.0,
     paused: set[str] | frozenset[str] = frozenset(),
+    returns: ReturnModel | None = None,
 ) -> pd.DataFrame:
     """One row per customer with an episode as of `as_of`: running subscriptions (paused ones
     included: billing charges them), monthly recurring revenue now, expected revenue over 90 and
@@ -616,8 +804,10 @@ def value_frame(
     risk of all of them). `paused` holds the subscription ids paused on the date."""
     if discount_rate < 0 or not np.isfinite(discount_rate):
         raise RenewalError(f"discount rate must be 0 or more (an annual rate), got {discount_rate}")
+    if returns is None:
+        returns = fit_returns(eps, as_of)
     active = eps[eps["is_active"]].reset_index(drop=True)
-    e = expected_charges(active, models, as_of, 365, discount_rate)
+    e = expected_charges(active, models, as_of, 365, discount_rate, returns)
     per = pd.DataFrame(
         {
             "customer_id": active["customer_id"].to_numpy(),
@@ -651,6 +841,16 @@ def value_frame(
     out["subscription_cancel_probability_90d"] = np.where(
         value > 0, out["at_risk"].fillna(0.0) / np.where(value > 0, value, 1.0), 0.0
     )
+    # customers between subscriptions: what a return would bring (no running subscription, so
+    # nothing of it is at risk; p_subscription_paying_90d stays 0)
+    lapsed = lapsed_returns(eps, models, returns, as_of, discount_rate).set_index("customer_id")
+    if len(lapsed):
+        for col, src in (
+            ("expected_subscription_revenue_90d_usd", "r90"),
+            ("expected_subscription_revenue_365d_usd", "r365"),
+            ("predicted_subscription_value_12m_usd", "v365"),
+        ):
+            out[col] = out[col].fillna(0.0) + out["customer_id"].map(lapsed[src]).fillna(0.0)
     for c in ("active_subscriptions", "paused_subscriptions", "renewals_survived"):
         out[c] = out[c].fillna(0).astype(int)
     for c in (

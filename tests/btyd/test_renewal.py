@@ -10,6 +10,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import special
 
 from clv.settings import SEEDS_DIR
 from clv.stats import renewal
@@ -201,8 +202,79 @@ def test_many_subscriptions_are_valued_in_one_pass():
     out = renewal.expected_charges(
         eps, {"BAS-M": renewal.SBG(1.0, 3.0, 0, 0, 0, 0, 0, 0)}, dt.date(2023, 12, 31), 90
     )
-    # next charges on 2024-01-05, 02-05, 03-05: (3 + n) / (3 + n + j), j = 1..3
+    # next charges on 2024-01-05, 02-05, 03-05. S(τ) = B(1, 3 + τ) / B(1, 3) = 3 / (3 + τ); each
+    # subscription is f = 26/31 of the way into its current period (12-05 .. 01-05) and still
+    # running, so P(pay renewal n + j) = S(n + j) / S(n + f) = (3 + n + f) / (3 + n + j)
     n0 = periods.astype(float) + 3
-    expected = 10 * (n0 / (n0 + 1) + n0 / (n0 + 2) + n0 / (n0 + 3))
+    f = 26 / 31
+    expected = 10 * ((n0 + f) / (n0 + 1) + (n0 + f) / (n0 + 2) + (n0 + f) / (n0 + 3))
     assert out["revenue_90d"] == pytest.approx(expected)
-    assert out["survival_90d"] == pytest.approx(n0 / (n0 + 3))
+    assert out["survival_90d"] == pytest.approx((n0 + f) / (n0 + 3))
+
+
+def test_a_subscription_deep_into_its_period_is_more_likely_to_renew():
+    """Alive 11 months into an annual period is worth more than alive on its first day: the
+    renewal-count survival is conditioned on the part of the period already survived."""
+    model = renewal.SBG(2.0, 2.0, 0, 0, 0, 0, 0, 0)  # half cancel at the first renewal
+    t = np.zeros(3)
+    f = np.array([0.0, 0.5, 11 / 12])
+    s = renewal._survival({"BAS-A": model}, np.array(["BAS-A"] * 3), t, 1, f)[:, 0]
+    assert s[0] == pytest.approx(0.5)  # B(2, 3) / B(2, 2)
+    assert s[0] < s[1] < s[2] < 1
+    assert s[2] == pytest.approx(np.exp(special.betaln(2, 3) - special.betaln(2, 2 + 11 / 12)))
+    geo = renewal.Geometric(0.5, 0, 0, 0, 0)
+    g = renewal._survival({"BAS-A": geo}, np.array(["BAS-A"] * 3), t, 1, f)[:, 0]
+    assert g == pytest.approx(0.5 ** (1 - f))
+
+
+def _returns_history(n: int = 400, share: float = 0.4, seed: int = 3) -> pd.DataFrame:
+    """Monthly subscriptions cancelled in 2022; a `share` of their customers come back 10-70
+    days later on the same plan and are still running at the end of 2023."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        start = np.datetime64("2022-01-01") + int(rng.integers(0, 60))
+        end = start + 95
+        rows.append((f"S{i}", f"C{i}", "BAS-M", str(start), str(end)))
+        if rng.random() < share:
+            back = end + int(rng.integers(10, 70))
+            rows.append((f"R{i}", f"C{i}", "BAS-M", str(back), None))
+    return subs(*rows)
+
+
+def test_returns_are_measured_on_cancellations_with_a_year_of_follow_up():
+    eps = renewal.episodes(_returns_history(), PLANS, dt.date(2023, 12, 31))
+    r = renewal.fit_returns(eps, dt.date(2023, 12, 31))
+    assert r.cancellations == 400 and r.reason == ""
+    assert r.share == pytest.approx(0.4, abs=0.06)
+    assert r.gap_pmf.sum() == pytest.approx(1) and r.gap_pmf[3:].sum() == 0  # 10-70 days: buckets 0-2
+    assert r.survival_of_gap(np.array([0.0, 365.0])) == pytest.approx([1.0, 1 - r.share])
+    young = renewal.fit_returns(eps, dt.date(2022, 6, 30))  # nothing watched for a year yet
+    assert young.share == 0 and "cancellations with a year of follow-up" in young.reason
+
+
+def test_value_counts_returns_after_cancelling_and_of_customers_between_subscriptions():
+    as_of = dt.date(2023, 12, 31)
+    history = _returns_history()
+    # C-late cancelled 20 days ago (not back yet); C-old cancelled two years ago (out of reach)
+    extra = subs(
+        ("L1", "C-late", "BAS-M", "2023-06-11", "2023-12-11"),
+        ("O1", "C-old", "BAS-M", "2021-06-01", "2021-12-01"),
+    )
+    eps = renewal.episodes(pd.concat([history, extra], ignore_index=True), PLANS, as_of)
+    models = {"BAS-M": renewal.SBG(1.0, 9.0, 0, 0, 0, 0, 0, 0)}
+    returns = renewal.fit_returns(eps, as_of)
+    with_back = renewal.value_frame(eps, models, as_of, returns=returns).set_index("customer_id")
+    without = renewal.value_frame(
+        eps, models, as_of, returns=renewal.ReturnModel(0.0, returns.gap_pmf, 0, "off")
+    ).set_index("customer_id")
+    running = with_back["active_subscriptions"] > 0
+    assert (with_back.loc[running, "expected_subscription_revenue_365d_usd"]
+            > without.loc[running, "expected_subscription_revenue_365d_usd"]).all()  # fmt: skip
+    late = with_back.loc["C-late"]
+    assert (
+        late["active_subscriptions"] == 0 and 0 < late["expected_subscription_revenue_365d_usd"] < 12 * 9.99
+    )
+    assert late["subscription_cancel_probability_90d"] == 0  # nothing running: nothing at risk
+    assert without.loc["C-late", "expected_subscription_revenue_365d_usd"] == 0
+    assert with_back.loc["C-old", "expected_subscription_revenue_365d_usd"] == 0
