@@ -20,7 +20,7 @@ import altair as alt  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from dashboard import data  # noqa: E402
+from dashboard import data, subscriptions  # noqa: E402
 
 TITLE = "Customer value & churn"
 TIER_COLOURS = alt.Scale(domain=list(data.VALUE_TIERS), range=["#1f4e79", "#3a7dbf", "#8bb8e0", "#cfd8e3"])
@@ -538,6 +538,7 @@ TABS = {
     "At-risk customers": at_risk_tab,
     "Value": value_tab,
     "Retention": retention_tab,
+    "Subscriptions": subscriptions.render,
     "Support & churn": support_tab,
     "Categories": category_tab,
     "Customer 360": customer_tab,
