@@ -280,3 +280,137 @@ def evaluate(model: ChurnModel, X: np.ndarray, out: Outcome) -> Evaluation:
         roc_auc(p_model, y),
         roc_auc(p_bgnbd, y),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Reasons: why the model scores a customer as it does, in words a retention manager can act on.
+
+# The churn log-odds is a sum over features of coefficient x standardised value, so each
+# feature's term says how far it moves this customer's log-odds from the training average's.
+# Related features are read together (sessions in 30 and 90 days, the decline, the days since the
+# last session and the sessions missed describe one thing, and their coefficients trade off
+# against each other), so the reasons are those sums per group, largest first.
+REASON_GROUPS: dict[str, tuple[str, ...]] = {
+    "purchases": ("bgnbd_dropout_logit", "no_repeat_purchase", "log_frequency"),
+    "sessions": (
+        "log_sessions_30d",
+        "log_sessions_90d",
+        "engagement_decline",
+        "log_days_since_last_session",
+        "log_sessions_missed",
+    ),
+    "support": ("log_tickets_90d", "log_billing_tickets_90d", "log_low_csat_tickets_90d"),
+    "subscription": ("active_subscription", "subscription_ended_90d"),
+    "lifecycle": ("stage_onboarding", "stage_dormant", "stage_churned"),
+}
+REASON_COLUMNS = (*RAW_COLUMNS, "purchase_days", "days_since_last_purchase", "days_since_last_activity")
+REASONS_SHOWN = 3
+REASON_MIN_LOGIT = 0.1  # a group moving the log-odds by less than this is not called a reason
+
+
+def contributions(model: ChurnModel, X: np.ndarray) -> np.ndarray:
+    """Per customer and feature (columns in `FEATURES` order): coefficient x standardised value,
+    the feature's term in the churn log-odds relative to the average training customer. A row sums
+    to the customer's log-odds minus the intercept."""
+    return (X - model.mean) / model.scale * model.coef
+
+
+def group_contributions(model: ChurnModel, X: np.ndarray) -> pd.DataFrame:
+    """`contributions` summed per reason group (columns in `REASON_GROUPS` order)."""
+    c = contributions(model, X)
+    index = {f: i for i, f in enumerate(FEATURES)}
+    return pd.DataFrame({g: c[:, [index[f] for f in fs]].sum(axis=1) for g, fs in REASON_GROUPS.items()})
+
+
+def _count(n: pd.Series, one: str, many: str) -> pd.Series:
+    return np.where(n == 1, "1 " + one, n.astype(str) + " " + many)
+
+
+def reason_words(raw: pd.DataFrame) -> pd.DataFrame:
+    """Each reason group in words, from the customer's own values (one column per group)."""
+    missing = [c for c in REASON_COLUMNS if c not in raw.columns]
+    if missing:
+        raise ChurnModelError(f"churn reasons need the columns {', '.join(missing)}")
+
+    def whole(c: str, default: float = 0) -> pd.Series:
+        return pd.to_numeric(raw[c], errors="coerce").fillna(default).round().astype(np.int64)
+
+    purchase_days, freq = whole("purchase_days"), whole("frequency")
+    last_purchase = whole("days_since_last_purchase", -1)
+    bought = np.where(
+        freq == 0, " (one purchase so far)", " (after " + purchase_days.astype(str) + " purchase days)"
+    )
+    purchases = np.where(
+        purchase_days == 0,
+        "no purchase since signup " + whole("tenure_days").astype(str) + " days ago",
+        "no purchase in " + last_purchase.astype(str) + " days" + bought,
+    )
+
+    s30, s90, prior = whole("sessions_30d"), whole("sessions_90d"), whole("sessions_prior_90d")
+    last_session = pd.to_numeric(raw["days_since_last_session"], errors="coerce")
+    sessions = np.where(
+        last_session.isna(),
+        "no session ever",
+        np.where(
+            s90 == 0,
+            "no session in " + last_session.fillna(0).round().astype(np.int64).astype(str) + " days",
+            np.where(
+                prior > s90,
+                "sessions down to " + s90.astype(str) + " in 90 days from " + prior.astype(str) + " in the 90 before",
+                _count(s30, "session", "sessions") + " in 30 days",
+            ),
+        ),
+    )
+
+    tickets, billing, low = whole("tickets_90d"), whole("billing_tickets_90d"), whole("low_csat_tickets_90d")
+    detail = np.where(billing > 0, ", " + billing.astype(str) + " about billing", "") + np.where(
+        low > 0, ", " + low.astype(str) + " rated 1-2", ""
+    )
+    support = np.where(
+        tickets == 0,
+        "no support contact in 90 days",
+        _count(tickets, "support ticket", "support tickets") + " in 90 days" + detail,
+    )
+
+    active = pd.to_numeric(raw["has_active_subscription"], errors="coerce").fillna(0) > 0
+    ended = pd.to_numeric(raw["subscription_ended_90d"], errors="coerce").fillna(0) > 0
+    subscription = np.where(
+        ended, "subscription ended in the last 90 days", np.where(active, "subscribed", "no subscription")
+    )
+
+    stage = raw["lifecycle_stage"].astype(str)
+    lifecycle = np.where(
+        stage == "onboarding",
+        "new customer (signed up " + whole("tenure_days").astype(str) + " days ago)",
+        stage + " (no purchase or session in " + whole("days_since_last_activity").astype(str) + " days)",
+    )
+    return pd.DataFrame(
+        {
+            "purchases": purchases,
+            "sessions": sessions,
+            "support": support,
+            "subscription": subscription,
+            "lifecycle": lifecycle,
+        },
+        index=raw.index,
+    )[list(REASON_GROUPS)]
+
+
+def reasons(
+    model: ChurnModel,
+    X: np.ndarray,
+    raw: pd.DataFrame,
+    top: int = REASONS_SHOWN,
+    min_logit: float = REASON_MIN_LOGIT,
+) -> np.ndarray:
+    """The `top` groups that raise each customer's churn log-odds most above the average training
+    customer's (by at least `min_logit`), in words, largest first, joined by "; ". None for a
+    customer with no such group."""
+    groups = group_contributions(model, X).to_numpy()
+    words = reason_words(raw).to_numpy(dtype=object)
+    order = np.argsort(-groups, axis=1, kind="stable")[:, :top]
+    out = np.empty(len(groups), dtype=object)
+    for i in range(len(groups)):
+        picked = [words[i, j] for j in order[i] if groups[i, j] >= min_logit]
+        out[i] = "; ".join(picked) if picked else None
+    return out
