@@ -356,7 +356,11 @@ def reason_words(raw: pd.DataFrame) -> pd.DataFrame:
             "no session in " + last_session.fillna(0).round().astype(np.int64).astype(str) + " days",
             np.where(
                 prior > s90,
-                "sessions down to " + s90.astype(str) + " in 90 days from " + prior.astype(str) + " in the 90 before",
+                "sessions down to "
+                + s90.astype(str)
+                + " in 90 days from "
+                + prior.astype(str)
+                + " in the 90 before",
                 _count(s30, "session", "sessions") + " in 30 days",
             ),
         ),
