@@ -129,6 +129,8 @@ def table_config(df: pd.DataFrame) -> dict[str, object]:
             config[col] = st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm:ss")
         elif col in ("avg_purchase_days", "expected_purchases_365d"):
             config[col] = st.column_config.NumberColumn(label, format="%.1f")
+        elif col == "churn_reasons":
+            config[col] = st.column_config.TextColumn(label, width="large")
         else:
             config[col] = label
     return config
@@ -485,7 +487,8 @@ def support_tab(s: data.Serving) -> None:
             )
             st.altair_chart(chart, width="stretch")
         with table_col:
-            st.dataframe(df, hide_index=True, column_config=table_config(df), key=f"support_{dim}")
+            shown = df.drop(columns=["churned_share"]) if group == "reachable" else df  # 0 by definition
+            st.dataframe(shown, hide_index=True, column_config=table_config(shown), key=f"support_{dim}")
 
 
 def category_tab(s: data.Serving) -> None:

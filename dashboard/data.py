@@ -538,9 +538,9 @@ def churn_by_support(s: Serving, dimension: str, group: str = "reachable") -> pd
         raise ValueError(f"unknown customer group {group!r}; expected one of {', '.join(SUPPORT_GROUPS)}")
     order = list(SUPPORT_DIMENSIONS[dimension][1])
     has = lambda c: s.has("mart_churn_support_analysis", c)  # noqa: E731
-    extra = ""
+    extra = leave = ""
     if has("avg_leave_probability_90d"):
-        extra += ", sum(avg_leave_probability_90d * customers) / sum(customers) AS avg_leave_probability_90d"
+        leave = ", sum(avg_leave_probability_90d * customers) / sum(customers) AS avg_leave_probability_90d"
     if has("value_lost_usd"):
         extra += ", sum(value_lost_usd)::DOUBLE AS value_lost_usd"
     where = ""
@@ -548,7 +548,7 @@ def churn_by_support(s: Serving, dimension: str, group: str = "reachable") -> pd
         where = " WHERE is_reachable" if group == "reachable" else " WHERE NOT is_reachable"
     return s.df(
         f'SELECT "{dimension}" AS band, sum(customers)::BIGINT AS customers, '
-        "sum(avg_churn_probability * customers) / sum(customers) AS avg_churn_probability, "
+        f"sum(avg_churn_probability * customers) / sum(customers) AS avg_churn_probability{leave}, "
         "sum(churned_share * customers) / sum(customers) AS churned_share, "
         f"sum(revenue_at_risk_usd)::DOUBLE AS revenue_at_risk_usd{extra} "
         f'FROM mart_churn_support_analysis{where} GROUP BY "{dimension}" '

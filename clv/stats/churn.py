@@ -306,6 +306,7 @@ REASON_GROUPS: dict[str, tuple[str, ...]] = {
 REASON_COLUMNS = (*RAW_COLUMNS, "purchase_days", "days_since_last_purchase", "days_since_last_activity")
 REASONS_SHOWN = 3
 REASON_MIN_LOGIT = 0.1  # a group moving the log-odds by less than this is not called a reason
+RECENT_PURCHASE_DAYS = 30  # a last purchase this recent is not worded as "no purchase in ..."
 
 
 def contributions(model: ChurnModel, X: np.ndarray) -> np.ndarray:
@@ -323,7 +324,8 @@ def group_contributions(model: ChurnModel, X: np.ndarray) -> pd.DataFrame:
 
 
 def _count(n: pd.Series, one: str, many: str) -> pd.Series:
-    return np.where(n == 1, "1 " + one, n.astype(str) + " " + many)
+    n = pd.Series(n)
+    return pd.Series(np.where(n == 1, "1 " + one, n.astype(str) + " " + many), index=n.index)
 
 
 def reason_words(raw: pd.DataFrame) -> pd.DataFrame:
@@ -337,13 +339,26 @@ def reason_words(raw: pd.DataFrame) -> pd.DataFrame:
 
     purchase_days, freq = whole("purchase_days"), whole("frequency")
     last_purchase = whole("days_since_last_purchase", -1)
+    alive = (pd.to_numeric(raw["p_alive"], errors="coerce").fillna(1) * 100).round().astype(np.int64)
     bought = np.where(
         freq == 0, " (one purchase so far)", " (after " + purchase_days.astype(str) + " purchase days)"
     )
+    # A purchase within the last month is not "no purchase": then the pattern itself is the signal
+    # (BG/NBD lets only repeat buyers drop out, so their P(alive) is below a one-time buyer's 100%).
     purchases = np.where(
         purchase_days == 0,
         "no purchase since signup " + whole("tenure_days").astype(str) + " days ago",
-        "no purchase in " + last_purchase.astype(str) + " days" + bought,
+        np.where(
+            last_purchase >= RECENT_PURCHASE_DAYS,
+            "no purchase in " + last_purchase.astype(str) + " days" + bought,
+            "purchase pattern: P(alive) "
+            + alive.astype(str)
+            + "% after "
+            + _count(purchase_days, "purchase day", "purchase days")
+            + ", the last "
+            + _count(last_purchase, "day", "days")
+            + " ago",
+        ),
     )
 
     s30, s90, prior = whole("sessions_30d"), whole("sessions_90d"), whole("sessions_prior_90d")
@@ -353,7 +368,7 @@ def reason_words(raw: pd.DataFrame) -> pd.DataFrame:
         "no session ever",
         np.where(
             s90 == 0,
-            "no session in " + last_session.fillna(0).round().astype(np.int64).astype(str) + " days",
+            "no session in " + _count(last_session.fillna(0).round().astype(np.int64), "day", "days"),
             np.where(
                 prior > s90,
                 "sessions down to "
