@@ -363,12 +363,13 @@ def reason_words(raw: pd.DataFrame) -> pd.DataFrame:
 
     s30, s90, prior = whole("sessions_30d"), whole("sessions_90d"), whole("sessions_prior_90d")
     last_session = pd.to_numeric(raw["days_since_last_session"], errors="coerce")
+    last_seen = last_session.fillna(0).round().astype(np.int64)
     sessions = np.where(
         last_session.isna(),
         "no session ever",
         np.where(
-            s90 == 0,
-            "no session in " + _count(last_session.fillna(0).round().astype(np.int64), "day", "days"),
+            last_seen >= 30,
+            "no session in " + _count(last_seen, "day", "days"),
             np.where(
                 prior > s90,
                 "sessions down to "
