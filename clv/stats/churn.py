@@ -323,97 +323,108 @@ def group_contributions(model: ChurnModel, X: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({g: c[:, [index[f] for f in fs]].sum(axis=1) for g, fs in REASON_GROUPS.items()})
 
 
-def _count(n: pd.Series, one: str, many: str) -> pd.Series:
-    n = pd.Series(n)
-    return pd.Series(np.where(n == 1, "1 " + one, n.astype(str) + " " + many), index=n.index)
+def _plural(n: int, one: str, many: str) -> str:
+    return f"1 {one}" if n == 1 else f"{n} {many}"
+
+
+def _purchases(days: int, freq: int, last: int, alive: int, tenure: int) -> str:
+    if days == 0:
+        return f"no purchase since signup {tenure} days ago"
+    if last >= RECENT_PURCHASE_DAYS:
+        return f"no purchase in {last} days " + (
+            "(one purchase so far)" if freq == 0 else f"(after {days} purchase days)"
+        )
+    # A purchase within the last month is not "no purchase": the pattern itself is the signal
+    # (BG/NBD lets only repeat buyers drop out, so their P(alive) is below a one-time buyer's 100%).
+    return (
+        f"purchase pattern: P(alive) {alive}% after {_plural(days, 'purchase day', 'purchase days')}, "
+        f"the last {_plural(last, 'day', 'days')} ago"
+    )
+
+
+def _sessions(s30: int, s90: int, prior: int, last: int | None) -> str:
+    if last is None:
+        return "no session ever"
+    if last >= 30:
+        return f"no session in {_plural(last, 'day', 'days')}"
+    if prior > s90:
+        return f"sessions down to {s90} in 90 days from {prior} in the 90 before"
+    return f"{_plural(s30, 'session', 'sessions')} in 30 days"
+
+
+def _support(tickets: int, billing: int, low: int) -> str:
+    if tickets == 0:
+        return "no support contact in 90 days"
+    detail = (f", {billing} about billing" if billing else "") + (f", {low} rated 1-2" if low else "")
+    return f"{_plural(tickets, 'support ticket', 'support tickets')} in 90 days{detail}"
+
+
+def _subscription(active: bool, ended: bool) -> str:
+    if ended:
+        return "subscription ended in the last 90 days"
+    return "subscribed" if active else "no subscription"
+
+
+def _lifecycle(stage: str, tenure: int, inactive: int) -> str:
+    if stage == "onboarding":
+        return f"new customer (signed up {tenure} days ago)"
+    return f"{stage} (no purchase or session in {inactive} days)"
 
 
 def reason_words(raw: pd.DataFrame) -> pd.DataFrame:
-    """Each reason group in words, from the customer's own values (one column per group)."""
+    """Each reason group in words, from the customer's own values (one column per group). Plain
+    Python f-strings over lists: about ten times faster than pandas string arithmetic."""
     missing = [c for c in REASON_COLUMNS if c not in raw.columns]
     if missing:
         raise ChurnModelError(f"churn reasons need the columns {', '.join(missing)}")
 
-    def whole(c: str, default: float = 0) -> pd.Series:
-        return pd.to_numeric(raw[c], errors="coerce").fillna(default).round().astype(np.int64)
+    def whole(c: str, default: float = 0) -> list[int]:
+        values = pd.to_numeric(raw[c], errors="coerce").fillna(default).round()
+        return values.astype(np.int64).tolist()
 
-    purchase_days, freq = whole("purchase_days"), whole("frequency")
-    last_purchase = whole("days_since_last_purchase", -1)
-    alive = (pd.to_numeric(raw["p_alive"], errors="coerce").fillna(1) * 100).round().astype(np.int64)
-    bought = np.where(
-        freq == 0, " (one purchase so far)", " (after " + purchase_days.astype(str) + " purchase days)"
-    )
-    # A purchase within the last month is not "no purchase": then the pattern itself is the signal
-    # (BG/NBD lets only repeat buyers drop out, so their P(alive) is below a one-time buyer's 100%).
-    purchases = np.where(
-        purchase_days == 0,
-        "no purchase since signup " + whole("tenure_days").astype(str) + " days ago",
-        np.where(
-            last_purchase >= RECENT_PURCHASE_DAYS,
-            "no purchase in " + last_purchase.astype(str) + " days" + bought,
-            "purchase pattern: P(alive) "
-            + alive.astype(str)
-            + "% after "
-            + _count(purchase_days, "purchase day", "purchase days")
-            + ", the last "
-            + _count(last_purchase, "day", "days")
-            + " ago",
+    def flag(c: str) -> list[bool]:
+        return (pd.to_numeric(raw[c], errors="coerce").fillna(0) > 0).tolist()
+
+    tenure = whole("tenure_days")
+    alive = (pd.to_numeric(raw["p_alive"], errors="coerce").fillna(1) * 100).round().astype(np.int64).tolist()
+    last_session = pd.to_numeric(raw["days_since_last_session"], errors="coerce").round()
+    last_seen = [None if pd.isna(v) else int(v) for v in last_session.tolist()]
+    columns = {
+        "purchases": list(
+            map(
+                _purchases,
+                whole("purchase_days"),
+                whole("frequency"),
+                whole("days_since_last_purchase", -1),
+                alive,
+                tenure,
+            )
         ),
-    )
-
-    s30, s90, prior = whole("sessions_30d"), whole("sessions_90d"), whole("sessions_prior_90d")
-    last_session = pd.to_numeric(raw["days_since_last_session"], errors="coerce")
-    last_seen = last_session.fillna(0).round().astype(np.int64)
-    sessions = np.where(
-        last_session.isna(),
-        "no session ever",
-        np.where(
-            last_seen >= 30,
-            "no session in " + _count(last_seen, "day", "days"),
-            np.where(
-                prior > s90,
-                "sessions down to "
-                + s90.astype(str)
-                + " in 90 days from "
-                + prior.astype(str)
-                + " in the 90 before",
-                _count(s30, "session", "sessions") + " in 30 days",
-            ),
+        "sessions": list(
+            map(
+                _sessions,
+                whole("sessions_30d"),
+                whole("sessions_90d"),
+                whole("sessions_prior_90d"),
+                last_seen,
+            )
         ),
-    )
-
-    tickets, billing, low = whole("tickets_90d"), whole("billing_tickets_90d"), whole("low_csat_tickets_90d")
-    detail = np.where(billing > 0, ", " + billing.astype(str) + " about billing", "") + np.where(
-        low > 0, ", " + low.astype(str) + " rated 1-2", ""
-    )
-    support = np.where(
-        tickets == 0,
-        "no support contact in 90 days",
-        _count(tickets, "support ticket", "support tickets") + " in 90 days" + detail,
-    )
-
-    active = pd.to_numeric(raw["has_active_subscription"], errors="coerce").fillna(0) > 0
-    ended = pd.to_numeric(raw["subscription_ended_90d"], errors="coerce").fillna(0) > 0
-    subscription = np.where(
-        ended, "subscription ended in the last 90 days", np.where(active, "subscribed", "no subscription")
-    )
-
-    stage = raw["lifecycle_stage"].astype(str)
-    lifecycle = np.where(
-        stage == "onboarding",
-        "new customer (signed up " + whole("tenure_days").astype(str) + " days ago)",
-        stage + " (no purchase or session in " + whole("days_since_last_activity").astype(str) + " days)",
-    )
-    return pd.DataFrame(
-        {
-            "purchases": purchases,
-            "sessions": sessions,
-            "support": support,
-            "subscription": subscription,
-            "lifecycle": lifecycle,
-        },
-        index=raw.index,
-    )[list(REASON_GROUPS)]
+        "support": list(
+            map(_support, whole("tickets_90d"), whole("billing_tickets_90d"), whole("low_csat_tickets_90d"))
+        ),
+        "subscription": list(
+            map(_subscription, flag("has_active_subscription"), flag("subscription_ended_90d"))
+        ),
+        "lifecycle": list(
+            map(
+                _lifecycle,
+                raw["lifecycle_stage"].astype(str).tolist(),
+                tenure,
+                whole("days_since_last_activity"),
+            )
+        ),
+    }
+    return pd.DataFrame(columns, index=raw.index)[list(REASON_GROUPS)]
 
 
 def reasons(
@@ -429,8 +440,6 @@ def reasons(
     groups = group_contributions(model, X).to_numpy()
     words = reason_words(raw).to_numpy(dtype=object)
     order = np.argsort(-groups, axis=1, kind="stable")[:, :top]
-    out = np.empty(len(groups), dtype=object)
-    for i in range(len(groups)):
-        picked = [words[i, j] for j in order[i] if groups[i, j] >= min_logit]
-        out[i] = "; ".join(picked) if picked else None
-    return out
+    rows = np.arange(len(groups))[:, None]
+    picked = np.where(groups[rows, order] >= min_logit, words[rows, order], None).tolist()
+    return np.array(["; ".join(w for w in r if w is not None) or None for r in picked], dtype=object)

@@ -378,7 +378,7 @@ def churn_scores(
                 "has_purchased": p["has_purchased"].astype(bool).astype(int),
             }
         )
-        worded = frame.merge(p, on="customer_id", how="left", validate="one_to_one")
+        worded = frame.merge(p, on="customer_id", how="left")  # one row per customer: the model's grain
         worded["purchase_days"] = worded["frequency"] + worded["has_purchased"].fillna(0)
         why = churn.reasons(model, X, worded)
     return pd.DataFrame(
