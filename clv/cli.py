@@ -120,15 +120,25 @@ def _cmd_reconcile(args: argparse.Namespace) -> int:
     rows = ingest.reconcile(con)
     con.close()
     bad = [r for r in rows if not r["reconciled"]]
+    pending = [r for r in rows if r["pending_retry"]]
     if args.json:
-        print(json.dumps({"files": len(rows), "mismatched": bad}, indent=2, default=str))
+        print(
+            json.dumps(
+                {"files": len(rows), "mismatched": bad, "pending_retry": pending}, indent=2, default=str
+            )
+        )
     else:
         total = sum(r["rows_in_file"] for r in rows)
         print(
             f"reconcile: {len(rows)} files, {total:,} rows in files = "
             f"{sum(r['rows_in_raw'] for r in rows):,} in raw + "
-            f"{sum(r['rows_quarantined'] for r in rows):,} quarantined; {len(bad)} mismatched"
+            f"{sum(r['rows_quarantined'] for r in rows):,} quarantined; {len(bad)} mismatched; "
+            f"{len(pending)} waiting for a retry"
         )
+        for r in pending:
+            print(
+                f"  PENDING {r['source_file']} (batch {r['batch']}): not loaded yet, retried on the next run: {r['message']}"
+            )
         for r in bad:
             print(
                 f"  MISMATCH {r['source_file']}: {r['rows_in_file']:,} in file, {r['rows_in_raw']:,} in raw, "

@@ -46,7 +46,7 @@ import numpy as np
 import pyarrow as pa
 from duckdb import sqltypes
 
-from clv import csv_lines, settings
+from clv import csv_lines, settings, sql_text
 from clv.contract import SOURCES, Source
 from clv.errors import UserError
 
@@ -142,10 +142,6 @@ class LoadSummary:
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -476,7 +472,7 @@ def _row_rules(src: Source) -> str:
             kind = "id" if c.name in src.required_ids else "value"
             parts.append(f"CASE WHEN {col} IS NULL THEN 'missing required {kind} {c.name}' END")
         if c.enum:
-            allowed = ", ".join(_lit(v.lower()) for v in c.enum)
+            allowed = ", ".join(sql_text.literal(v.lower()) for v in c.enum)
             parts.append(
                 f"CASE WHEN lower(trim({col})) NOT IN ({allowed}) "
                 f"THEN 'invalid {c.name}: not one of {'/'.join(c.enum)}' END"
@@ -496,8 +492,8 @@ def _row_violations(src: Source) -> str:
         if c.required:
             preds.append(f"{col} IS NULL")
         if c.enum:
-            exact = ", ".join(_lit(v) for v in c.enum)
-            folded = ", ".join(_lit(v.lower()) for v in c.enum)
+            exact = ", ".join(sql_text.literal(v) for v in c.enum)
+            folded = ", ".join(sql_text.literal(v.lower()) for v in c.enum)
             preds.append(f"coalesce({col} NOT IN ({exact}) AND lower(trim({col})) NOT IN ({folded}), false)")
         if c.min is not None:
             preds.append(f"coalesce({col} < {c.min}, false)")
@@ -521,7 +517,10 @@ _REJECT_REASONS = {
 }
 _REJECT_REASON_SQL = (
     "CASE WHEN error_type = 'CAST' AND column_name IS NOT NULL THEN 'unparseable ' || column_name "
-    + " ".join(f"WHEN error_type = {_lit(k)} THEN {_lit(v)}" for k, v in _REJECT_REASONS.items())
+    + " ".join(
+        f"WHEN error_type = {sql_text.literal(k)} THEN {sql_text.literal(v)}"
+        for k, v in _REJECT_REASONS.items()
+    )
     + " ELSE lower(error_type) END"
 )
 
@@ -573,13 +572,6 @@ def _readable(f: Landed) -> Path:
     path = f.real or f.path
     _open_regular(path).close()
     return path
-
-
-def _duckdb_file(path: Path) -> str:
-    """A path as a DuckDB string literal that names exactly that file. DuckDB's readers expand
-    glob characters even in a quoted or bound path (``read_csv('b[x]/f.csv')`` reads
-    ``bx/f.csv``), so each of ``*``, ``?`` and ``[`` is put in a character class of its own."""
-    return _lit(re.sub(r"[*?\[]", lambda m: f"[{m.group()}]", str(path)))
 
 
 @dataclass
@@ -897,14 +889,16 @@ class Loader:
     def _stage(self, load_id: int, f: Landed, plan: _Rows) -> None:
         src = plan.source
         types = {c.name: c.type for c in src.columns}
-        spec = ", ".join(f"{_lit(h)}: {_lit(types.get(h, 'VARCHAR'))}" for h in plan.header)
+        spec = ", ".join(
+            f"{sql_text.literal(h)}: {sql_text.literal(types.get(h, 'VARCHAR'))}" for h in plan.header
+        )
         rej_t, rej_s = f"rejects_{load_id}", f"reject_scans_{load_id}"
         self.con.execute(f"DROP TABLE IF EXISTS {rej_t}; DROP TABLE IF EXISTS {rej_s}")
         # Parse in parallel with the contract's types; insertion order is preserved, so a staged
         # row's rowid is its position among the file's parsed rows.
         self.con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _stage AS
-            SELECT *, {_row_violations(src)} AS _broken FROM read_csv({_duckdb_file(_readable(f))}, header = true,
+            SELECT *, {_row_violations(src)} AS _broken FROM read_csv({sql_text.literal(sql_text.exact_file(_readable(f)))}, header = true,
                 delim = ',', quote = '"', escape = '"', auto_detect = false, columns = {{{spec}}},
                 store_rejects = true, rejects_table = '{rej_t}', rejects_scan = '{rej_s}',
                 max_line_size = {MAX_LINE_BYTES}, timestampformat = '%Y-%m-%d %H:%M:%S',
@@ -959,7 +953,7 @@ class Loader:
                 for i, h in enumerate(header):
                     con.execute(
                         f"""INSERT INTO {rej_t} (line, csv_line, error_type, column_name, error_message)
-                        SELECT t._row_number + 1, t._text, 'CAST', {_lit(h)},
+                        SELECT t._row_number + 1, t._text, 'CAST', {sql_text.literal(h)},
                             'could not convert ' || l.c{i} || ' to {types.get(h, "VARCHAR")}'
                         FROM _typed t JOIN _clv_lines l USING (_row_number)
                         WHERE l.c{i} IS NOT NULL AND t.{_q(h)} IS NULL"""

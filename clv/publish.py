@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from clv import settings
+from clv import settings, sql_text
 from clv.errors import UserError
 
 
@@ -49,7 +49,7 @@ def publish(
     for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
         leftover.unlink(missing_ok=True)
     target.parent.mkdir(parents=True, exist_ok=True)
-    con.execute(f"ATTACH {sql_string(tmp)} AS clv_serving")
+    con.execute(f"ATTACH {sql_text.literal(tmp)} AS clv_serving")
     counts: dict[str, int] = {}
     try:
         for t in tables:
@@ -78,12 +78,6 @@ def publish(
     target.with_name(target.name + ".wal").unlink(missing_ok=True)
     os.replace(tmp, target)  # atomic on POSIX: readers see the old file or the new one
     return counts
-
-
-def sql_string(path: Path) -> str:
-    """A path as a SQL string literal, for statements that take no bound parameter (ATTACH,
-    COPY ... TO): a data directory may be named ``it's [x]``. Neither expands globs."""
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _json(counts: dict[str, int]) -> str:

@@ -19,10 +19,9 @@ from pathlib import Path
 
 from sqlglot import exp
 
-from clv import settings
+from clv import settings, sql_text
 from clv.contract import RAW_LINEAGE, SOURCES
 from clv.errors import UserError
-from clv.publish import sql_string
 
 
 class SparkSyncError(UserError):
@@ -107,7 +106,7 @@ def export_raw(data_dir: Path | None = None, wait_seconds: float | None = None) 
                 hidden = folder / f".{name}.tmp"  # Spark ignores files starting with a dot
                 con.execute(
                     f"COPY (SELECT * FROM raw.{source} WHERE _load_id = {int(load_id)} "
-                    f"ORDER BY _row_number) TO {sql_string(hidden)} (FORMAT parquet)"
+                    f"ORDER BY _row_number) TO {sql_text.literal(hidden)} (FORMAT parquet)"
                 )
                 os.replace(hidden, target)
                 exported[source] += 1

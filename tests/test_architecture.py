@@ -15,7 +15,14 @@ CLV = PROJECT_ROOT / "clv"
 
 # Rooms, lowest first: a module may import its own room and the rooms below it.
 ROOMS = {
-    "foundations": ("clv.errors", "clv.names", "clv.settings", "clv.business_date", "clv.contract"),
+    "foundations": (
+        "clv.errors",
+        "clv.names",
+        "clv.settings",
+        "clv.business_date",
+        "clv.contract",
+        "clv.sql_text",
+    ),
     "statistics": ("clv.stats",),
     "steps": (
         "clv.warehouse",

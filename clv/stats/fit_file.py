@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
+from clv import sql_text
 from clv.errors import UserError
 from clv.stats import btyd
 
@@ -56,7 +57,7 @@ def load(
         con.execute(
             "CREATE TEMP TABLE raw AS SELECT row_number() OVER () + 1 AS line, * "
             "FROM read_csv(?, header = true, all_varchar = true)",
-            [str(path)],
+            [sql_text.exact_file(path)],
         )
     except duckdb.Error as e:
         first = str(e).strip().splitlines()[0]

@@ -203,7 +203,10 @@ def test_reasons_name_the_largest_contributions_in_words():
     words = churn.reason_words(raw)
     assert words.loc[0, "purchases"] == "no purchase in 210 days (one purchase so far)"
     assert words.loc[2, "purchases"] == "no purchase in 150 days (after 3 purchase days)"
-    assert words.loc[1, "purchases"] == "purchase pattern: P(alive) 95% after 7 purchase days, the last 12 days ago"
+    assert (
+        words.loc[1, "purchases"]
+        == "purchase pattern: P(alive) 95% after 7 purchase days, the last 12 days ago"
+    )
     assert words.loc[1, "sessions"] == "6 sessions in 30 days"
     assert words.loc[1, "support"] == "no support contact in 90 days"
     with pytest.raises(churn.ChurnModelError, match="reasons need the columns days_since_last_activity"):

@@ -62,7 +62,12 @@ COLS = ("--customer-col", "customer", "--date-col", "day", "--amount-col", "valu
 
 def test_fit_in_both_date_formats_gives_the_same_parameters(tmp_path, capsys, tx):
     iso = write(tmp_path / "iso.csv", tx)
-    compact = write(tmp_path / "compact.csv", tx, "%Y%m%d")
+    # a folder and file name with glob characters and a quote: read as exactly that file
+    odd = tmp_path / "it's [q1]"
+    odd.mkdir()
+    compact = write(odd / "compact*?.csv", tx, "%Y%m%d")
+    (tmp_path / "it's q").mkdir()  # what the name would match as a glob: must not be read
+    write(tmp_path / "it's q" / "compact-1.csv", tx[:10], "%Y%m%d")
     code, out, err = run(capsys, iso, *COLS, "--calibration-end", "2022-12-31", "--json")
     assert code == 0, err
     a = json.loads(out)

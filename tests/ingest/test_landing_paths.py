@@ -13,7 +13,7 @@ import sys
 import duckdb
 import pytest
 
-from clv import ingest, publish, spark
+from clv import ingest, publish, spark, sql_text
 from clv.settings import PROJECT_ROOT, Paths
 from tests.ingest.helpers import GOOD, HEADER, by_file, load, make_batch, make_delivery
 
@@ -166,7 +166,9 @@ def test_publish_and_the_spark_export_in_a_folder_named_its_x(tmp_path):
     summary = spark.export_raw(paths.data_dir)
     assert summary.exported["orders"] == 1 and summary.exported["customers"] == 1
     (parquet,) = (paths.spark / "raw" / "orders").glob("*.parquet")
-    rows = duckdb.sql(f"SELECT order_id FROM read_parquet({publish.sql_string(parquet)})").fetchall()
+    rows = duckdb.sql(
+        f"SELECT order_id FROM read_parquet({sql_text.literal(sql_text.exact_file(parquet))})"
+    ).fetchall()
     assert sorted(rows) == [("O1",), ("O2",), ("O3",)]
 
 

@@ -139,3 +139,10 @@ def test_the_load_command_says_which_files_failed_and_why(tmp_path):
     r = clv("load", "--data-dir", str(paths.data_dir), "--json")
     out = json.loads(r.stdout)
     assert out["files_by_status"]["failed"] == 1 and out["rows_loaded"] == 0
+    # reconciliation names the file that waits for its retry (none of its rows counted yet)
+    r = clv("reconcile", "--data-dir", str(paths.data_dir))
+    assert r.returncode == 0, r.stderr
+    assert "1 waiting for a retry" in r.stdout
+    assert "PENDING" in r.stdout and "orders.csv (batch 2024-01-05)" in r.stdout
+    out = json.loads(clv("reconcile", "--data-dir", str(paths.data_dir), "--json").stdout)
+    assert [p["source_file"].rsplit("/", 1)[-1] for p in out["pending_retry"]] == ["orders.csv"]

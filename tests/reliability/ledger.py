@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -48,18 +49,27 @@ def count_rows(path: Path) -> int:
 
 
 def landed_files(landing: Path) -> list[Path]:
-    """Every file of every complete batch (a folder with its manifest), as the loader sees them."""
+    """Every file of every complete batch (a folder with its manifest) that can hold landed rows:
+    regular files, and links to regular files inside the landing folder. Anything else (a link
+    out of the folder, a device, a FIFO) is refused whole and unread by the loader, holds no landed
+    row, and is never opened here either (a link to /dev/zero would be read for ever)."""
     out = []
     if not landing.is_dir():
         return out
+    root = landing.resolve()
     for batch in sorted(p for p in landing.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if (batch / MANIFEST).exists():
             out += sorted(
-                p
-                for p in batch.iterdir()
-                if (p.is_file() or p.is_symlink()) and not p.name.startswith((".", "_"))
+                p for p in batch.iterdir() if not p.name.startswith((".", "_")) and _holds_rows(p, root)
             )
     return out
+
+
+def _holds_rows(path: Path, root: Path) -> bool:
+    target = path.resolve()
+    if not (target.is_relative_to(root) and target.exists()):
+        return False
+    return stat.S_ISREG(os.stat(target).st_mode)
 
 
 def normalise_reason(reason: str) -> list[str]:
