@@ -638,7 +638,7 @@ def disagreements(row: dict[str, object]) -> list[str]:
             f"churn probability {churn:.0%} asks whether they still buy, and the churn model reads "
             "their signals as a customer who has stopped buying."
         )
-    if alive is not None and not pd.isna(alive) and float(alive) - churn >= 0.3 and churn >= 0.5:
+    if alive is not None and not pd.isna(alive) and float(alive) - churn >= 0.3:
         repeat = row.get("purchase_days")
         one_time = repeat is not None and not pd.isna(repeat) and int(repeat) <= 1
         out.append(

@@ -450,10 +450,9 @@ def test_retention_shows_complete_months_only(serving_copy, run_app):
     at = run_app(serving_copy)
     charts = [(json.loads(c.proto.spec), c) for c in at.get("vega_lite_chart")]
     (heatmap,) = [chart_data(c) for spec, c in charts if spec["mark"]["type"] == "rect"]
-    months = pd.to_datetime(heatmap["cohort"] + "-01") + heatmap["months_since_acquisition"].map(
-        lambda m: pd.DateOffset(months=int(m))
-    )
-    assert months.max() == pd.Timestamp("2024-11-01")
+    year, month = heatmap["cohort"].str[:4].astype(int), heatmap["cohort"].str[5:].astype(int)
+    months = year * 12 + month - 1 + heatmap["months_since_acquisition"].astype(int)  # months since year 0
+    assert months.max() == 2024 * 12 + 10  # November 2024
     ((complete,),) = query(
         serving_copy,
         "SELECT count(*) FROM mart_retention_cohorts "
@@ -528,6 +527,7 @@ def test_customer_360_explains_numbers_that_seem_to_disagree(pipeline_data, run_
     ((calm,),) = query(
         pipeline_data,
         "SELECT customer_id FROM mart_customer_360 WHERE lifecycle_stage = 'active' AND churn_probability < 0.2 "
+        "AND p_alive - churn_probability < 0.3 "
         "ORDER BY customer_id LIMIT 1",
     )
     at.text_input(key="customer_id").set_value(calm)
