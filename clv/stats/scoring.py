@@ -474,17 +474,40 @@ SCORING_COLUMNS = {
     "churn_probability": "DOUBLE",
     "bgnbd_churn_probability": "DOUBLE",
     "churn_model": "TEXT",
+    "churn_reasons": "TEXT",
 }
 
 
-def churn_scores(predictions: pd.DataFrame, signals: pd.DataFrame, model: churn.ChurnModel) -> pd.DataFrame:
+def churn_scores(
+    predictions: pd.DataFrame,
+    signals: pd.DataFrame,
+    model: churn.ChurnModel,
+    purchases: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Score every customer on the business date: p_alive and frequency from int_clv_predictions,
-    the behavioural signals of the same date (int_churn_features), as in training."""
+    the behavioural signals of the same date (int_churn_features), as in training. With the
+    purchase summary of the same date (int_purchase_summary: as_of_date, has_purchased,
+    last_purchase_date), each customer also gets the reasons behind the score in words
+    (`churn.reasons`); without it, none."""
     frame = predictions[["customer_id", "p_alive", "frequency"]].merge(
         signals, on="customer_id", how="inner", validate="one_to_one"
     )
     X = churn.design(frame)
     logit = model.logit(X)
+    why = None
+    if purchases is not None:
+        p = purchases[["customer_id", "as_of_date", "has_purchased", "last_purchase_date"]]
+        last = pd.to_datetime(p["last_purchase_date"])
+        p = pd.DataFrame(
+            {
+                "customer_id": p["customer_id"],
+                "days_since_last_purchase": (pd.to_datetime(p["as_of_date"]) - last).dt.days,
+                "has_purchased": p["has_purchased"].astype(bool).astype(int),
+            }
+        )
+        worded = frame.merge(p, on="customer_id", how="left")  # one row per customer: the model's grain
+        worded["purchase_days"] = worded["frequency"] + worded["has_purchased"].fillna(0)
+        why = churn.reasons(model, X, worded)
     return pd.DataFrame(
         {
             "customer_id": frame["customer_id"].to_numpy(),
@@ -492,6 +515,7 @@ def churn_scores(predictions: pd.DataFrame, signals: pd.DataFrame, model: churn.
             "churn_probability": special.expit(logit),
             "bgnbd_churn_probability": 1 - frame["p_alive"].to_numpy(dtype=float),
             "churn_model": CHURN_MODEL_NAME,
+            "churn_reasons": why,
         },
         columns=list(SCORING_COLUMNS),
     )

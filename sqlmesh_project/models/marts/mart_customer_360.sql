@@ -59,7 +59,13 @@ MODEL (
     loyalty_tier = 'Loyalty tier',
     points_balance = 'Loyalty points balance',
     favourite_category = 'Favourite category',
-    is_marketing_opt_in = 'Consent to marketing'
+    is_marketing_opt_in = 'Consent to marketing',
+    customer_name = 'First and last name',
+    email = 'Email address',
+    churn_reasons = 'Up to three signals raising the churn probability most, in words (mart_churn_risk)',
+    is_at_risk = 'Still reachable with churn risk band medium or high',
+    risk_change = 'newly at risk, still at risk, recovered or moved to win-back since previous_business_date (mart_churn_risk)',
+    previous_business_date = 'The business date risk_change compares with'
   )
 );
 
@@ -109,7 +115,13 @@ SELECT
   b.loyalty_tier,
   b.points_balance,
   g.favourite_category,
-  b.is_marketing_opt_in
+  b.is_marketing_opt_in,
+  r.customer_name,
+  r.email,
+  r.churn_reasons,
+  r.is_at_risk,
+  r.risk_change,
+  r.previous_business_date
 FROM intermediate.int_customer_base AS b
 JOIN marts.mart_churn_risk AS r
   ON r.customer_id = b.customer_id
