@@ -552,6 +552,35 @@ def models_from_frame(frame: pd.DataFrame) -> dict[str, SBG | None]:
     return out
 
 
+CURVE_MONTHS = 120  # the model's retention curve, months since the start
+CURVE_COLUMNS = {"plan_id": "TEXT", "months_since_start": "INT", "model_survival": "DOUBLE"}
+
+
+def curve_frame(fit: pd.DataFrame, plans: pd.DataFrame, months: int = CURVE_MONTHS) -> pd.DataFrame:
+    """The fitted model's retention curve per plan, to draw beside the Kaplan–Meier one
+    (marts.mart_subscription_retention): the share of new subscriptions still running after month
+    k = S(k / billing_months), k = 0 .. `months`: S(n) after n renewals, and between renewals the
+    constant-hazard reading of `SBG.within_period` (an annual plan declines through its year, as
+    its cancellations do in the data). Plans whose group is not fitted have no rows."""
+    models = models_from_frame(fit)
+    k = np.arange(months + 1)
+    parts = []
+    for r in plans[["plan_id", "billing_months"]].itertuples(index=False):
+        m = models.get(r.plan_id)
+        if m is None:
+            continue
+        parts.append(
+            pd.DataFrame(
+                {
+                    "plan_id": r.plan_id,
+                    "months_since_start": k,
+                    "model_survival": np.exp(m.log_survival(k / float(r.billing_months))),
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(CURVE_COLUMNS))
+
+
 # --------------------------------------------------------------------------------------------
 # expected revenue per active subscription, then per customer
 

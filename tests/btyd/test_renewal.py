@@ -278,3 +278,15 @@ def test_value_counts_returns_after_cancelling_and_of_customers_between_subscrip
     assert late["subscription_cancel_probability_90d"] == 0  # nothing running: nothing at risk
     assert without.loc["C-late", "expected_subscription_revenue_365d_usd"] == 0
     assert with_back.loc["C-old", "expected_subscription_revenue_365d_usd"] == 0
+
+
+def test_the_model_curve_declines_through_an_annual_plans_year():
+    fit = pd.DataFrame(
+        {"covers_plans": ["BAS-M", "BAS-A", "PLS-M"], "alpha": [1.0, 2.0, None], "beta": [3.0, 2.0, None]}
+    )
+    curve = renewal.curve_frame(fit, PLANS, months=24).set_index(["plan_id", "months_since_start"])
+    assert curve.loc[("BAS-M", 2), "model_survival"] == pytest.approx(0.6)  # 3 / (3 + 2)
+    annual = curve.loc["BAS-A", "model_survival"].to_numpy()
+    assert annual[0] == 1 and annual[12] == pytest.approx(0.5)  # B(2, 3) / B(2, 2) after a renewal
+    assert (np.diff(annual) < 0).all()  # through the year, not a step at the renewal
+    assert "PLS-M" not in curve.index.get_level_values(0)  # not fitted: no curve

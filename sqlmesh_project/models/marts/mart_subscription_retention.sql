@@ -9,8 +9,9 @@
    censored after its last complete month, even one cancelled within the month still running
    (counting early cancellations but not the survivors of an unfinished month would draw a
    collapse). The censoring depends on the start date alone, so the estimate stays unbiased. A
-   paused subscription is running (billing keeps charging it). model_survival is left for the
-   fitted renewal model's curve and is null until it is joined.
+   paused subscription is running (billing keeps charging it). model_survival is the fitted
+   renewal model's curve for the plan (intermediate.int_subscription_model_curve), the same on
+   every cohort's rows; null for a plan whose group is not fitted.
    Grain: one row per plan_id, cohort and months_since_start. */
 MODEL (
   name marts.mart_subscription_retention,
@@ -39,7 +40,7 @@ MODEL (
     subscriptions_censored = 'Subscriptions still running after month k whose next month is not complete yet: they leave the table without cancelling',
     survival = 'Kaplan–Meier share still subscribed after month k: the product over months 1..k of (1 - cancelled / at risk)',
     survival_std_error = 'Greenwood standard error of survival',
-    model_survival = 'Share still subscribed after month k by the fitted renewal model (intermediate.int_subscription_model_fit); null until that model is joined'
+    model_survival = 'Share still subscribed after month k by the fitted renewal model (intermediate.int_subscription_model_curve); null when the plan has no fit'
   )
 );
 
@@ -177,7 +178,9 @@ SELECT
   k.leaving_count - k.cancelled_count AS subscriptions_censored,
   CASE WHEN k.emptied_months > 0 THEN 0.0 ELSE ROUND(EXP(k.log_survival), 6) END AS survival,
   CASE WHEN k.emptied_months > 0 THEN NULL ELSE ROUND(EXP(k.log_survival) * SQRT(k.greenwood_sum), 6) END AS survival_std_error,
-  CAST(NULL AS DOUBLE) AS model_survival
+  ROUND(c.model_survival, 6) AS model_survival
 FROM km AS k
 LEFT JOIN plans AS p
   ON p.plan_id = k.plan_id
+LEFT JOIN intermediate.int_subscription_model_curve AS c
+  ON c.plan_id = k.plan_id AND c.months_since_start = k.months_since_start
