@@ -7,7 +7,7 @@ source for raw), on the layer's own connection right before its Soda scan:
 - ``rows`` (the table's rows) and ``rows_added`` (raw: rows delivered in the business date's
   batch; the other layers: rows now minus rows at the previous recorded business date);
 - ``freshness_lag_days``: business date minus the latest event date up to it, for tables that
-  hold events (``EVENT_COLUMNS``);
+  hold events (``EVENT_COLUMNS``; raw: the newest event of the day's batch);
 - ``customer_id_null_share`` and ``distinct_customers`` where the table has a ``customer_id``;
   raw also ``duplicate_keys`` (rows of the batch whose key another row of it has: a day delivered
   twice makes it jump to the day's rows);
@@ -60,13 +60,12 @@ EVENT_COLUMNS: dict[str, str] = {
     "core.fct_support_logs": "opened_date",
 }
 
-#: Business metrics: one aggregate over the table; ``{D}`` is the business date as a SQL literal,
-#: ``{BATCH}`` (raw) the filter on the business date's batch.
+#: Business metrics: one aggregate over the table (raw: over the business date's batch); ``{D}``
+#: is the business date as a SQL literal, ``{BATCH}`` the filter on the business date's batch.
 BUSINESS_METRICS: dict[str, dict[str, str]] = {
     "raw.orders": {
-        "order_value_mean_usd": "avg(quantity * unit_price_usd) FILTER (WHERE {BATCH})",
-        "orders_per_customer": "count(*) FILTER (WHERE {BATCH}) "
-        "/ nullif(count(DISTINCT customer_id) FILTER (WHERE {BATCH}), 0)",
+        "order_value_mean_usd": "avg(quantity * unit_price_usd)",
+        "orders_per_customer": "count(*) / nullif(count(DISTINCT customer_id), 0)",
     },
     "staging.stg_orders": {
         "order_value_mean_usd": "avg(quantity * unit_price_usd) FILTER (WHERE order_date = {D})",
@@ -136,21 +135,19 @@ def _tables(con: duckdb.DuckDBPyConnection, layer: str) -> dict[str, dict[str, s
 
 
 def _expressions(layer: str, table: str, columns: dict[str, str]) -> dict[str, str]:
+    """Aggregates over the table; raw's run over the business date's batch only (its rows are
+    read with ``WHERE _batch_date = D``, which DuckDB prunes by zone maps), except ``rows``."""
     key = f"{layer}.{table}"
-    batch = "_batch_date = {D}"
-    exprs = {"rows": "count(*)"}
+    exprs = {"rows": f"(SELECT count(*) FROM {layer}.{_q(table)})" if layer == "raw" else "count(*)"}
     if layer == "raw":
-        exprs["rows_added"] = f"count(*) FILTER (WHERE {batch})"
+        exprs["rows_added"] = "count(*)"
         pk = SOURCES[table].primary_key
         if pk and all(c in columns for c in pk):
             keys = pk[0] if len(pk) == 1 else "(" + ", ".join(pk) + ")"
-            exprs["duplicate_keys"] = (
-                f"count(*) FILTER (WHERE {batch}) - count(DISTINCT {keys}) FILTER (WHERE {batch})"
-            )
+            exprs["duplicate_keys"] = f"count(*) - count(DISTINCT {keys})"
     if "customer_id" in columns:
-        where = f" FILTER (WHERE {batch})" if layer == "raw" else ""
-        exprs["customer_id_null_share"] = f"avg(CASE WHEN customer_id IS NULL THEN 1.0 ELSE 0.0 END){where}"
-        exprs["distinct_customers"] = f"count(DISTINCT customer_id){where}"
+        exprs["customer_id_null_share"] = "avg(CASE WHEN customer_id IS NULL THEN 1.0 ELSE 0.0 END)"
+        exprs["distinct_customers"] = "count(DISTINCT customer_id)"
     event = EVENT_COLUMNS.get(key)
     if event and event in columns:
         day = f"CAST({_q(event)} AS DATE)"
@@ -171,7 +168,8 @@ def collect(
     for table, columns in sorted(_tables(con, layer).items()):
         exprs = _expressions(layer, table, columns)
         sql = ", ".join(f"{e.format(**fill)} AS {_q(m)}" for m, e in exprs.items())
-        values = con.execute(f"SELECT {sql} FROM {layer}.{_q(table)}").fetchone()
+        where = " WHERE {BATCH}".format(**fill) if layer == "raw" else ""
+        values = con.execute(f"SELECT {sql} FROM {layer}.{_q(table)}{where}").fetchone()
         out += [(table, m, None if v is None else float(v)) for m, v in zip(exprs, values, strict=True)]
         for metric, (group, agg, where) in GROUPED_METRICS.get(f"{layer}.{table}", {}).items():
             if group not in columns:
