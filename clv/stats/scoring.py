@@ -257,9 +257,9 @@ VALUE_INTERVAL_COLUMNS = {
     "p90_usd": "DOUBLE",
 }
 INTERVAL_GROUPS = ("value_tier", "lifecycle_stage", "contract_segment")
-MEASURES = {  # measure: the pipeline's expectation of it, per customer (int_revenue_risk)
-    "value_12m": "predicted_clv_12m_usd",
-    "revenue_at_risk": "revenue_at_risk_usd",
+MEASURES = {  # measure: the pipeline's expectation of its order part, per customer (int_revenue_risk)
+    "value_12m": "predicted_order_value_12m_usd",
+    "revenue_at_risk": "order_revenue_at_risk_usd",  # revenue_at_risk_usd - subscription_revenue_at_risk_usd
 }
 
 
@@ -278,9 +278,15 @@ def value_interval_frame(
     frame = (
         predictions[["customer_id", "frequency", "age", "monetary_value_usd", "predicted_remaining_clv_usd"]]
         .merge(risk[["customer_id", "churn_probability", "leave_probability_90d", "is_reachable",
-                     "predicted_clv_12m_usd", "revenue_at_risk_usd"]], on="customer_id", validate="one_to_one")
+                     "predicted_order_value_12m_usd", "revenue_at_risk_usd", "subscription_revenue_at_risk_usd"]],
+               on="customer_id", validate="one_to_one")
         .merge(segments[["customer_id", *INTERVAL_GROUPS]], on="customer_id", validate="one_to_one")
     )  # fmt: skip
+    # the intervals describe order value (BG/NBD x Gamma-Gamma): the expectations they sit beside
+    # are the order parts of the value and of the revenue at risk, not the subscription parts
+    frame["order_revenue_at_risk_usd"] = frame["revenue_at_risk_usd"].astype(float) - frame[
+        "subscription_revenue_at_risk_usd"
+    ].astype(float)
     value = frame["predicted_remaining_clv_usd"].to_numpy(dtype=float)
     has = value > 0
     x, T = frame["frequency"].to_numpy(dtype=float), frame["age"].to_numpy(dtype=float)
