@@ -206,6 +206,30 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    from clv import anomalies, pipeline
+
+    if args.write_checks:
+        for p in anomalies.write_checks():
+            print(f"wrote {p}")
+        return 0
+    paths = settings.paths(args.data_dir)
+    if not paths.warehouse.exists():
+        raise UserError(f"no warehouse at {paths.warehouse}; run `clv load` first")
+    business_date = _business_date(paths, args.business_date)
+    layers = CHECKED_LAYERS if args.layer == "all" else (args.layer,)
+    out = pipeline.observe(business_date, layers=layers, data_dir=paths.data_dir)
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for o in out.values():
+            counts = ", ".join(f"{n} {s}" for s, n in o["statuses"].items())
+            print(f"{o['line']}: {counts}")
+            for line in o["anomalies"]:
+                print(f"  {line}")
+    return 1 if any(o["failed"] for o in out.values()) else 0
+
+
 def _business_date(paths: settings.Paths, given: dt.date | None) -> dt.date:
     """The date given, else the latest loaded batch."""
     from clv import pipeline
@@ -542,6 +566,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--write-raw-checks", action="store_true", help="regenerate soda_checks/raw/*.yml from the contract"
     )
     sc.set_defaults(func=_cmd_scan)
+    me = sub.add_parser(
+        "metrics",
+        help="record the metric history of a business date and judge it against its history (exit 1 on a fail-level anomaly)",
+    )
+    me.add_argument("--layer", choices=("all", *CHECKED_LAYERS), default="all")
+    me.add_argument("--data-dir", default=None)
+    me.add_argument("--business-date", type=_date, default=None, help="default: the latest loaded batch")
+    me.add_argument("--json", action="store_true")
+    me.add_argument(
+        "--write-checks", action="store_true", help="regenerate soda_checks/*/metric_anomalies.yml"
+    )
+    me.set_defaults(func=_cmd_metrics)
     r = sub.add_parser(
         "run",
         help="the main job: generate the default data if absent, then the daily refresh through Airflow",

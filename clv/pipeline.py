@@ -19,7 +19,7 @@ from pathlib import Path
 from clv import business_date as bd
 from clv import ops, settings
 from clv.errors import CheckFailed, TransientError, UserError
-from clv.names import DAILY_TASKS, DEFAULT_HISTORY_END, DEFAULT_HISTORY_START, LAYERS
+from clv.names import CHECKED_LAYERS, DAILY_TASKS, DEFAULT_HISTORY_END, DEFAULT_HISTORY_START, LAYERS
 
 __all__ = ["CheckFailed", "SourceNotReady"]
 
@@ -183,9 +183,21 @@ def load(business_date: dt.date, *, data_dir: Path | None = None, step: ops.Step
         return {"lines": summary.lines(), "rows_loaded": summary.rows_loaded, "files": len(summary.files)}
 
 
-def _scan_or_raise(con, layer: str, business_date: dt.date, run_id: str, data_dir: Path, environment=None):
-    from clv import quality
+def _scan_or_raise(
+    con, layer: str, business_date: dt.date, run_id: str, data_dir: Path, environment=None, step=None
+):
+    """Record the layer's metrics and judge them against their history (prod only), then run the
+    layer's Soda checks, which gate on those verdicts too; anomalies alert with their bands."""
+    from clv import anomalies, quality
 
+    verdicts = []
+    if environment in (None, "", "prod"):
+        recorded, verdicts = anomalies.observe(con, layer, business_date, run_id)
+        if step is not None:
+            step.detail[f"metrics_{layer}"] = {
+                "values": len(recorded.rows),
+                "seconds": round(recorded.seconds, 3),
+            }
     result = quality.scan(
         con,
         layer,
@@ -195,6 +207,17 @@ def _scan_or_raise(con, layer: str, business_date: dt.date, run_id: str, data_di
         raise_on_failure=False,
         environment=environment,
     )
+    text = anomalies.alert_text(layer, verdicts)
+    if text:
+        ops.alert(
+            data_dir,
+            f"anomaly {text} (report: {result.report})",
+            severity="error" if any(v.status == anomalies.FAIL for v in verdicts) else "warning",
+            dag_id=getattr(step, "dag_id", None),
+            task_id=getattr(step, "task_id", None),
+            run_id=getattr(step, "run_id", None),
+            business_date=business_date,
+        )
     if not result.ok:
         names = ", ".join(c["name"] for c in result.failed) or "; ".join(result.errors)[:300]
         raise CheckFailed(f"{layer} checks failed: {names} (report: {result.report})")
@@ -210,7 +233,7 @@ def scan_raw(
     step = step or ops.StepRun(task_id="scan_raw", business_date=business_date)
     with ops.recorded(paths.data_dir, step):
         with closing(connect(paths.warehouse)) as con:
-            result = _scan_or_raise(con, "raw", business_date, step.report_id, paths.data_dir)
+            result = _scan_or_raise(con, "raw", business_date, step.report_id, paths.data_dir, step=step)
         step.rows = len(result.checks)
         return {"line": result.line(), "warned": [c["name"] for c in result.warned]}
 
@@ -251,7 +274,7 @@ def transform_layer(
             slowest = {name: round(sec, 2) for name, sec in transform.slowest_models(ctx, 5)}
             con = ctx.engine_adapter.connection
             step.rows = layer_rows(con, layer)
-            result = _scan_or_raise(con, layer, business_date, step.report_id, paths.data_dir)
+            result = _scan_or_raise(con, layer, business_date, step.report_id, paths.data_dir, step=step)
         finally:
             ctx.close()
             if restatement:  # the intervals are cleared: said whether or not the run went through
@@ -281,6 +304,49 @@ def layer_rows(con, schema: str) -> int:
         [schema],
     ).fetchall()
     return sum(con.execute(f'SELECT count(*) FROM {schema}."{n}"').fetchone()[0] for (n,) in names)
+
+
+def observe(
+    business_date: dt.date,
+    *,
+    layers: tuple[str, ...] = CHECKED_LAYERS,
+    data_dir: Path | None = None,
+    step: ops.StepRun | None = None,
+) -> dict:
+    """Record every layer's metrics for the business date and judge them against their history,
+    outside a layer step (`clv metrics`): the daily layer steps do the same for their own layer
+    before their Soda scan. Layers not built yet are skipped."""
+    from clv import anomalies
+    from clv.warehouse import connect
+
+    paths = settings.paths(data_dir)
+    step = step or ops.StepRun(task_id="observe", business_date=business_date)
+    with ops.recorded(paths.data_dir, step):
+        out: dict[str, dict] = {}
+        with closing(connect(paths.warehouse)) as con:
+            built = {
+                r[0]
+                for r in con.execute("SELECT DISTINCT table_schema FROM information_schema.tables").fetchall()
+            }
+            for layer in layers:
+                if layer not in built:
+                    continue
+                recorded, verdicts = anomalies.observe(con, layer, business_date, step.report_id)
+                out[layer] = {
+                    "line": recorded.line(),
+                    "seconds": round(recorded.seconds, 3),
+                    "values": len(recorded.rows),
+                    "statuses": {
+                        s: sum(v.status == s for v in verdicts) for s in sorted({v.status for v in verdicts})
+                    },
+                    "anomalies": [
+                        v.explanation() for v in verdicts if v.status in (anomalies.FAIL, anomalies.WARN)
+                    ],
+                    "failed": any(v.status == anomalies.FAIL for v in verdicts),
+                }
+        step.rows = sum(o["values"] for o in out.values())
+        step.detail = {layer: o["statuses"] for layer, o in out.items()}
+        return out
 
 
 def publish(business_date: dt.date, *, data_dir: Path | None = None, step: ops.StepRun | None = None) -> dict:

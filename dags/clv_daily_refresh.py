@@ -35,6 +35,7 @@ from clv.names import DAILY_DAG, POOL
     catchup=False,
     max_active_runs=1,
     default_args=policy.default_args(),
+    deadline=policy.daily_deadline(),  # serving published by 06:00 (CLV_DEADLINE_MINUTES), or an alert
     tags=["clv", "daily", "sqlmesh", "soda"],
     doc_md=__doc__,
     params={

@@ -28,6 +28,9 @@ PROBE = textwrap.dedent(
             "tags": sorted(dag.tags), "doc_md": bool(dag.doc_md and dag.doc_md.strip()),
             "schedule": str(getattr(dag.timetable, "_expression", dag.timetable)), "max_active_runs": dag.max_active_runs,
             "catchup": dag.catchup,
+            "deadlines": [{"minutes": d.interval.total_seconds() / 60, "reference": type(d.reference).__name__,
+                           "callback": getattr(d.callback, "path", str(d.callback))}
+                          for d in (getattr(dag, "deadline", None) or [])],
             "tasks": {t.task_id: {"retries": t.retries, "pool": t.pool, "owner": t.owner,
                                   "exp": bool(t.retry_exponential_backoff),
                                   "max_retry_delay": str(t.max_retry_delay),
@@ -108,3 +111,11 @@ def test_bootstrap_creates_the_pool_with_one_slot(tmp_path):
     airflow_home.bootstrap(tmp_path)
     assert airflow_home.pool_slots(tmp_path) == 1
     assert airflow_home.admin_password(tmp_path)
+
+
+def test_daily_refresh_has_its_deadline(dagbag):
+    """The seed's SLA-miss row: serving published by 06:00, 210 minutes after the 02:30 start."""
+    (deadline,) = dagbag["dags"]["clv_daily_refresh"]["deadlines"]
+    assert deadline["minutes"] == 210
+    assert deadline["reference"] == "DagRunLogicalDateDeadline"
+    assert deadline["callback"].endswith("clv.airflow.policy.deadline_missed")
