@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from clv import settings
 from clv.errors import UserError
-from clv.names import POOL
+from clv.names import POOL, SUMMARY_PREFIX
 
 POOL_DESCRIPTION = "One slot: every task that opens the DuckDB warehouse (one writer at a time)"
 ADMIN = "admin"
@@ -284,14 +284,12 @@ class Progress:
         self.failed: set[str] = set()
 
     def feed(self, line: str) -> None:
-        from clv.airflow.tasks import SUMMARY_PREFIX
-
         if self.START in line:
             task_id = line.split(self.START, 1)[1].split()[0]
             self.started[task_id] = self.clock()
             self.echo(f"  {task_id} ...")
         elif SUMMARY_PREFIX in line:
-            text = line.split(SUMMARY_PREFIX, 1)[1].strip()
+            text = line.split(SUMMARY_PREFIX, 1)[1].split(" [clv.dags]", 1)[0].strip()
             self.summaries[text.split()[0]] = text
         elif "Task failed" in line or "AirflowFailException" in line or "Marking task as FAILED" in line:
             self.failed.update(t for t in self.started if t not in self.summaries)
@@ -300,9 +298,10 @@ class Progress:
             if task_id in self.summaries:
                 self.echo(f"  {self.summaries[task_id]}")
             else:
-                seconds = self.clock() - self.started.get(task_id, self.clock())
-                outcome = "FAILED" if task_id in self.failed else "ended"
-                self.echo(f"  {task_id} {outcome} after {seconds:,.1f} s")
+                now = self.clock()
+                seconds = now - self.started.get(task_id, now)
+                outcome = "FAILED after" if task_id in self.failed else "done in"
+                self.echo(f"  {task_id} {outcome} {seconds:,.1f} s")
 
 
 def pool_slots(data_dir: Path | None = None) -> int | None:

@@ -60,24 +60,41 @@ def _is_date(value) -> bool:
 
 
 def write_note(dag_run) -> None:
-    """Set the note of one of our runs that just ended (unless a person wrote one)."""
-    from airflow.models.xcom import XComModel
+    """Set the note of one of our runs that just ended (unless a person wrote one): in the session
+    that holds the run (the scheduler's), else in a session of its own (``airflow dags test``
+    hands the listener a run no session holds)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
     from sqlalchemy.orm import object_session
 
     if dag_run.dag_id not in DAG_IDS:
         return
+    session = object_session(dag_run)
+    if session is not None:
+        _write(session, dag_run)
+        return
+    with create_session() as session:
+        attached = session.scalar(
+            select(DagRun).where(DagRun.dag_id == dag_run.dag_id, DagRun.run_id == dag_run.run_id)
+        )
+        if attached is not None:
+            _write(session, attached, state=dag_run.state)
+
+
+def _write(session, dag_run, state=None) -> None:
+    from airflow.models.xcom import XComModel
+
     current = dag_run.note
     if current and not current.startswith(HEADING):
-        return
-    session = object_session(dag_run)
-    if session is None:
         return
     rows = session.scalars(
         XComModel.get_many(run_id=dag_run.run_id, dag_ids=dag_run.dag_id, key="return_value")
     )
     results = {x.task_id: XComModel.deserialize_value(x) for x in rows if x.map_index in (-1, None)}
     failed = sorted(ti.task_id for ti in dag_run.get_task_instances(state=["failed"], session=session))
-    dag_run.note = note_text(str(getattr(dag_run.state, "value", dag_run.state)), results, failed)
+    state = state or dag_run.state
+    dag_run.note = note_text(str(getattr(state, "value", state)), results, failed)
 
 
 def _hook(dag_run, msg: str) -> None:

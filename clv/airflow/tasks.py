@@ -24,7 +24,7 @@ from clv import settings
 from clv.airflow.assets import mart_assets, serving_asset
 from clv.airflow.sensors import may_write
 from clv.errors import ClvError, UserError
-from clv.names import POOL
+from clv.names import POOL, SUMMARY_PREFIX
 
 log = logging.getLogger("clv.dags")
 
@@ -63,9 +63,6 @@ def run_step(func: Callable, context, business_date: str | dt.date, *args, **kwa
     level = logging.WARNING if checks and checks["warned"] else logging.INFO
     log.log(level, "%s", summary_line(step.task_id, time.perf_counter() - t0, step.rows, checks))
     return result
-
-
-SUMMARY_PREFIX = "clv summary:"
 
 
 def summary_line(task_id: str, seconds: float, rows: int | None, checks: dict | None) -> str:
