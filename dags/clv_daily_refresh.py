@@ -13,8 +13,9 @@ intervals are done).
 
 **Which day a run processes** follows Airflow's calendar: each data interval runs from 02:30 to
 02:30 (UTC) and stands for the business day it starts on — the run for 2025-01-01 has the logical
-date 2025-01-01 02:30, the run id `scheduled__2025-01-01T02:30:00+00:00` and starts on 2025-01-02
-at 02:30, when that day's batch has landed. A backfill from D1 to D3 processes D1, D2, D3 in order;
+date 2025-01-01 02:30 and starts on 2025-01-02 at 02:30 (its run id says so:
+`scheduled__2025-01-02T02:30:00+00:00`), when that day's batch has landed; its note names the
+business date. A backfill from D1 to D3 processes D1, D2, D3 in order;
 clearing a run or a task processes the same day again (same marts).
 
 **Params** — `business_date` (YYYY-MM-DD, optional): process this day instead.
