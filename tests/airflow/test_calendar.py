@@ -115,10 +115,11 @@ def processed(data, run_id: str) -> set:
 def test_backfill_clear_and_a_scheduled_run(standalone):
     data, proc, tmp_path = standalone
     # Airflow's own backfill of three business days: logical dates 2025-01-01 02:30 … 2025-01-03
-    # 02:30. Created while the DAG is paused (the scheduler leaves it alone: SQLite has one writer).
+    # 02:30, one run at a time (a backfill has its own limit, 10 by default). Created while the DAG is paused (the scheduler leaves it alone: SQLite has one writer).
     airflow(
         data, "backfill", "create", "--dag-id", DAILY_DAG,
         "--from-date", DAYS[0].isoformat(), "--to-date", f"{DAYS[-1].isoformat()}T23:59:59",
+        "--max-active-runs", "1",
     )  # fmt: skip
     airflow(data, "dags", "unpause", DAILY_DAG)
 
