@@ -102,13 +102,16 @@ def environ(data_dir: Path | None = None) -> dict[str, str]:
 def sizing(cpus: int | None = None) -> dict[str, str]:
     """Airflow's processes sized to this machine rather than to Airflow's defaults (32 executor
     workers, about 1.6 GB idle): as many task slots as cores (at least 2: a sensor waits while
-    one warehouse task runs; the warehouse pool has one slot anyway), one API worker, and at most
-    two DAG-parsing processes."""
+    one warehouse task runs; the warehouse pool has one slot anyway), one API worker, at most
+    two DAG-parsing processes, and a task's calls to the API server given 30 s rather than 5: on
+    a busy small machine with SQLite (one writer) a task's first call waited longer, and the task
+    failed before it started."""
     cpus = max(1, cpus or os.cpu_count() or 1)
     return {
         "AIRFLOW__CORE__PARALLELISM": str(max(2, cpus)),
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": str(min(2, cpus)),
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
     }
 
 

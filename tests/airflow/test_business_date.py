@@ -185,6 +185,7 @@ def test_airflow_is_sized_to_the_machine():
         "AIRFLOW__CORE__PARALLELISM": "2",
         "AIRFLOW__API__WORKERS": "1",
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "2",
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
     }
     assert home.sizing(1)["AIRFLOW__CORE__PARALLELISM"] == "2"
     assert home.sizing(16)["AIRFLOW__CORE__PARALLELISM"] == "16"
