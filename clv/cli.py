@@ -66,7 +66,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             paths, customers, args.start, args.end, chaos=args.chaos, progress=sys.stderr.isatty()
         )
         print(summary.line())
-    business_date = args.business_date or pipeline.latest_batch(paths.data_dir) or args.end
+    if args.next_day and args.business_date:
+        raise UserError("give --business-date or --next-day, not both")
+    if args.next_day:
+        business_date = pipeline.next_simulated_day(paths.data_dir)
+    else:
+        business_date = args.business_date or pipeline.latest_batch(paths.data_dir) or args.end
     if args.no_airflow:
         run_id = f"cli-{dt.datetime.now():%Y%m%dT%H%M%S}"
         print(f"daily refresh for business date {business_date} (in this process, run {run_id})")
@@ -81,7 +86,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"Airflow: {airflow_home.home(paths.data_dir)} (bootstrapping the metadata database and pool)")
         airflow_home.bootstrap(paths.data_dir)
         print(f"airflow dags test {DAILY_DAG} (business date {business_date}) ...", flush=True)
-        rc, log = airflow_home.dags_test(DAILY_DAG, business_date, paths.data_dir)
+        rc, log = airflow_home.dags_test(
+            DAILY_DAG, business_date, paths.data_dir, echo=lambda line: print(line, flush=True)
+        )
         dag_id, run_id = DAILY_DAG, None
     print(ops.run_report(paths, dag_id, business_date, run_id))
     if rc != 0:
@@ -597,6 +604,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=_date,
         default=None,
         help="the business day to process (default: the latest landed batch); later days are generated",
+    )
+    r.add_argument(
+        "--next-day",
+        action="store_true",
+        help="process the next simulated day: the day after the latest generated batch",
     )
     r.add_argument("--no-airflow", action="store_true", help="run the same steps in this process")
     r.set_defaults(func=_cmd_run)
