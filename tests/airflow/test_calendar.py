@@ -25,8 +25,8 @@ from generator import runner
 from tests.airflow.helpers import query
 from tests.browser.test_airflow_ui import free_port
 
-# A live `airflow standalone` running the pipeline five times: about 8 minutes on a quiet 2-core
-# machine, 25 on a loaded one — more than `make test`'s budget. Run it with CLV_TEST_LIVE_AIRFLOW=1
+# A live `airflow standalone` running the pipeline five times: about 25 minutes on the loaded 2-core
+# machine it was written on — beyond `make test`'s budget. Run it with CLV_TEST_LIVE_AIRFLOW=1
 # (the clear-and-rerun step was checked by hand on a live Airflow; see README, "Known limits").
 pytestmark = [
     pytest.mark.slow,
