@@ -231,8 +231,10 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _cmd_environment(args: argparse.Namespace) -> int:
-    """`clv deploy` and `clv backfill`: build in an isolated environment, check, maybe promote."""
-    from clv import pipeline, transform
+    """`clv deploy` and `clv backfill`: build in an isolated environment, check, print the review
+    (clv.review), and promote only when asked and every check passed (warnings need
+    --accept-warnings: the same rule as the DAGs' ``promote`` param)."""
+    from clv import pipeline, review, transform
 
     # Refused before anything is touched: prod in any spelling, a name SQLMesh would not take,
     # anything in --models but model names and SQLMesh selectors.
@@ -249,25 +251,31 @@ def _cmd_environment(args: argparse.Namespace) -> int:
             end=getattr(args, "end", None),
             models=models,
         )
-        print(f"environment {staged['environment']}: built {len(staged['changed'])} changed models")
-        for name in staged["changed"]:
-            print(f"  {name}")
-        for line in staged["checks"]:
-            print(f"  {line}")
-        if not args.promote:
-            print(
-                f"not promoted: prod is unchanged (promote with --promote after inspecting *__{args.environment})"
-            )
-            return 0
-        promoted = pipeline.promote(day, args.environment, data_dir=paths.data_dir, models=models)
-        print(f"promoted {len(promoted['promoted'])} models from {args.environment} to prod")
-        out = pipeline.publish(day, data_dir=paths.data_dir)
-        print(f"published {out['serving']}")
-    except pipeline.CheckFailed as e:
+    except pipeline.CandidateFailed as e:
+        print(e.review.text())
         print(
             f"clv: checks failed in environment {args.environment}; prod is unchanged: {e}", file=sys.stderr
         )
         return 1
+    candidate = review.Review.from_dict(staged["review"])
+    print(candidate.text())
+    print(f"review: {staged['review_report']}")
+    if not args.promote:
+        print(
+            f"not promoted: prod is unchanged (promote with --promote after inspecting *__{args.environment})"
+        )
+        return 0
+    if not candidate.clean and not args.accept_warnings:
+        print(
+            f"not promoted: {candidate.verdict()} Prod is unchanged. Read the review, then promote with "
+            "--accept-warnings",
+            file=sys.stderr,
+        )
+        return 1
+    promoted = pipeline.promote(day, args.environment, data_dir=paths.data_dir, models=models)
+    print(f"promoted {len(promoted['promoted'])} models from {args.environment} to prod")
+    out = pipeline.publish(day, data_dir=paths.data_dir)
+    print(f"published {out['serving']}")
     return 0
 
 
@@ -573,7 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dp.add_argument("--data-dir", default=None)
     dp.add_argument("--environment", default="deploy")
-    dp.add_argument("--no-promote", dest="promote", action="store_false", help="build and check only")
+    dp.add_argument("--no-promote", dest="promote", action="store_false", help="build, check and review only")
     dp.set_defaults(func=_cmd_environment)
     bf = sub.add_parser(
         "backfill", help="build a date range in an isolated environment, check it, promote with --promote"
@@ -584,6 +592,10 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--models", nargs="*", default=None, help="model names or selectors (marts.*)")
     bf.add_argument("--environment", default="backfill")
     bf.add_argument("--promote", action="store_true")
+    for parser in (dp, bf):
+        parser.add_argument(
+            "--accept-warnings", action="store_true", help="promote even when checks warned (none failed)"
+        )
     bf.set_defaults(func=_cmd_environment)
     rb = sub.add_parser(
         "rollback", help="undo the latest promotion: prod back to its previous versions, republish"

@@ -35,6 +35,7 @@ ROOMS = {
         "clv.transform",
         "clv.spark",
         "clv.publish",
+        "clv.review",
         "clv.pipeline",
         "clv.quality_run",
         "clv.rollback",
