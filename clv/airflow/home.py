@@ -219,10 +219,15 @@ def _step(args: list[str], data_dir: Path | None, log: Path) -> None:
 
 
 def dags_test(
-    dag_id: str, business_date: dt.date, data_dir: Path | None = None, conf: dict | None = None
+    dag_id: str,
+    business_date: dt.date,
+    data_dir: Path | None = None,
+    conf: dict | None = None,
+    timeout: float | None = None,
 ) -> tuple[int, Path]:
     """Run a DAG end to end in this machine's Airflow (``airflow dags test``); return the exit
-    code and the log file."""
+    code and the log file. A run that stops at an approval task waits for its answer (through the
+    UI or the API); ``timeout`` (seconds) bounds the wait (``subprocess.TimeoutExpired``)."""
     if conf is None:
         conf = {"business_date": business_date.isoformat()}
     log = home(data_dir) / "logs" / f"dags-test-{dag_id}-{business_date.isoformat()}.log"
@@ -231,6 +236,7 @@ def dags_test(
         data_dir,
         log=log,
         check=False,
+        timeout=timeout,
     )
     return result.returncode, log
 
