@@ -257,7 +257,7 @@ def _cmd_environment(args: argparse.Namespace) -> int:
             f"clv: checks failed in environment {args.environment}; prod is unchanged: {e}", file=sys.stderr
         )
         return 1
-    candidate = review.Review.from_dict(staged["review"])
+    candidate = review.Review.read(staged["review_report"])
     print(candidate.text())
     print(f"review: {staged['review_report']}")
     if not args.promote:

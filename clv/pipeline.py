@@ -313,9 +313,9 @@ def stage_environment(
     """Plan the local models into an isolated SQLMesh environment (backfilling changed models for
     the range), run every layer's Soda checks against that environment, and review it against
     prod (``clv.review``: plan, data diff of the changed marts, checks, business figures). Prod
-    is untouched. The review is written beside the environment's layer reports and returned
-    (``review``, ``review_markdown``); when an error-level check failed, ``CandidateFailed``
-    carries it after it is written."""
+    is untouched. The review is written beside the environment's layer reports
+    (``review_report``) and its Markdown returned (``review_markdown``, the approval page); when an
+    error-level check failed, ``CandidateFailed`` carries it after it is written."""
     from clv import quality, review, transform
 
     paths = settings.paths(data_dir)
@@ -370,8 +370,7 @@ def stage_environment(
             "checks": [s.line() for s in scans],
             "ok": candidate.ok,
             "clean": candidate.clean,
-            "review_report": str(report),
-            "review": candidate.to_dict(),
+            "review_report": str(report),  # review.md; review.json beside it (Review.read)
             "review_markdown": candidate.markdown(),
         }
 

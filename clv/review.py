@@ -106,6 +106,11 @@ class Review:
     def from_dict(cls, data: dict) -> Review:
         return cls(**data)
 
+    @classmethod
+    def read(cls, markdown_path: str | Path) -> Review:
+        """The review ``write`` wrote (from the ``review.json`` beside its Markdown)."""
+        return cls.from_dict(json.loads(Path(markdown_path).with_name("review.json").read_text()))
+
     def write(self, folder: Path) -> Path:
         """Write ``review.md`` and ``review.json`` into ``folder``; return the Markdown's path."""
         folder.mkdir(parents=True, exist_ok=True)

@@ -82,7 +82,7 @@ def test_promotion_is_refused_when_the_models_changed_after_the_checks(tmp_path,
     assert any("mart_category_ltv" in name for name in staged["changed"])
     # The review: the added column is a non-breaking change, found again by the data diff; the
     # rows themselves did not change; the same review as Markdown (the approval page) and text.
-    review = Review.from_dict(staged["review"])
+    review = Review.read(staged["review_report"])
     assert {
         "model": "marts.mart_category_ltv",
         "change": "directly modified",
