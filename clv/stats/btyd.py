@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import optimize, special
@@ -86,6 +86,11 @@ class BGNBD:
     log_likelihood: float  # total over customers
     customers: int
     report: FitReport | None = None
+    # covariance of (log r, log α, log a, log b): the inverse of minus the Hessian of the total
+    # log-likelihood at the optimum; None when that Hessian is not negative definite
+    log_covariance: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    names = ("r", "alpha", "a", "b")
 
     def params(self) -> dict[str, float]:
         return {"r": self.r, "alpha": self.alpha, "a": self.a, "b": self.b}
@@ -101,6 +106,10 @@ class GammaGamma:
     log_likelihood: float  # total over the customers with repeat purchases
     customers: int
     report: FitReport | None = None
+    # covariance of (log p, log q, log v), as for BGNBD
+    log_covariance: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    names = ("p", "q", "v")
 
     def params(self) -> dict[str, float]:
         return {"p": self.p, "q": self.q, "v": self.v}
@@ -254,6 +263,26 @@ def _log_hess(phi: np.ndarray, g: np.ndarray, H: np.ndarray) -> tuple[np.ndarray
     return phi * g, np.outer(phi, phi) * H + np.diag(phi * g)
 
 
+def _log_covariance(evaluate, theta: np.ndarray) -> np.ndarray | None:
+    """Asymptotic covariance of the log-parameters at the maximum: the inverse of the observed
+    information, minus the analytic Hessian of the total log-likelihood in log-parameters (the
+    exact likelihood, without any penalty the fit used). None when that matrix is not positive
+    definite (a flat direction: the data do not identify some parameter)."""
+    phi = np.exp(theta)
+    with np.errstate(all="ignore"):
+        _, g, H = evaluate(phi)
+    _, Ht = _log_hess(phi, g, H)
+    info = -(Ht + Ht.T) / 2
+    if not np.all(np.isfinite(info)):
+        return None
+    try:
+        chol = np.linalg.cholesky(info)
+    except np.linalg.LinAlgError:
+        return None
+    inv = np.linalg.inv(chol)
+    return inv.T @ inv
+
+
 # --------------------------------------------------------------------------------------------
 # BG/NBD
 
@@ -400,7 +429,10 @@ def fit_bgnbd(frequency, recency, T, weights=None, init: dict[str, float] | None
             f"e^{_DROPOUT_CAP:g} (homogeneous dropout probability {np.exp(theta[2]) / np.exp(np.logaddexp(theta[2], theta[3])):.4f})",
         )
     r, alpha, a, b = np.exp(theta)
-    return BGNBD(float(r), float(alpha), float(a), float(b), float(ll), round(d.total), rep)
+    # a capped fit sits on the penalty's wall, not at a maximum of the likelihood: no standard errors
+    capped = "capped" in rep.message
+    cov = None if capped else _log_covariance(lambda ph: _bg_eval(ph, d), theta)
+    return BGNBD(float(r), float(alpha), float(a), float(b), float(ll), round(d.total), rep, cov)
 
 
 def _dropout_cap(theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -592,7 +624,8 @@ def fit_gamma_gamma(frequency, monetary, weights=None, init: dict[str, float] | 
         ("p", "q", "v"),
     )
     p, q, v = np.exp(theta)
-    return GammaGamma(float(p), float(q), float(v), float(ll), round(d.total), rep_)
+    cov = _log_covariance(lambda ph: _gg_eval(ph, d), theta)
+    return GammaGamma(float(p), float(q), float(v), float(ll), round(d.total), rep_, cov)
 
 
 # --------------------------------------------------------------------------------------------

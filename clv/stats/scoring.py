@@ -11,13 +11,14 @@ only do the statistics, so training and scoring features cannot drift apart.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import special
 
-from clv.stats import btyd, churn
+from clv.stats import btyd, churn, uncertainty
 
 CHURN_MODEL_NAME = "bgnbd-behaviour-mixture-logit-v2"
 
@@ -98,6 +99,22 @@ FIT_COLUMNS = {
     "mean_spend_usd": "DOUBLE",
     "refund_share": "DOUBLE",
 }
+# each parameter's standard error and 95% interval (clv.stats.uncertainty), and the covariance of
+# the log-parameters the predictions draw from (JSON, a list of rows in the parameters' order)
+PARAMETER_COLUMNS = [f"bgnbd_{n}" for n in btyd.BGNBD.names] + [f"gg_{n}" for n in btyd.GammaGamma.names]
+for _c in PARAMETER_COLUMNS:
+    FIT_COLUMNS |= {f"{_c}_se": "DOUBLE", f"{_c}_lower_95": "DOUBLE", f"{_c}_upper_95": "DOUBLE"}
+FIT_COLUMNS |= {"bgnbd_log_covariance": "TEXT", "gg_log_covariance": "TEXT"}
+
+
+def _covariance_json(cov) -> str | None:
+    return None if cov is None else json.dumps(np.asarray(cov).tolist())
+
+
+def _covariance(text) -> np.ndarray | None:
+    if text is None or (isinstance(text, float) and np.isnan(text)) or text == "":
+        return None
+    return np.array(json.loads(text), dtype=float)
 
 
 def fit_frame(fit: ClvFit) -> pd.DataFrame:
@@ -122,7 +139,14 @@ def fit_frame(fit: ClvFit) -> pd.DataFrame:
         "gg_gradient_norm": gg.report.gradient_norm,
         "mean_spend_usd": gg.mean_spend,
         "refund_share": fit.refund_share,
+        "bgnbd_log_covariance": _covariance_json(bg.log_covariance),
+        "gg_log_covariance": _covariance_json(gg.log_covariance),
     }
+    for prefix, m in (("bgnbd", bg), ("gg", gg)):
+        for pi in uncertainty.parameter_intervals(m):
+            row[f"{prefix}_{pi.name}_se"] = pi.standard_error
+            row[f"{prefix}_{pi.name}_lower_95"] = pi.lower_95
+            row[f"{prefix}_{pi.name}_upper_95"] = pi.upper_95
     return pd.DataFrame([row], columns=list(FIT_COLUMNS))
 
 
@@ -131,9 +155,13 @@ def models_from_frame(fit_row: pd.DataFrame) -> tuple[btyd.BGNBD, btyd.GammaGamm
         raise btyd.BtydError(f"expected one row of fitted CLV parameters, found {len(fit_row)}")
     f = fit_row.iloc[0]
     bg = btyd.BGNBD(
-        float(f.bgnbd_r), float(f.bgnbd_alpha), float(f.bgnbd_a), float(f.bgnbd_b), 0.0, int(f.customers)
-    )
-    gg = btyd.GammaGamma(float(f.gg_p), float(f.gg_q), float(f.gg_v), 0.0, int(f.repeat_customers))
+        float(f.bgnbd_r), float(f.bgnbd_alpha), float(f.bgnbd_a), float(f.bgnbd_b), 0.0, int(f.customers),
+        log_covariance=_covariance(f.get("bgnbd_log_covariance")),
+    )  # fmt: skip
+    gg = btyd.GammaGamma(
+        float(f.gg_p), float(f.gg_q), float(f.gg_v), 0.0, int(f.repeat_customers),
+        log_covariance=_covariance(f.get("gg_log_covariance")),
+    )  # fmt: skip
     return bg, gg, str(f.time_unit), float(f.refund_share)
 
 
@@ -149,6 +177,11 @@ PREDICTION_COLUMNS = {
     "expected_spend_per_purchase_usd": "DOUBLE",
     "predicted_remaining_clv_usd": "DOUBLE",
     "bgnbd_clv_12m_usd": "DOUBLE",
+    "p_purchase_90d": "DOUBLE",
+    "p_purchase_365d": "DOUBLE",
+    "clv_12m_p10_usd": "DOUBLE",
+    "clv_12m_p50_usd": "DOUBLE",
+    "clv_12m_p90_usd": "DOUBLE",
 }
 
 
@@ -176,6 +209,17 @@ def predictions_frame(
         value_factor=1 - refund_share,
     )
     bought = summary["has_purchased"].astype(bool).to_numpy()
+    unit = btyd.TIME_UNITS[time_unit]
+    x, tx, T = (summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "age"))
+    m = pd.to_numeric(summary["monetary_value"], errors="coerce").to_numpy(dtype=float)
+    buy90 = uncertainty.p_purchase(bg, 90 / unit, x, tx, T)
+    buy365 = uncertainty.p_purchase(bg, 365 / unit, x, tx, T)
+    bands = np.zeros((len(summary), len(uncertainty.LEVELS)))
+    if bought.any():
+        vd = uncertainty.value_distribution(bg, gg, 365 / unit, x[bought], T[bought], m[bought])
+        bands[bought] = uncertainty.customer_quantiles(
+            vd, x[bought], T[bought], m[bought], s.p_alive[bought], s.remaining_clv[bought]
+        )
     return pd.DataFrame(
         {
             "customer_id": summary["customer_id"].to_numpy(),
@@ -189,9 +233,86 @@ def predictions_frame(
             "expected_spend_per_purchase_usd": s.expected_spend,
             "predicted_remaining_clv_usd": np.where(bought, s.remaining_clv, 0.0),
             "bgnbd_clv_12m_usd": np.where(bought, s.predicted_clv, 0.0),
+            "p_purchase_90d": np.where(bought, buy90, 0.0),
+            "p_purchase_365d": np.where(bought, buy365, 0.0),
+            "clv_12m_p10_usd": bands[:, 0],
+            "clv_12m_p50_usd": bands[:, 1],
+            "clv_12m_p90_usd": bands[:, 2],
         },
         columns=list(PREDICTION_COLUMNS),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# intervals of totals (marts.mart_value_intervals)
+
+VALUE_INTERVAL_COLUMNS = {
+    "group_kind": "TEXT",
+    "group_value": "TEXT",
+    "measure": "TEXT",
+    "customers": "INT",
+    "expected_usd": "DOUBLE",
+    "p10_usd": "DOUBLE",
+    "p50_usd": "DOUBLE",
+    "p90_usd": "DOUBLE",
+}
+INTERVAL_GROUPS = ("value_tier", "lifecycle_stage", "contract_segment")
+MEASURES = {  # measure: the pipeline's expectation of it, per customer (int_revenue_risk)
+    "value_12m": "predicted_clv_12m_usd",
+    "revenue_at_risk": "revenue_at_risk_usd",
+}
+
+
+def value_interval_frame(
+    fit_row: pd.DataFrame, predictions: pd.DataFrame, risk: pd.DataFrame, segments: pd.DataFrame
+) -> pd.DataFrame:
+    """80% intervals of the next 12 months' total value and of the total revenue at risk, for all
+    customers, per value tier and per segment (`INTERVAL_GROUPS` columns of `segments`).
+
+    The value counts with the pipeline's probabilities (int_revenue_risk): the churn model's
+    1 − churn_probability that the customer is still active, for the 12-month value, and the
+    90-day leave probability of a reachable customer, for revenue at risk; what the customer then
+    spends is BG/NBD x Gamma-Gamma's distribution given active, with the parameters' uncertainty
+    (`uncertainty.total_quantiles`)."""
+    bg, gg, time_unit, _ = models_from_frame(fit_row)
+    frame = (
+        predictions[["customer_id", "frequency", "age", "monetary_value_usd", "predicted_remaining_clv_usd"]]
+        .merge(risk[["customer_id", "churn_probability", "leave_probability_90d", "is_reachable",
+                     "predicted_clv_12m_usd", "revenue_at_risk_usd"]], on="customer_id", validate="one_to_one")
+        .merge(segments[["customer_id", *INTERVAL_GROUPS]], on="customer_id", validate="one_to_one")
+    )  # fmt: skip
+    value = frame["predicted_remaining_clv_usd"].to_numpy(dtype=float)
+    has = value > 0
+    x, T = frame["frequency"].to_numpy(dtype=float), frame["age"].to_numpy(dtype=float)
+    m = pd.to_numeric(frame["monetary_value_usd"], errors="coerce").to_numpy(dtype=float)
+    active = 1 - frame["churn_probability"].to_numpy(dtype=float)
+    leaving = np.where(
+        frame["is_reachable"].astype(bool), frame["leave_probability_90d"].to_numpy(dtype=float), 0.0
+    )
+    kinds = [("all", np.zeros(len(frame), dtype=np.int64), ["all customers"])]
+    for col in INTERVAL_GROUPS:
+        labels = frame[col].fillna("unknown").astype(str)
+        names = sorted(labels.unique())
+        kinds.append((col, labels.map({n: i for i, n in enumerate(names)}).to_numpy(dtype=np.int64), names))
+    rows = []
+    vd = None
+    if has.any():
+        unit = btyd.TIME_UNITS[time_unit]
+        vd = uncertainty.value_distribution(bg, gg, 365 / unit, x[has], T[has], m[has])
+    for measure, point in MEASURES.items():
+        prob = active if measure == "value_12m" else leaving
+        for kind, code, names in kinds:
+            if vd is not None:
+                tot = uncertainty.total_quantiles(
+                    vd, x[has], T[has], m[has], prob[has], value[has], code[has], len(names)
+                ).quantiles
+            else:
+                tot = np.zeros((len(names), 3))
+            for i, name in enumerate(names):
+                sel = code == i
+                expected = float(frame.loc[sel, point].astype(float).sum())
+                rows.append((kind, name, measure, int(sel.sum()), expected, *map(float, tot[i])))
+    return pd.DataFrame(rows, columns=list(VALUE_INTERVAL_COLUMNS))
 
 
 # --------------------------------------------------------------------------------------------

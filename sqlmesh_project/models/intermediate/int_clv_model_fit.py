@@ -1,7 +1,9 @@
 """BG/NBD (repeat purchasing with dropout) and Gamma-Gamma (spend per purchase) fitted by maximum
 likelihood on every customer's purchases up to the business date (clv/stats/btyd.py). The per-customer
 summary is computed in SQL (int_purchase_summary's rows of the business date); Python sees one row
-per customer. A fit that does not converge fails the run with the reason. Grain: one row (the
+per customer. A fit that does not converge fails the run with the reason. Each parameter carries its
+standard error and 95% interval, and the log-parameters' covariance that int_clv_predictions and
+mart_value_intervals draw from. Grain: one row (the
 business date's fit)."""
 
 from __future__ import annotations
@@ -67,6 +69,20 @@ from clv.stats import scoring
         "gg_gradient_norm": "Gradient norm of the mean log-likelihood at the optimum",
         "mean_spend_usd": "Population mean value of a purchase, p v / (q - 1)",
         "refund_share": "Refunds / order revenue to date (predictions are net of it)",
+        **{
+            f"{c}_{suffix}": text.format(c)
+            for c in scoring.PARAMETER_COLUMNS
+            for suffix, text in (
+                ("se", "Standard error of {} (analytic Hessian at the maximum, delta method)"),
+                (
+                    "lower_95",
+                    "Lower bound of the 95% interval of {} (exp(log estimate - 1.96 se of the log))",
+                ),
+                ("upper_95", "Upper bound of the 95% interval of {}"),
+            )
+        },
+        "bgnbd_log_covariance": "Covariance of log r, log alpha, log a, log b (JSON rows); null when not identified",
+        "gg_log_covariance": "Covariance of log p, log q, log v (JSON rows); null when not identified",
     },
 )
 def execute(

@@ -1,7 +1,8 @@
 """Predicted value per customer from the fitted BG/NBD and Gamma-Gamma (int_clv_model_fit):
-probability of being alive, expected purchases over the next 90 and 365 days, expected value of a
-purchase, and the next 12 months' value, net of refunds and discounted at clv_discount_rate a
-year, for the purchase summary of the business date (int_purchase_summary). Customers who signed
+probability of being alive, expected purchases over the next 90 and 365 days and the probability of
+at least one, expected value of a purchase, and the next 12 months' value, net of refunds and
+discounted at clv_discount_rate a year, with its 80% predictive interval (P10, P50, P90:
+clv/stats/uncertainty.py), for the purchase summary of the business date (int_purchase_summary). Customers who signed
 up but never bought get P(alive) 1 and no predicted purchases (the models start at the first
 purchase). Grain: one row per customer_id."""
 
@@ -45,6 +46,22 @@ from clv.stats import scoring
         ("accepted_range", {"column": exp.column("p_alive"), "min_v": 0, "max_v": 1}),
         ("accepted_range", {"column": exp.column("bgnbd_clv_12m_usd"), "min_v": 0}),
         ("expected_value_within_value_if_active", {}),
+        (
+            "quantiles_in_order",
+            {
+                "low": exp.column("clv_12m_p10_usd"),
+                "middle": exp.column("clv_12m_p50_usd"),
+                "high": exp.column("clv_12m_p90_usd"),
+            },
+        ),
+        (
+            "quantiles_in_order",
+            {
+                "low": exp.column("p_purchase_90d"),
+                "middle": exp.column("p_purchase_365d"),
+                "high": exp.Literal.number(1),
+            },
+        ),
     ],
     description="BG/NBD + Gamma-Gamma predictions per customer: P(alive), expected purchases and spend, 12-month CLV.",
     column_descriptions={
@@ -59,6 +76,11 @@ from clv.stats import scoring
         "expected_spend_per_purchase_usd": "Expected net value of one purchase (Gamma-Gamma, net of the refund share)",
         "predicted_remaining_clv_usd": "Net revenue expected over the next 12 months if the customer is still active",
         "bgnbd_clv_12m_usd": "Expected net revenue over the next 12 months by BG/NBD alone: p_alive x predicted_remaining_clv_usd",
+        "p_purchase_90d": "Probability of at least one purchase in the next 90 days (BG/NBD, closed form)",
+        "p_purchase_365d": "Probability of at least one purchase in the next 365 days (BG/NBD, closed form)",
+        "clv_12m_p10_usd": "10th percentile of the net revenue of the next 12 months (purchases, spend per purchase and parameter uncertainty; BG/NBD's P(alive))",
+        "clv_12m_p50_usd": "Median net revenue of the next 12 months (0 when no purchase is more likely than not)",
+        "clv_12m_p90_usd": "90th percentile of the net revenue of the next 12 months: with clv_12m_p10_usd an 80% predictive interval",
     },
 )
 def execute(
