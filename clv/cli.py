@@ -232,8 +232,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 def _cmd_environment(args: argparse.Namespace) -> int:
     """`clv deploy` and `clv backfill`: build in an isolated environment, check, print the review
-    (clv.review), and promote only when asked and every check passed (warnings need
-    --accept-warnings: the same rule as the DAGs' ``promote`` param)."""
+    (clv.review), and promote when asked and every check passed (the DAGs' ``promote`` rule)."""
     from clv import pipeline, review, transform
 
     # Refused before anything is touched: prod in any spelling, a name SQLMesh would not take,
@@ -265,13 +264,6 @@ def _cmd_environment(args: argparse.Namespace) -> int:
             f"not promoted: prod is unchanged (promote with --promote after inspecting *__{args.environment})"
         )
         return 0
-    if not candidate.clean and not args.accept_warnings:
-        print(
-            f"not promoted: {candidate.verdict()} Prod is unchanged. Read the review, then promote with "
-            "--accept-warnings",
-            file=sys.stderr,
-        )
-        return 1
     promoted = pipeline.promote(day, args.environment, data_dir=paths.data_dir, models=models)
     print(f"promoted {len(promoted['promoted'])} models from {args.environment} to prod")
     out = pipeline.publish(day, data_dir=paths.data_dir)
@@ -592,10 +584,6 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--models", nargs="*", default=None, help="model names or selectors (marts.*)")
     bf.add_argument("--environment", default="backfill")
     bf.add_argument("--promote", action="store_true")
-    for parser in (dp, bf):
-        parser.add_argument(
-            "--accept-warnings", action="store_true", help="promote even when checks warned (none failed)"
-        )
     bf.set_defaults(func=_cmd_environment)
     rb = sub.add_parser(
         "rollback", help="undo the latest promotion: prod back to its previous versions, republish"

@@ -369,7 +369,7 @@ def stage_environment(
             "changed": candidate.changed_models,
             "checks": [s.line() for s in scans],
             "ok": candidate.ok,
-            "clean": candidate.clean,
+            "warned": len(candidate.warned),
             "review_report": str(report),  # review.md; review.json beside it (Review.read)
             "review_markdown": candidate.markdown(),
         }

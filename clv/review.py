@@ -71,14 +71,10 @@ class Review:
 
     @property
     def ok(self) -> bool:
-        """No error-level check failed and every scan ran: the candidate may be promoted."""
+        """No error-level check failed and every scan ran: the candidate may be promoted (and the
+        ``promote`` param promotes it without asking). Warnings and failed non-blocking audits do
+        not block, as everywhere in the pipeline; the review lists them first."""
         return not self.failed and not self.scan_errors
-
-    @property
-    def clean(self) -> bool:
-        """Every check passed (no warning either, no failed non-blocking audit): the only case in
-        which the ``promote`` param promotes without asking."""
-        return self.ok and not self.warned and not any(a["failed"] for a in self.audits)
 
     @property
     def changed_models(self) -> list[str]:

@@ -7,12 +7,11 @@ rendered by the plan task and read from its XCom), and whose answer decides the 
   and the environment are left as they are.
 - **No answer** within ``CLV_APPROVAL_TIMEOUT_MINUTES``: the scheduler answers with the default,
   Reject.
-- With the ``promote`` param set and every check passed (``Review.clean``: no failure, no warning,
-  no failed non-blocking audit), the task approves without asking and says so in its log: the
-  unattended path. Anything less asks a person.
-
-A candidate with a failed error-level check never gets here: the plan task fails (the review is
-in its log and beside the reports), as every failed check stops what comes after it.
+- With the ``promote`` param set, the task approves without asking and says so in its log: the
+  unattended path. It only gets that far when every check passed — a candidate with a failed
+  error-level check never reaches this task: the plan task fails (the review is in its log and
+  beside the reports), as every failed check stops what comes after it. Warnings do not block,
+  as everywhere in the pipeline; a person reviewing sees them first.
 """
 
 from __future__ import annotations
@@ -48,11 +47,13 @@ class ReviewApproval(ApprovalOperator):
 
     def execute(self, context):
         staged = context["ti"].xcom_pull(task_ids=PLAN_TASK) or {}
-        if context["params"].get("promote") and staged.get("clean"):
-            self.log.info("promote is set and every check passed: promoting without asking")
+        if context["params"].get("promote") and staged.get("ok"):
+            warned = staged.get("warned") or 0
+            self.log.info(
+                "promote is set and every check passed: promoting without asking%s",
+                f" ({warned} checks warned: see the review above)" if warned else "",
+            )
             return {"chosen_options": [self.APPROVE], "responded_by_user": None, "unattended": True}
-        if context["params"].get("promote"):
-            self.log.info("promote is set, but not every check passed: asking for approval")
         return super().execute(context)
 
 

@@ -50,7 +50,7 @@ def changed_project(tmp_path):
 
 
 def test_unattended_backfill_promotes_without_asking_when_every_check_passed(tmp_path, monkeypatch):
-    """``promote`` set and every check clean: the approval task approves on its own (no request
+    """``promote`` set and every check passed: the approval task approves on its own (no request
     waits for a person), prod and the serving file show the change. (Prod untouched before an
     answer, and the answers themselves: tests/airflow/test_approval.py.)"""
     data = tmp_path / "data"
