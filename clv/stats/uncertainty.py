@@ -371,11 +371,23 @@ def _mixture_quantiles(mean: np.ndarray, sd: np.ndarray, levels) -> np.ndarray:
         if np.all(s <= 1e-12 * np.maximum(mu, 1.0)):  # nothing random (e.g. nobody in the group)
             out[k] = np.quantile(mu, levels)
             continue
-        shape = np.where(s > 0, (mu / np.maximum(s, 1e-300)) ** 2, np.inf)
-        scale = np.where(mu > 0, s**2 / np.maximum(mu, 1e-300), 0.0)
-        grid = np.linspace(0.0, float((mu + 10 * s).max()), 4001)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cdf = special.gammainc(shape[None, :], grid[:, None] / scale[None, :])
-        cdf = np.where(scale[None, :] > 0, cdf, (grid[:, None] >= mu[None, :]).astype(float)).mean(axis=1)
-        out[k] = np.interp(levels, cdf, grid)
+        out[k] = _gamma_mixture_quantiles(mu, s, np.asarray(levels, dtype=np.float64))
     return out
+
+
+def _gamma_mixture_quantiles(mu: np.ndarray, sd: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Quantiles of the equal-weight mixture of gammas with means ``mu`` and sds ``sd`` (a zero sd
+    is a point mass), by bisection on [0, max(mu + 10 sd)]: 60 halvings reach float precision."""
+    shape = np.where(sd > 0, (mu / np.maximum(sd, 1e-300)) ** 2, np.inf)
+    scale = np.where(mu > 0, sd**2 / np.maximum(mu, 1e-300), 0.0)
+    random = scale > 0
+    safe_scale = np.where(random, scale, 1.0)
+    lo = np.zeros(len(levels))
+    hi = np.full(len(levels), float((mu + 10 * sd).max()))
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            g = special.gammainc(shape[None, :], mid[:, None] / safe_scale[None, :])
+        below = np.where(random[None, :], g, mid[:, None] >= mu[None, :]).mean(axis=1) < levels
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    return (lo + hi) / 2
