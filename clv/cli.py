@@ -262,8 +262,9 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _cmd_environment(args: argparse.Namespace) -> int:
-    """`clv deploy` and `clv backfill`: build in an isolated environment, check, maybe promote."""
-    from clv import pipeline, transform
+    """`clv deploy` and `clv backfill`: build in an isolated environment, check, print the review
+    (clv.review), and promote when asked and every check passed (the DAGs' ``promote`` rule)."""
+    from clv import pipeline, review, transform
 
     # Refused before anything is touched: prod in any spelling, a name SQLMesh would not take,
     # anything in --models but model names and SQLMesh selectors.
@@ -280,25 +281,24 @@ def _cmd_environment(args: argparse.Namespace) -> int:
             end=getattr(args, "end", None),
             models=models,
         )
-        print(f"environment {staged['environment']}: built {len(staged['changed'])} changed models")
-        for name in staged["changed"]:
-            print(f"  {name}")
-        for line in staged["checks"]:
-            print(f"  {line}")
-        if not args.promote:
-            print(
-                f"not promoted: prod is unchanged (promote with --promote after inspecting *__{args.environment})"
-            )
-            return 0
-        promoted = pipeline.promote(day, args.environment, data_dir=paths.data_dir, models=models)
-        print(f"promoted {len(promoted['promoted'])} models from {args.environment} to prod")
-        out = pipeline.publish(day, data_dir=paths.data_dir)
-        print(f"published {out['serving']}")
-    except pipeline.CheckFailed as e:
+    except pipeline.CandidateFailed as e:
+        print(e.review.text())
         print(
             f"clv: checks failed in environment {args.environment}; prod is unchanged: {e}", file=sys.stderr
         )
         return 1
+    candidate = review.Review.read(staged["review_report"])
+    print(candidate.text())
+    print(f"review: {staged['review_report']}")
+    if not args.promote:
+        print(
+            f"not promoted: prod is unchanged (promote with --promote after inspecting *__{args.environment})"
+        )
+        return 0
+    promoted = pipeline.promote(day, args.environment, data_dir=paths.data_dir, models=models)
+    print(f"promoted {len(promoted['promoted'])} models from {args.environment} to prod")
+    out = pipeline.publish(day, data_dir=paths.data_dir)
+    print(f"published {out['serving']}")
     return 0
 
 
@@ -621,7 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dp.add_argument("--data-dir", default=None)
     dp.add_argument("--environment", default="deploy")
-    dp.add_argument("--no-promote", dest="promote", action="store_false", help="build and check only")
+    dp.add_argument("--no-promote", dest="promote", action="store_false", help="build, check and review only")
     dp.set_defaults(func=_cmd_environment)
     bf = sub.add_parser(
         "backfill", help="build a date range in an isolated environment, check it, promote with --promote"

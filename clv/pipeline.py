@@ -13,6 +13,7 @@ each layer step runs that layer's SQLMesh models and then its Soda checks on the
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from contextlib import closing
 from pathlib import Path
 
@@ -21,7 +22,9 @@ from clv import ops, settings
 from clv.errors import CheckFailed, TransientError, UserError
 from clv.names import CHECKED_LAYERS, DAILY_TASKS, DEFAULT_HISTORY_END, DEFAULT_HISTORY_START, LAYERS
 
-__all__ = ["CheckFailed", "SourceNotReady"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["CandidateFailed", "CheckFailed", "SourceNotReady"]
 
 
 class SourceNotReady(TransientError):
@@ -427,8 +430,12 @@ def stage_environment(
     step: ops.StepRun | None = None,
 ) -> dict:
     """Plan the local models into an isolated SQLMesh environment (backfilling changed models for
-    the range), then run every layer's Soda checks against that environment. Prod is untouched."""
-    from clv import transform
+    the range), run every layer's Soda checks against that environment, and review it against
+    prod (``clv.review``: plan, data diff of the changed marts, checks, business figures). Prod
+    is untouched. The review is written beside the environment's layer reports
+    (``review_report``) and its Markdown returned (``review_markdown``, the approval page); when an
+    error-level check failed, ``CandidateFailed`` carries it after it is written."""
+    from clv import quality, review, transform
 
     paths = settings.paths(data_dir)
     step = step or ops.StepRun(task_id="plan_environment", business_date=business_date)
@@ -439,20 +446,61 @@ def stage_environment(
                 raise transform.TransformError(
                     "there is no prod environment yet: run the daily refresh first"
                 )
-            plan = transform.plan_environment(ctx, environment, business_date, start, end, models)
-            changed = sorted({s.name for s in plan.modified_snapshots.values()})
+            planned = transform.plan_environment(ctx, environment, business_date, start, end, models)
             con = ctx.engine_adapter.connection
-            lines = []
-            for layer in LAYERS:
-                result = _scan_or_raise(
-                    con, layer, business_date, step.report_id, paths.data_dir, environment=environment
+            scans = [
+                quality.scan(
+                    con,
+                    layer,
+                    business_date,
+                    run_id=step.report_id,
+                    data_dir=paths.data_dir,
+                    raise_on_failure=False,
+                    environment=environment,
                 )
-                lines.append(result.line())
+                for layer in LAYERS
+            ]
+            candidate = review.build(
+                ctx, environment, business_date, planned.backfills, scans, transform.model_audits(ctx)
+            )
         finally:
             ctx.close()
-        step.rows = len(changed)
-        step.detail = {"environment": environment, "changed": changed}
-        return {"environment": environment, "changed": changed, "checks": lines}
+        report = candidate.write(paths.reports / f"{step.report_id}@{environment}")
+        logger.info("%s", candidate.text())
+        step.rows = len(candidate.changes)
+        step.detail = {
+            "environment": environment,
+            "changed": candidate.changed_models,
+            "review": str(report),
+            "failed": len(candidate.failed) + len(candidate.scan_errors),
+            "warned": len(candidate.warned),
+        }
+        if not candidate.ok:
+            names = [c["name"] for c in candidate.failed] + [
+                e["message"][:100] for e in candidate.scan_errors
+            ]
+            raise CandidateFailed(
+                f"checks failed in environment {environment}: {', '.join(names[:5])} (review: {report})",
+                candidate,
+            )
+        return {
+            "environment": environment,
+            "changed": candidate.changed_models,
+            "checks": [s.line() for s in scans],
+            "ok": candidate.ok,
+            "warned": len(candidate.warned),
+            "review_report": str(report),  # review.md; review.json beside it (Review.read)
+            "review_markdown": candidate.markdown(),
+        }
+
+
+class CandidateFailed(CheckFailed):
+    """An error-level check failed in the environment: it cannot be promoted. Carries the review
+    (``review``), so the caller can show what failed next to the plan and the deltas."""
+
+    def __init__(self, message: str, review) -> None:
+        super().__init__(message)
+        self.review = review
 
 
 def promote(

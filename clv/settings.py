@@ -152,6 +152,12 @@ def deadline_minutes() -> float:
     return _number("CLV_DEADLINE_MINUTES", "210", float, 1, "a number of minutes >= 1")
 
 
+def approval_timeout_minutes() -> float:
+    """How long a deploy's or backfill's approval task waits for an answer before it counts as a
+    reject (``CLV_APPROVAL_TIMEOUT_MINUTES``, default 120). Read when the DAG files are parsed."""
+    return _number("CLV_APPROVAL_TIMEOUT_MINUTES", "120", float, 1, "a number of minutes >= 1")
+
+
 def alert_hook() -> str | None:
     """``CLV_ALERT_HOOK=package.module:function``: called with every alert (a dict)."""
     return _get("CLV_ALERT_HOOK")

@@ -26,6 +26,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from clv import settings
 from clv.business_date import execution_time
@@ -113,18 +114,33 @@ def _sql_at_debug() -> None:
 
 
 def _timing_console():
-    """SQLMesh's silent console, keeping each model's evaluation time."""
+    """SQLMesh's silent console, keeping each model's evaluation time and audit outcomes (a
+    failed blocking audit stops the plan or run; a failed non-blocking one is counted here)."""
     from sqlmesh.core.console import NoopConsole
 
     class TimingConsole(NoopConsole):
         def __init__(self) -> None:
             super().__init__()
             self.model_seconds: dict[str, float] = {}
+            self.model_audits: dict[str, list[int]] = {}  # schema.model -> [passed, failed]
 
-        def update_snapshot_evaluation_progress(self, snapshot, interval, batch_idx, duration_ms, *a, **kw):
+        def update_snapshot_evaluation_progress(
+            self,
+            snapshot,
+            interval,
+            batch_idx,
+            duration_ms,
+            num_audits_passed=0,
+            num_audits_failed=0,
+            *a,
+            **kw,
+        ):
+            name = _short(snapshot.name)
             if duration_ms is not None:
-                name = ".".join(snapshot.name.replace('"', "").split(".")[-2:])  # schema.model
                 self.model_seconds[name] = self.model_seconds.get(name, 0.0) + duration_ms / 1000
+            audits = self.model_audits.setdefault(name, [0, 0])
+            audits[0] += num_audits_passed or 0
+            audits[1] += num_audits_failed or 0
 
     return TimingConsole()
 
@@ -133,6 +149,11 @@ def slowest_models(ctx, n: int = 8) -> list[tuple[str, float]]:
     """The models that took longest in this context's plans and runs, slowest first."""
     seconds = getattr(ctx.console, "model_seconds", {})
     return sorted(seconds.items(), key=lambda item: -item[1])[:n]
+
+
+def model_audits(ctx) -> dict[str, tuple[int, int]]:
+    """Audits passed and failed per model (schema.model) in this context's plans and runs."""
+    return {name: (p, f) for name, (p, f) in getattr(ctx.console, "model_audits", {}).items() if p or f}
 
 
 def _open_waiting(ctx, warehouse: Path, wait_seconds: float | None) -> None:
@@ -487,20 +508,48 @@ def plan_environment(
 ):
     """Build the local model versions in an isolated virtual environment: changed models are
     backfilled into new tables for [start, end] (default: their whole history); prod's tables
-    and views are not touched. Every model gets a view in ``<layer>__<environment>``."""
+    and views are not touched. Every model gets a view in ``<layer>__<environment>``. Returns the
+    applied plan and the intervals it backfilled (the review's "plan" part, ``clv.review``)."""
     environment = environment_name(environment)
-    plan = ctx.plan(
+    plan = ctx.plan_builder(
         environment,
         start=start.isoformat() if start else None,
         end=end.isoformat() if end else None,
         execution_time=execution_time(business_date),
         select_models=models or None,
         include_unmodified=True,
-        auto_apply=True,
-        no_prompts=True,
         skip_tests=False,
-    )
-    return plan
+    ).build()
+    # What the plan backfills, read before it is applied: applying fills the snapshots' intervals.
+    backfills = [
+        Backfill(
+            _short(plan.snapshots[i.snapshot_id].name),
+            len(i.intervals),
+            i.intervals[0][0],
+            i.intervals[-1][1],
+        )
+        for i in plan.missing_intervals
+        if i.intervals
+    ]
+    ctx.apply(plan)
+    return PlannedEnvironment(plan, backfills)
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """The intervals a plan computed for one model: [start, end) in epoch milliseconds."""
+
+    model: str
+    intervals: int
+    start_ms: int
+    end_ms: int
+
+
+class PlannedEnvironment(NamedTuple):
+    """An applied environment plan and what it backfilled."""
+
+    plan: object
+    backfills: list[Backfill]
 
 
 def environment_snapshot_ids(ctx, environment: str) -> set:

@@ -2,18 +2,21 @@
 ### CLV backfill (manual)
 Builds the local models for a date range in an **isolated SQLMesh virtual environment**
 (`environment`, default `backfill`), runs every layer's Soda checks against that environment,
-and — only if `promote` is set and everything passed — swaps prod to the checked versions (a
-virtual update: the seed's blue-green swap). Prod is untouched otherwise; inspect the environment's
-schemas (`marts__backfill`, ...) first. SQLMesh backfills models whose definition differs from
-prod; to reprocess unchanged models, restate them in prod (`sqlmesh plan --restate-model`).
+reviews it against prod and stops for approval; approving swaps prod to the checked versions (a
+virtual update: the seed's blue-green swap) and republishes. Prod is untouched otherwise; inspect
+the environment's schemas (`marts__backfill`, ...). SQLMesh backfills models whose definition
+differs from prod; to reprocess unchanged models, restate them in prod (`sqlmesh plan
+--restate-model`).
 
 **Params** — `start`, `end` (YYYY-MM-DD, optional: default the models' whole history),
 `models` (list of model names or SQLMesh selectors such as `marts.*`, `+model`, `tag:x`; empty:
-all), `environment` (never `prod`), `promote`. The first task refuses a bad param with one line.
+all), `environment` (never `prod`), `promote` (promote without asking, only when every check
+passed). The first task refuses a bad param with one line.
 
 Tasks (`clv.airflow.tasks`, each calling one `clv.pipeline` step): check the params → wait for
-other writers → the business date (`end`, else the latest loaded batch) → plan and check the
-environment → (if `promote`) promote → publish. Undo a promotion with `clv_rollback`.
+other writers → the business date (`end`, else the latest loaded batch) → plan, check and review
+the environment → **approve** (the review on the task's "Required actions" page; Reject or no
+answer leaves prod untouched) → promote → publish. Undo a promotion with `clv_rollback`.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ def clv_backfill():
         tasks.wait_for_other_writers(),
         day,
         tasks.plan_and_check_environment(day),
-        tasks.promotion_requested(),
+        tasks.approve(),
         tasks.promote(day),
         tasks.publish(day),
     )

@@ -1,16 +1,18 @@
 """
 ### CLV deploy (manual)
 The path for model changes: `plan` the local models into an isolated environment (`deploy` by
-default), run every layer's checks there, then promote to prod and republish the serving file.
-Waits while another writer DAG's run holds the warehouse, so a deploy and the scheduled refresh
-never overlap.
+default), run every layer's checks there, review the candidate against prod, and — once approved —
+promote it to prod and republish the serving file. Waits while another writer DAG's run holds the
+warehouse, so a deploy and the scheduled refresh never overlap.
 
-**Params** — `environment` (never `prod`), `promote` (default on: promote when every check
-passed). The first task refuses a bad param with one line.
+**Params** — `environment` (never `prod`), `promote` (promote without asking, only when every
+check passed). The first task refuses a bad param with one line.
 
 Tasks (`clv.airflow.tasks`, each calling one `clv.pipeline` step): check the params → wait for
-other writers → the business date (the latest loaded batch) → plan and check the environment →
-(if `promote`) promote → publish. Undo a promotion with `clv_rollback`.
+other writers → the business date (the latest loaded batch) → plan, check and review the
+environment → **approve** (the review on the task's "Required actions" page: plan, data diff of
+the changed marts, checks failures first, business figures prod vs candidate; Reject or no answer
+leaves prod untouched) → promote → publish. Undo a promotion with `clv_rollback`.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def clv_deploy():
         tasks.wait_for_other_writers(),
         day,
         tasks.plan_and_check_environment(day),
-        tasks.promotion_requested(),
+        tasks.approve(),
         tasks.promote(day),
         tasks.publish(day),
     )

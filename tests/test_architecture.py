@@ -37,6 +37,7 @@ ROOMS = {
         "clv.transform",
         "clv.spark",
         "clv.publish",
+        "clv.review",
         "clv.pipeline",
         "clv.quality_run",
         "clv.rollback",

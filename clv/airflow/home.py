@@ -20,6 +20,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -243,22 +244,26 @@ def dags_test(
     data_dir: Path | None = None,
     conf: dict | None = None,
     echo: Callable[[str], None] | None = None,
+    timeout: float | None = None,
 ) -> tuple[int, Path]:
     """Run a DAG end to end in this machine's Airflow (``airflow dags test``); return the exit
     code and the log file. ``echo`` receives a line as each task starts and ends (``Progress``).
 
     The run carries the time it really ran (its logical date is now), so the UI shows its true
     start, end and duration; the business date it processes is in its conf, its log and its note.
+    A run that stops at an approval task waits for its answer (through the UI or the API);
+    ``timeout`` (seconds) bounds the wait: the run is killed and ``subprocess.TimeoutExpired`` raised.
     """
     if conf is None:
         conf = {"business_date": business_date.isoformat()}
     log = home(data_dir) / "logs" / f"dags-test-{dag_id}-{business_date.isoformat()}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     progress = Progress(echo) if echo else None
+    command = [airflow_bin(), "dags", "test", dag_id, "--conf", json.dumps(conf)]
     with (
         log.open("w") as f,
         subprocess.Popen(
-            [airflow_bin(), "dags", "test", dag_id, "--conf", json.dumps(conf)],
+            command,
             env=environ(data_dir),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -266,10 +271,25 @@ def dags_test(
             errors="replace",
         ) as proc,
     ):
-        for line in proc.stdout:
-            f.write(line)
-            if progress:
-                progress.feed(line)
+        fired = threading.Event()
+
+        def stop() -> None:
+            fired.set()
+            proc.kill()
+
+        timer = threading.Timer(timeout, stop) if timeout else None
+        if timer:
+            timer.start()
+        try:
+            for line in proc.stdout:
+                f.write(line)
+                if progress:
+                    progress.feed(line)
+        finally:
+            if timer:
+                timer.cancel()
+    if fired.is_set():
+        raise subprocess.TimeoutExpired(command, timeout)
     return proc.returncode, log
 
 

@@ -207,7 +207,8 @@ def business_date(end: str | None, **context) -> str:
 @task(pool=POOL, retries=0)
 def plan_and_check_environment(business_date: str, **context):
     """Plan the local models into the ``environment`` param's isolated environment, backfill the
-    changed ones for [start, end], and run every layer's Soda checks there."""
+    changed ones for [start, end], run every layer's Soda checks there and review it against prod
+    (its XCom carries the review the approval task shows)."""
     from clv import pipeline
 
     return run_step(
@@ -221,9 +222,12 @@ def plan_and_check_environment(business_date: str, **context):
     )
 
 
-@task.short_circuit(retries=0)
-def promotion_requested(**context) -> bool:
-    return bool(context["params"]["promote"])
+def approve():
+    """Stop for a person's approval, the review on the task's page (``clv.airflow.approval``);
+    the ``promote`` param skips the question only when every check passed."""
+    from clv.airflow.approval import approval_task
+
+    return approval_task()
 
 
 @task(pool=POOL, retries=0)
