@@ -17,7 +17,7 @@ import numpy as np
 
 from clv import sql_text
 from clv.errors import UserError
-from clv.stats import btyd
+from clv.stats import btyd, uncertainty
 
 
 class FitInputError(UserError):
@@ -124,6 +124,7 @@ class FitResult:
 
     def as_dict(self) -> dict:
         bg, gg = self.bg, self.gg
+        intervals = {name: _intervals(m) for name, m in (("bgnbd", bg), ("gamma_gamma", gg))}
         return {
             "customers": self.customers,
             "transactions": self.transactions,
@@ -135,6 +136,7 @@ class FitResult:
                 "a": bg.a,
                 "b": bg.b,
                 "log_likelihood": bg.log_likelihood,
+                "intervals": intervals["bgnbd"],
             },
             "gamma_gamma": {
                 "p": gg.p,
@@ -143,6 +145,7 @@ class FitResult:
                 "log_likelihood": gg.log_likelihood,
                 "customers": gg.customers,
                 "mean_spend": gg.mean_spend,
+                "intervals": intervals["gamma_gamma"],
             },
             "convergence": {
                 name: {"iterations": m.report.iterations, "gradient_norm": m.report.gradient_norm}
@@ -162,7 +165,10 @@ class FitResult:
             f"Gamma-Gamma: p = {gg.p:.6g}, q = {gg.q:.6g}, v = {gg.v:.6g}; log-likelihood "
             f"{gg.log_likelihood:,.4f} over {gg.customers:,} repeat customers; mean spend per purchase "
             f"{gg.mean_spend:,.2f}",
+            "Parameter             estimate   std. error  95% interval (standard error from the Hessian)",
         ]
+        for label, m in (("BG/NBD", bg), ("Gamma-Gamma", gg)):
+            out += [f"  {label:<11} {line}" for line in interval_lines(m)]
         h = self.holdout
         if h:
             out += [
@@ -180,6 +186,37 @@ class FitResult:
                     f"{b['actual_purchases']:>6,}"
                 )
         return out
+
+
+def _intervals(model) -> dict:
+    """{parameter: {se, lower_95, upper_95}}; null standard errors when the data do not identify
+    the parameter (e.g. a capped dropout fit)."""
+    return {
+        pi.name: {
+            "se": _finite(pi.standard_error),
+            "lower_95": _finite(pi.lower_95),
+            "upper_95": _finite(pi.upper_95),
+        }
+        for pi in uncertainty.parameter_intervals(model)
+    }
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None
+
+
+def interval_lines(model) -> list[str]:
+    """One line per parameter: estimate, standard error, 95% interval."""
+    out = []
+    for pi in uncertainty.parameter_intervals(model):
+        if np.isfinite(pi.standard_error):
+            out.append(
+                f"{pi.name:<6} {pi.estimate:>11.6g}  {pi.standard_error:>11.4g}  "
+                f"[{pi.lower_95:.6g}, {pi.upper_95:.6g}]"
+            )
+        else:
+            out.append(f"{pi.name:<6} {pi.estimate:>11.6g}  {'n/a':>11}  (not identified by the data)")
+    return out
 
 
 def fit_file(

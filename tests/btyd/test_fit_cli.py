@@ -167,3 +167,36 @@ def test_missing_file_and_missing_argument(tmp_path, capsys):
         main(["fit", str(tmp_path / "x.csv")])
     assert e.value.code == 2
     assert "--calibration-end" in capsys.readouterr().err
+
+
+def test_parameter_standard_errors_and_intervals(tmp_path, capsys, tx):
+    """`clv fit` reports each parameter's standard error and 95% interval (the analytic Hessian,
+    clv.stats.uncertainty), in JSON and in text; the intervals bracket the estimates and match
+    the model's own covariance."""
+    from clv.stats import btyd, uncertainty
+
+    path = write(tmp_path / "tx.csv", tx)
+    code, out, err = run(capsys, path, *COLS, "--calibration-end", "2022-12-31", "--json")
+    assert code == 0, err
+    a = json.loads(out)
+    for model, names in (("bgnbd", "r alpha a b"), ("gamma_gamma", "p q v")):
+        iv = a[model]["intervals"]
+        assert sorted(iv) == sorted(names.split())
+        for name, v in iv.items():
+            assert v["se"] > 0
+            assert v["lower_95"] < a[model][name] < v["upper_95"]
+    # the same numbers as the fit's own covariance, from the summary the command fitted
+    df = pd.DataFrame(tx, columns=["c", "d", "v"])
+    df = df[df.d <= dt.date(2022, 12, 31)]
+    days = df.groupby(["c", "d"]).v.sum().reset_index()
+    g = days.groupby("c").d
+    x = (g.count() - 1).to_numpy(float)
+    first, last = g.min(), g.max()
+    tx_ = np.array([(b - f).days for f, b in zip(first, last)], float)
+    T = np.array([(dt.date(2022, 12, 31) - f).days for f in first], float)
+    r_se = {p.name: p.standard_error for p in uncertainty.parameter_intervals(btyd.fit_bgnbd(x, tx_, T))}["r"]
+    assert a["bgnbd"]["intervals"]["r"]["se"] == pytest.approx(r_se, rel=1e-5)
+    code, out, _ = run(capsys, path, *COLS, "--calibration-end", "2022-12-31")
+    assert "standard error" in out and "95% interval" in out and "std. error" in out
+    line = next(ln for ln in out.splitlines() if ln.startswith("  BG/NBD") and " alpha " in ln)
+    assert f"{a['bgnbd']['intervals']['alpha']['lower_95']:.6g}" in line
