@@ -1,0 +1,458 @@
+"""The Pareto/NBD purchase model (Schmittlein, Morrison & Colombo 1987), fitted by maximum likelihood.
+
+While alive a customer buys as a Poisson process with rate λ ~ Gamma(r, α); their lifetime is
+exponential with rate μ ~ Gamma(s, β), independent of λ. Unlike BG/NBD, a customer can drop out at
+any moment, not only right after a purchase; customers without repeat purchases can have left too.
+It is fitted on the same per-customer summary as BG/NBD (`btyd.summary_sql`: frequency x, recency
+t_x, age T), with the same standards (`clv.stats.btyd`'s module docstring).
+
+**The likelihood without the hypergeometric function.** Fader, Hardie & Lee's note on
+implementing the Pareto/NBD writes the likelihood with Gauss's 2F1 at (α − β)/(α + t), which is
+slow and loses precision when its argument nears 1 (very different α and β, large T) and has no
+closed-form derivatives in the parameters. Integrating over the (unobserved) moment of dropout
+instead gives the same likelihood as
+
+    L = Γ(r + x) α^r β^s / Γ(r) · [ (α + T)^−(r+x) (β + T)^−s + s · (F(t_x) − F(T)) ],
+    F(t) = ∫_t^∞ (α + τ)^−(r+x) (β + τ)^−(s+1) dτ,
+
+(alive at T, or dropped out at some τ in (t_x, T]). F depends on (x, t) only, so it is computed
+once per distinct (frequency, time) pair — a few tens of thousands at 1,000,000 customers — by
+Gauss-Laguerre quadrature in w = log((c + τ)/(c + t)), c = min(α, β): there the integrand is
+e^(−(r+x+s) w) times a bounded sigmoid, and 32 nodes give about 1e-9 relative accuracy (checked
+against adaptive quadrature and the 2F1 form in the tests). Everything is kept in log space (the
+power terms underflow at large x), and the parameter derivatives are integrals of the integrand's
+derivatives with the same nodes: analytic gradients and Hessians, so the same trust-region Newton
+method as BG/NBD (`btyd._newton`) converges in a handful of steps.
+
+**Predictions** (Fader, Hardie & Lee's notes, in closed form except where said): P(alive) is
+the first term's share of the bracket above; expected purchases in the next t time units
+E = P(alive) · (r + x)(β + T) / ((α + T)(s − 1)) · [1 − ((β + T)/(β + T + t))^(s−1)] (its limit
+at s = 1); the probability of at least one purchase is P(alive) times a one-dimensional integral
+(Gauss-Legendre), since given alive at T the rate and the dropout rate are independent
+Gamma(r + x, α + T) and Gamma(s, β + T).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import special
+
+from clv.stats import btyd
+from clv.stats.btyd import BtydError, FitReport
+
+_NODES = 32  # Gauss-Laguerre nodes for F
+_LAMBDA_MIN = 3.0  # the Laguerre variable is λ w with λ = max(r + x + s, this): nodes dense enough
+_LAG_Y, _LAG_W = special.roots_laguerre(_NODES)
+_LOG_LAG_W = np.log(_LAG_W) + _LAG_Y  # weight e^y·w_i so that ∫ h dy ≈ Σ W_i h(y_i)
+_LEG_U, _LEG_W = special.roots_legendre(32)
+
+
+@dataclass(frozen=True)
+class ParetoNBD:
+    """Fitted Pareto/NBD parameters (α and β in the fit's time unit) and the fit's diagnostics."""
+
+    r: float
+    alpha: float
+    s: float
+    beta: float
+    log_likelihood: float  # total over customers
+    customers: int
+    report: FitReport | None = None
+    # covariance of (log r, log α, log s, log β), as for btyd.BGNBD
+    log_covariance: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    names = ("r", "alpha", "s", "beta")
+
+    def params(self) -> dict[str, float]:
+        return {"r": self.r, "alpha": self.alpha, "s": self.s, "beta": self.beta}
+
+
+def _params(params) -> tuple[float, float, float, float]:
+    if isinstance(params, ParetoNBD):
+        return params.r, params.alpha, params.s, params.beta
+    return float(params["r"]), float(params["alpha"]), float(params["s"]), float(params["beta"])
+
+
+# --------------------------------------------------------------------------------------------
+# the data: one row per distinct (x, t_x, T), and the distinct (x, t) pairs F is needed at
+
+
+@dataclass
+class _Data:
+    w: np.ndarray  # weight per row
+    x: np.ndarray  # per row
+    T: np.ndarray  # per row
+    tx: np.ndarray  # per row
+    at_tx: np.ndarray  # row -> pair index of (x, t_x)
+    at_T: np.ndarray  # row -> pair index of (x, T)
+    px: np.ndarray  # per pair: x
+    pt: np.ndarray  # per pair: t
+    ux: np.ndarray  # distinct x
+    wx: np.ndarray  # weight per distinct x
+    ix: np.ndarray  # row -> distinct x
+    total: float
+    inv: np.ndarray  # customer (with weight > 0) -> row
+
+    @property
+    def rows(self) -> int:
+        return len(self.w)
+
+
+def _data(x: np.ndarray, tx: np.ndarray, T: np.ndarray, w: np.ndarray) -> _Data:
+    keep = w > 0
+    x, tx, T, w = x[keep], tx[keep], T[keep], w[keep]
+    ux, cx = btyd._codes(x)
+    times, ct = btyd._codes(np.concatenate([tx, T]))
+    ctx, cT = ct[: len(x)], ct[len(x) :]
+    key = (cx * len(times) + ctx) * len(times) + cT
+    ukey, inv = btyd._unique_ints(key)
+    wk = np.bincount(inv, weights=w, minlength=len(ukey))
+    rx, rest = np.divmod(ukey, len(times) * len(times))
+    rtx, rT = np.divmod(rest, len(times))
+    # the (x, t) pairs F is evaluated at
+    pair_key = np.concatenate([rx * len(times) + rtx, rx * len(times) + rT])
+    upair, pinv = btyd._unique_ints(pair_key)
+    used_x, ix = btyd._unique_ints(rx)
+    return _Data(
+        w=wk,
+        x=ux[rx],
+        T=times[rT],
+        tx=times[rtx],
+        at_tx=pinv[: len(ukey)],
+        at_T=pinv[len(ukey) :],
+        px=ux[upair // len(times)],
+        pt=times[upair % len(times)],
+        ux=ux[used_x],
+        wx=np.bincount(ix, weights=wk, minlength=len(used_x)),
+        ix=ix,
+        total=float(w.sum()),
+        inv=inv,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# F(t) = ∫_t^∞ (α+τ)^−(r+x) (β+τ)^−(s+1) dτ, in log space, with its derivatives
+
+
+def _log_F(phi, x: np.ndarray, t: np.ndarray, order: int = 2):
+    """log F per (x, t) pair and, for order >= 1, the moments of the integrand's log-derivatives
+    under the normalised integrand: E[g] (pairs, 4) gives ∂F/F, E[h + g gᵀ] (pairs, 4, 4) gives
+    ∂²F/F. g = (−log(α+τ), −(r+x)/(α+τ), −log(β+τ), −(s+1)/(β+τ))."""
+    r, alpha, s, beta = phi
+    c = min(alpha, beta)
+    k = r + x + s
+    lam = np.maximum(k, _LAMBDA_MIN)[:, None]
+    lc_tau = np.log(c + t)[:, None] + _LAG_Y[None, :] / lam  # log(c + τ) at the nodes
+    if alpha <= beta:
+        A = lc_tau
+        B = np.log(np.exp(lc_tau) + (beta - c))
+    else:
+        B = lc_tau
+        A = np.log(np.exp(lc_tau) + (alpha - c))
+    rx = (r + x)[:, None]
+    logv = lc_tau - rx * A - (s + 1) * B
+    logv += _LOG_LAG_W[None, :]
+    m = logv.max(axis=1, keepdims=True)
+    pi = np.exp(logv - m)
+    tot = pi.sum(axis=1)
+    logF = m[:, 0] + np.log(tot) - np.log(lam[:, 0])
+    if order == 0:
+        return logF, None, None
+    pi /= tot[:, None]
+    a1, b1 = np.exp(-A), np.exp(-B)
+    g = (-A, -rx * a1, -B, -(s + 1) * b1)
+    pg = [pi * gk for gk in g]
+    first = np.stack([v.sum(axis=1) for v in pg], axis=1)
+    if order == 1:
+        return logF, first, None
+    second = np.empty((len(x), 4, 4))
+    for i in range(4):
+        for j in range(i, 4):
+            second[:, i, j] = np.einsum("pn,pn->p", pg[i], g[j])
+    # the integrand's own second log-derivatives
+    second[:, 0, 1] -= np.einsum("pn,pn->p", pi, a1)
+    second[:, 1, 1] += np.einsum("pn,pn->p", pg[1], -a1)
+    second[:, 2, 3] -= np.einsum("pn,pn->p", pi, b1)
+    second[:, 3, 3] += np.einsum("pn,pn->p", pg[3], -b1)
+    for i in range(4):
+        for j in range(i):
+            second[:, i, j] = second[:, j, i]
+    return logF, first, second
+
+
+def _bracket(phi, d: _Data, order: int = 2):
+    """Per row: log of the bracket [(α+T)^−(r+x)(β+T)^−s + s (F(t_x) − F(T))] and P(alive) = the
+    first term's share; with order >= 1 the gradient of the weighted total of the log bracket
+    (4,), with order 2 its Hessian (4, 4) — summed over rows without per-row matrices."""
+    r, alpha, s, beta = phi
+    x, T = d.x, d.T
+    logF, F1, F2 = _log_F(phi, d.px, d.pt, order)
+    lF_tx, lF_T = logF[d.at_tx], logF[d.at_T]
+    has_D = d.tx < d.T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # D = F(t_x) − F(T) >= 0 (0 when t_x = T)
+        logD = np.where(has_D, lF_tx + np.log1p(-np.minimum(np.exp(lF_T - lF_tx), 1.0)), -np.inf)
+    LaT, LbT = np.log(alpha + T), np.log(beta + T)
+    logA0 = -(r + x) * LaT - s * LbT
+    logL = np.logaddexp(logA0, np.log(s) + logD)
+    alive = np.exp(logA0 - logL)
+    if order == 0:
+        return logL, None, None, alive
+    w = d.w
+    wD = 1 - alive
+    iaT, ibT = 1 / (alpha + T), 1 / (beta + T)
+    gA = (-LaT, -(r + x) * iaT, -LbT, -s * ibT)
+    with np.errstate(over="ignore", invalid="ignore"):
+        # (1 − alive) F(t)/D = s F(t) / bracket: each pair's share in the rows' derivatives
+        c_tx = np.where(has_D, wD * np.exp(lF_tx - logD), 0.0)
+        c_T = np.where(has_D, wD * np.exp(lF_T - logD), 0.0)
+    # per row: g = alive gA + wD (∂D/D + e_s/s), ∂D/D = (F(t_x) ∂F(t_x)/F − F(T) ∂F(T)/F) / D
+    g = [
+        alive * gA[k] + c_tx * F1[d.at_tx, k] - c_T * F1[d.at_T, k] + (wD / s if k == 2 else 0.0)
+        for k in range(4)
+    ]
+    grad = np.array([btyd._dot(w, gk) for gk in g])
+    if order == 1:
+        return logL, grad, None, alive
+    npairs = len(d.px)
+    per_pair = np.bincount(d.at_tx, weights=w * c_tx, minlength=npairs)
+    per_pair -= np.bincount(d.at_T, weights=w * c_T, minlength=npairs)
+    H = np.einsum("p,pkl->kl", per_pair, F2)
+    wa = w * alive
+    for i in range(4):
+        for j in range(i, 4):
+            H[i, j] += btyd._dot(wa, gA[i] * gA[j]) - btyd._dot(w, g[i] * g[j])
+    H[0, 1] -= btyd._dot(wa, iaT)
+    H[1, 1] += btyd._dot(wa * (r + x), iaT * iaT)
+    H[2, 3] -= btyd._dot(wa, ibT)
+    H[3, 3] += btyd._dot(wa * s, ibT * ibT)
+    # the e_s/s term of ∂(sD)/(sD) in the second derivative: (e_s ∂D/Dᵀ + ∂D/D e_sᵀ)/s, times wD
+    dD = [c_tx * F1[d.at_tx, k] - c_T * F1[d.at_T, k] for k in range(4)]
+    for k in range(4):
+        v = btyd._dot(w, dD[k]) / s
+        if k >= 2:
+            H[2, k] += v
+        else:
+            H[k, 2] += v
+        if k == 2:
+            H[2, 2] += v
+    H = np.triu(H) + np.triu(H, 1).T
+    return logL, grad, H, alive
+
+
+def _eval(phi: np.ndarray, d: _Data, hessian: bool = True):
+    """Total log-likelihood, gradient and Hessian in (r, α, s, β) over the compressed data."""
+    r, alpha, s, beta = phi
+    logL, grad, Ht, _ = _bracket(phi, d, 2 if hessian else 1)
+    ux, wx = d.ux, d.wx
+    W = d.total
+    ll = wx @ (special.gammaln(r + ux) - special.gammaln(r)) + W * (r * np.log(alpha) + s * np.log(beta))
+    ll += btyd._dot(d.w, logL)
+    grad = grad.copy()
+    grad[0] += wx @ (special.digamma(r + ux) - special.digamma(r)) + W * np.log(alpha)
+    grad[1] += W * r / alpha
+    grad[2] += W * np.log(beta)
+    grad[3] += W * s / beta
+    if not hessian:
+        return ll, grad, None
+    Ht = Ht.copy()
+    Ht[0, 0] += wx @ (special.polygamma(1, r + ux) - special.polygamma(1, r))
+    Ht[0, 1] += W / alpha
+    Ht[1, 0] += W / alpha
+    Ht[1, 1] += -W * r / alpha**2
+    Ht[2, 3] += W / beta
+    Ht[3, 2] += W / beta
+    Ht[3, 3] += -W * s / beta**2
+    return ll, grad, Ht
+
+
+# --------------------------------------------------------------------------------------------
+# public API
+
+
+def log_likelihood(params: dict[str, float] | ParetoNBD, frequency, recency, T) -> np.ndarray:
+    """Per-customer log-likelihood (in the input's order)."""
+    x, tx, T = btyd.check_summary(frequency, recency, T)
+    r, alpha, s, beta = phi = np.array(_params(params))
+    d = _data(x, tx, T, np.ones(len(x)))
+    logL, *_ = _bracket(phi, d, 0)
+    per_row = special.gammaln(r + d.x) - special.gammaln(r) + r * np.log(alpha) + s * np.log(beta) + logL
+    return per_row[d.inv]
+
+
+def gradient(params: dict[str, float], frequency, recency, T, weights=None):
+    """Total log-likelihood, analytic gradient and Hessian in (r, α, s, β): for tests and
+    diagnostics (the fit uses the same code)."""
+    x, tx, T = btyd.check_summary(frequency, recency, T)
+    d = _data(x, tx, T, btyd._weights(weights, len(x)))
+    return _eval(np.array(_params(params)), d)
+
+
+def fit(frequency, recency, T, weights=None, init: dict[str, float] | None = None) -> ParetoNBD:
+    """Maximum-likelihood Pareto/NBD. Raises `BtydError` on invalid input or a failed fit
+    (e.g. no sign of dropout: s/β runs off to 0)."""
+    x, tx, T = btyd.check_summary(frequency, recency, T)
+    w = btyd._weights(weights, len(x))
+    if not (w[x > 0] > 0).any():
+        raise BtydError(
+            "no customer has a repeat purchase: Pareto/NBD cannot estimate the purchase and dropout "
+            "processes (use a longer calibration period)"
+        )
+    if not ((T > 0) & (w > 0)).any():
+        raise BtydError("every T is 0: the calibration period must end after the first purchases")
+    if init is None and len(x) > 2 * btyd._SUBSAMPLE:
+        sub = np.random.default_rng(0).choice(len(x), btyd._SUBSAMPLE, replace=False)
+        if (x[sub] > 0).any():
+            try:
+                init = fit(x[sub], tx[sub], T[sub], w[sub]).params()
+            except BtydError:
+                init = None
+    if init is None:
+        rate = btyd._dot(w, x) / max(btyd._dot(w, T), 1e-12)
+        span = float(np.average(T, weights=w)) or 1.0
+        init = {"r": 1.0, "alpha": 1.0 / max(rate, 1e-12), "s": 1.0, "beta": span}
+    d = _data(x, tx, T, w)
+    theta, ll, rep = btyd._newton(
+        lambda ph, hess=True: _eval(ph, d, hess),
+        np.log(np.array(_params(init))),
+        d.total,
+        "Pareto/NBD",
+        ParetoNBD.names,
+    )
+    cov = btyd._log_covariance(lambda ph: _eval(ph, d), theta)
+    r, alpha, s, beta = np.exp(theta)
+    return ParetoNBD(float(r), float(alpha), float(s), float(beta), float(ll), round(d.total), rep, cov)
+
+
+def p_alive(model: ParetoNBD, frequency, recency, T) -> np.ndarray:
+    """P(still alive at T | x, t_x, T)."""
+    x, tx, T = btyd.check_summary(frequency, recency, T)
+    d = _data(x, tx, T, np.ones(len(x)))
+    _, _, _, alive = _bracket(np.array(_params(model)), d, 0)
+    # rows of the compressed data back to customers
+    return alive[d.inv]
+
+
+def expected_if_alive(model: ParetoNBD, t: float, frequency, T) -> np.ndarray:
+    """E[purchases in (T, T + t] | alive at T, x, T] = (r+x)(β+T)/((α+T)(s−1)) ·
+    [1 − ((β+T)/(β+T+t))^(s−1)]; (r+x)/(α+T) · (β+T) log(1 + t/(β+T)) at s = 1."""
+    r, alpha, s, beta = _params(model)
+    x = np.asarray(frequency, dtype=np.float64)
+    T = np.asarray(T, dtype=np.float64)
+    if t <= 0:
+        return np.zeros(len(x))
+    l1 = np.log1p(t / (beta + T))
+    if abs(s - 1) < 1e-9:
+        horizon = l1
+    else:
+        horizon = -np.expm1(-(s - 1) * l1) / (s - 1)
+    return (r + x) / (alpha + T) * (beta + T) * horizon
+
+
+def expected_purchases(model: ParetoNBD, t: float, frequency, recency, T) -> np.ndarray:
+    """E[repeat purchases in the next t time units | x, t_x, T]."""
+    x, tx, T = btyd.check_summary(frequency, recency, T)
+    return p_alive(model, x, tx, T) * expected_if_alive(model, t, x, T)
+
+
+def expected_purchases_new_customer(model: ParetoNBD, t: float) -> float:
+    """E[X(t)] for a customer just acquired: r β / (α (s − 1)) · [1 − (β/(β+t))^(s−1)]."""
+    return float(expected_if_alive(model, t, np.zeros(1), np.zeros(1))[0])
+
+
+def p_purchase_if_alive(model: ParetoNBD, t: float, frequency, T) -> np.ndarray:
+    """P(at least one purchase in (T, T + t] | alive at T, x, T): given alive, λ ~ Gamma(r+x, α+T)
+    and μ ~ Gamma(s, β+T) independent, and the first purchase comes before dropout and before
+    T + t with probability ∫_0^t E[λ e^{−(λ+μ)u}] du. In y = 1 − ((α+T)/(α+T+u))^(r+x) the
+    integrand is ((β+T)/(β+T+u))^s, smooth and between 0 and 1: Gauss-Legendre, once per
+    distinct (x, T)."""
+    r, alpha, s, beta = _params(model)
+    x = np.asarray(frequency, dtype=np.float64)
+    T = np.asarray(T, dtype=np.float64)
+    if t <= 0 or len(x) == 0:
+        return np.zeros(len(x))
+    ux, uT, inv = btyd._group_xT(x, T)
+    k = r + ux
+    top = -np.expm1(-k * np.log1p(t / (alpha + uT)))  # y at u = t
+    y = (_LEG_U[None, :] + 1) / 2 * top[:, None]
+    u = (alpha + uT)[:, None] * np.expm1(-np.log1p(-y) / k[:, None])
+    vals = np.exp(-s * np.log1p(u / (beta + uT)[:, None]))
+    out = (vals @ _LEG_W) / 2 * top
+    return out[inv]
+
+
+def p_purchase(model: ParetoNBD, t: float, frequency, recency, T) -> np.ndarray:
+    """P(at least one purchase in the next t time units | x, t_x, T)."""
+    x, tx, T = btyd.check_summary(frequency, recency, T)
+    return p_alive(model, x, tx, T) * p_purchase_if_alive(model, t, x, T)
+
+
+def score(
+    model: ParetoNBD,
+    gg: btyd.GammaGamma,
+    frequency,
+    recency,
+    T,
+    monetary,
+    time_unit: str = "day",
+    horizon_days: float = 365.0,
+    discount_rate: float = 0.0,
+    value_factor: float = 1.0,
+) -> btyd.Scores:
+    """Every per-customer prediction, as `btyd.score` (same arguments and meaning)."""
+    unit = btyd._unit(time_unit)
+    if discount_rate < 0 or not np.isfinite(discount_rate):
+        raise BtydError(f"discount rate must be 0 or more (an annual rate), got {discount_rate}")
+    x, tx, T = btyd.check_summary(frequency, recency, T)
+    alive = p_alive(model, x, tx, T)
+    e90 = expected_if_alive(model, 90 / unit, x, T)
+    e365 = expected_if_alive(model, 365 / unit, x, T)
+    spend = btyd.expected_spend(gg, x, monetary) * value_factor
+    if discount_rate == 0:
+        purchases = e365 if horizon_days == 365 else expected_if_alive(model, horizon_days / unit, x, T)
+    else:
+        steps = max(round(horizon_days / 30.4375), 1)
+        edges = np.linspace(0, horizon_days, steps + 1)
+        purchases = np.zeros(len(x))
+        before = np.zeros(len(x))
+        for lo, hi in itertools.pairwise(edges):
+            upto = expected_if_alive(model, hi / unit, x, T)
+            purchases += (upto - before) * (1 + discount_rate) ** (-((lo + hi) / 2) / 365.0)
+            before = upto
+    remaining = purchases * spend
+    return btyd.Scores(alive, alive * e90, alive * e365, spend, remaining, alive * remaining)
+
+
+def simulate(
+    rng: np.random.Generator,
+    T,
+    params: dict[str, float],
+    gg: dict[str, float] | None = None,
+    holdout: float = 0.0,
+) -> dict[str, np.ndarray]:
+    """Customers drawn from Pareto/NBD (and Gamma-Gamma), observed for T time units each, and
+    what they do in the `holdout` time units after: the generative process the fit assumes."""
+    T = np.asarray(T, dtype=np.float64)
+    n = len(T)
+    r, alpha, s, beta = _params(params)
+    lam = rng.gamma(r, 1 / alpha, n)
+    mu = rng.gamma(s, 1 / beta, n)
+    life = rng.exponential(1 / mu)
+    seen = np.minimum(life, T)
+    x = rng.poisson(lam * seen)
+    # the last of x uniform arrivals on (0, seen)
+    tx = np.where(x > 0, seen * rng.beta(np.maximum(x, 1), 1.0), 0.0)
+    alive = life > T
+    future = np.where(alive, rng.poisson(lam * np.clip(life - T, 0, holdout)), 0)
+    out = {"frequency": x.astype(np.float64), "recency": tx, "T": T, "alive": alive, "lambda": lam, "mu": mu}
+    out["future_purchases"] = future.astype(np.float64)
+    if gg is not None:
+        gp, gq, gv = btyd._gg_params(gg)
+        nu = rng.gamma(gq, 1 / gv, n)
+        total = rng.gamma(np.maximum(gp * x, 1e-300), 1 / nu)
+        out["monetary"] = np.where(x > 0, total / np.maximum(x, 1), np.nan)
+        out["future_value"] = np.where(future > 0, rng.gamma(np.maximum(gp * future, 1e-300), 1 / nu), 0.0)
+    return out
