@@ -19,14 +19,13 @@ DAYS = {"r": 0.75, "alpha": 25.0, "s": 0.6, "beta": 300.0}
 def closed_form(p, x, tx, T):
     """The 2F1 form of the note "A Note on Implementing the Pareto/NBD Model in MATLAB"."""
     r, a, s, b = p["r"], p["alpha"], p["s"], p["beta"]
-    if a >= b:
-        f = lambda t: (
-            special.hyp2f1(r + s + x, s + 1, r + s + x + 1, (a - b) / (a + t)) / (a + t) ** (r + s + x)
-        )  # noqa: E731
-    else:
-        f = lambda t: (
-            special.hyp2f1(r + s + x, r + x, r + s + x + 1, (b - a) / (b + t)) / (b + t) ** (r + s + x)
-        )  # noqa: E731
+    # the 2F1 with the larger of α and β
+    big, first, second = (a, s + 1, b) if a >= b else (b, r + x, a)
+
+    def f(t):
+        z = (big - second) / (big + t)
+        return special.hyp2f1(r + s + x, first, r + s + x + 1, z) / (big + t) ** (r + s + x)
+
     bracket = 1 / ((a + T) ** (r + x) * (b + T) ** s) + s / (r + s + x) * (f(tx) - f(T))
     return special.gammaln(r + x) - special.gammaln(r) + r * np.log(a) + s * np.log(b) + np.log(bracket)
 
