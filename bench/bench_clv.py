@@ -132,6 +132,10 @@ def main() -> None:
             SELECT p.customer_id, p.frequency, p.recency, p.age, p.p_alive, p.expected_purchases_90d,
                    p.expected_purchases_365d, p.bgnbd_clv_12m_usd, p.predicted_remaining_clv_usd,
                    CAST(r.predicted_clv_12m_usd AS DOUBLE) AS predicted_clv_12m_usd, s.churn_probability,
+                   CAST(r.predicted_order_value_12m_usd AS DOUBLE) AS predicted_order_value_12m_usd,
+                   CAST(r.predicted_subscription_value_12m_usd AS DOUBLE) AS predicted_subscription_value_12m_usd,
+                   CAST(r.subscription_revenue_at_risk_usd AS DOUBLE) AS subscription_revenue_at_risk_usd,
+                   r.active_subscriptions, r.subscription_cancel_probability_90d,
                    CAST(r.revenue_at_risk_usd AS DOUBLE) AS revenue_at_risk_usd,
                    r.leave_probability_90d, r.is_reachable,
                    CAST(r.value_kept_usd AS DOUBLE) AS value_kept_usd,
@@ -144,6 +148,9 @@ def main() -> None:
             JOIN intermediate.int_lifecycle_stage l USING (customer_id)""").df()
         load = os.getloadavg()[0]
         timings = time_models(con, pd.Timestamp(fit.business_date).date(), args.repeats)
+        subscriptions = con.execute("SELECT * FROM staging.stg_subscriptions").df()
+        plans = con.execute("SELECT * FROM core.dim_plans").df()
+        sub_fit = con.execute("SELECT * FROM intermediate.int_subscription_model_fit").df()
     finally:
         con.close()
     business = pd.Timestamp(fit.business_date).date()
@@ -179,8 +186,8 @@ def main() -> None:
     )
 
     # value
-    actual_rev = df["future_revenue_365d"].to_numpy()
-    pred_rev = df["predicted_clv_12m_usd"].to_numpy()
+    actual_rev = df["future_revenue_365d"].to_numpy()  # orders net of refunds: the order part's truth
+    pred_rev = df["predicted_order_value_12m_usd"].to_numpy()
     bg_rev = df["bgnbd_clv_12m_usd"].to_numpy()
     pred_p365, act_p365 = df["expected_purchases_365d"].to_numpy(), df["future_purchase_days_365d"].to_numpy()
     pred_p90, act_p90 = df["expected_purchases_90d"].to_numpy(), df["future_purchase_days_90d"].to_numpy()
@@ -333,6 +340,9 @@ def main() -> None:
     risk_lines = at_risk_section(df, business)
     write_section("at_risk", "\n".join(risk_lines))
     print("\n".join(risk_lines))
+    sub_lines = subscription_section(df, subscriptions, plans, sub_fit, business)
+    write_section("subscriptions", "\n".join(sub_lines))
+    print("\n".join(sub_lines))
 
 
 def deciles(score: np.ndarray, outcome: np.ndarray) -> pd.DataFrame:
@@ -428,6 +438,137 @@ def at_risk_section(df: pd.DataFrame, business) -> list[str]:
         "(1 - exp(-a / (a + b + frequency) x expected_purchases_90d / p_alive)): the churn model says "
         "whether the customer is still active, BG/NBD's dropout-after-a-purchase says how likely an active "
         "one is to drop out over the next 90 days (int_revenue_risk).",
+    ]
+    return lines
+
+
+def _error(predicted: float, actual: float) -> str:
+    return f"{predicted / actual - 1:+.1%}" if actual else "—"
+
+
+def subscription_section(
+    df: pd.DataFrame, subscriptions: pd.DataFrame, plans: pd.DataFrame, fit: pd.DataFrame, business
+) -> list[str]:
+    """Subscription value (issue 17): the renewal model's 12-month revenue and the total customer
+    value against the truth's holdout charges, by plan and billing cycle; sBG against the plain
+    geometric model on held-out history; revenue at risk of those who did and did not leave."""
+    import time
+
+    from clv.stats import renewal
+
+    day = pd.Timestamp(business)
+    sub_pred = df["predicted_subscription_value_12m_usd"].to_numpy()
+    sub_true = df["future_subscription_revenue_365d"].to_numpy()
+    order_pred, order_true = (
+        df["predicted_order_value_12m_usd"].to_numpy(),
+        df["future_revenue_365d"].to_numpy(),
+    )
+    total_pred, total_true = (
+        df["predicted_clv_12m_usd"].to_numpy(),
+        df["future_total_revenue_365d"].to_numpy(),
+    )
+    subscriber = df["active_subscriptions"].to_numpy() > 0
+    # the current plan of each customer's running subscription (the first, if several)
+    eps = renewal.episodes(subscriptions, plans, business)
+    running = eps[eps["is_active"]].drop_duplicates("customer_id")[
+        ["customer_id", "plan_id", "billing_cycle"]
+    ]
+    by = df.merge(running, on="customer_id", how="left")
+    lines = [
+        "## Subscription value (issue 17)",
+        "",
+        "Command: `python bench/bench_clv.py` (with the sections above). Predicted 12-month values "
+        "(`clv_discount_rate` 0) against the truth's holdout year: `future_subscription_revenue_365d` "
+        "(charges billed by core.fct_revenue's convention), `future_revenue_365d` (orders net of refunds), "
+        "`future_total_revenue_365d` (both).",
+        "",
+        "| part | predicted | actual | error | Spearman, per customer |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| orders (before this change: the whole predicted CLV) | ${order_pred.sum():,.0f} | ${order_true.sum():,.0f} | "
+        f"{_error(order_pred.sum(), order_true.sum())} | {spearman(order_pred, order_true):.3f} |",
+        f"| subscriptions | ${sub_pred.sum():,.0f} | ${sub_true.sum():,.0f} | "
+        f"{_error(sub_pred.sum(), sub_true.sum())} | {spearman(sub_pred, sub_true):.3f} |",
+        f"| subscriptions, customers with a running subscription | ${sub_pred[subscriber].sum():,.0f} | "
+        f"${sub_true[subscriber].sum():,.0f} | {_error(sub_pred[subscriber].sum(), sub_true[subscriber].sum())} | "
+        f"{spearman(sub_pred[subscriber], sub_true[subscriber]):.3f} |",
+        f"| **total value** | ${total_pred.sum():,.0f} | ${total_true.sum():,.0f} | "
+        f"{_error(total_pred.sum(), total_true.sum())} | {spearman(total_pred, total_true):.3f} |",
+        "",
+        f"The truth's subscription revenue of customers without a running subscription on {business} "
+        f"(new subscriptions and returns, which the model does not forecast): "
+        f"${sub_true[~subscriber].sum():,.0f}.",
+        "",
+        "By the plan of the running subscription (customers with one):",
+        "",
+        "| plan | billing cycle | customers | predicted | actual | error |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for (plan, cycle), g in by[by["plan_id"].notna()].groupby(["plan_id", "billing_cycle"]):
+        p, a = g["predicted_subscription_value_12m_usd"].sum(), g["future_subscription_revenue_365d"].sum()
+        lines.append(f"| {plan} | {cycle} | {len(g):,} | ${p:,.0f} | ${a:,.0f} | {_error(p, a)} |")
+    for cycle, g in by[by["plan_id"].notna()].groupby("billing_cycle"):
+        p, a = g["predicted_subscription_value_12m_usd"].sum(), g["future_subscription_revenue_365d"].sum()
+        lines.append(f"| all | **{cycle}** | {len(g):,} | ${p:,.0f} | ${a:,.0f} | {_error(p, a)} |")
+    lines += [
+        "",
+        "Fitted renewal model (`intermediate.int_subscription_model_fit`):",
+        "",
+        "| fit | covers | subscriptions | cancelled | alpha | beta | mean cancel / renewal | geometric | LL sBG | LL geometric | status |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in fit.itertuples(index=False):
+        lines.append(
+            f"| {r.group_level} | {r.covers_plans} | {int(r.subscriptions):,} | {int(r.cancelled):,} | "
+            f"{r.alpha:.3f} | {r.beta:.3f} | {r.mean_cancel_probability:.4f} | {r.geometric_cancel_probability:.4f} | "
+            f"{r.log_likelihood:,.1f} | {r.geometric_log_likelihood:,.1f} | {r.status} |"
+        )
+    # held out: fit on the data up to D - 365, predict the next 12 months of the episodes running then
+    held = renewal.holdout_comparison(subscriptions, plans, business, 365)
+    lines += [
+        "",
+        "### sBG against a geometric model on held-out history",
+        "",
+        f"Both fitted on the subscriptions as of {(day - pd.Timedelta(days=365)).date()} (per plan, pooled "
+        "as the pipeline pools), predicting the charges the episodes running then pay over the next 365 "
+        "days; actual = what they were charged (plan changes included) by the data of the business date.",
+        "",
+        "| plan | cycle | episodes | actual | sBG | error | geometric | error |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in held.itertuples(index=False):
+        lines.append(
+            f"| {r.plan_id} | {r.billing_cycle} | {int(r.subscriptions):,} | ${r.actual_usd:,.0f} | ${r.sbg_usd:,.0f} | "
+            f"{r.sbg_error:+.1%} | ${r.geometric_usd:,.0f} | {r.geometric_error:+.1%} |"
+        )
+    # revenue at risk of customers who did / did not leave in the next 90 days
+    dropout = pd.to_datetime(df["dropout_date"])
+    leaves = ((dropout > day) & (dropout <= day + pd.Timedelta(days=90))).to_numpy()
+    lines += [
+        "",
+        "### Revenue at risk of customers who did and did not leave",
+        "",
+        "| customers | count | revenue at risk | of it subscriptions | per customer |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, sel in (("dropped out within 90 days (truth)", leaves), ("did not", ~leaves)):
+        risk = df.loc[sel, "revenue_at_risk_usd"].sum()
+        lines.append(
+            f"| {name} | {int(sel.sum()):,} | ${risk:,.0f} | "
+            f"${df.loc[sel, 'subscription_revenue_at_risk_usd'].sum():,.0f} | ${risk / max(int(sel.sum()), 1):,.2f} |"
+        )
+    # speed: the renewal data replicated to 1,000,000 subscriptions
+    reps = max(1, 1_000_000 // max(len(eps), 1))
+    big = pd.concat([eps] * reps, ignore_index=True)
+    big["customer_id"] = big["customer_id"] + "-" + (big.index // len(eps)).astype(str)
+    started = time.perf_counter()
+    fits = renewal.fit_groups(big, plans)
+    models = {p: f.model for f in fits for p in f.covers_plans}
+    renewal.value_frame(big, models, business)
+    seconds = time.perf_counter() - started
+    lines += [
+        "",
+        f"Fit and value of {len(big):,} subscription episodes (this run's, replicated): {seconds:.1f} s "
+        f"(machine load {os.getloadavg()[0]:.1f} on 2 cores).",
     ]
     return lines
 

@@ -98,11 +98,19 @@ def serving_summary(paths: settings.Paths) -> str:
             "count(*) FILTER (NOT is_reachable), coalesce(sum(value_lost_usd) FILTER (NOT is_reachable), 0) "
             "FROM mart_customer_360"
         ).fetchall()
+        ((orders12, subs12, subs_risk, mrr, subscribers),) = q(
+            "SELECT sum(predicted_order_value_12m_usd), sum(predicted_subscription_value_12m_usd), "
+            "sum(subscription_revenue_at_risk_usd), sum(mrr_usd), count(*) FILTER (mrr_usd > 0) "
+            "FROM mart_customer_360"
+        ).fetchall()
         lines = [
             f"Serving file {paths.serving} (business date {day}, published {published:%Y-%m-%d %H:%M:%S})",
-            f"  {customers:,} customers; historical CLV ${hist:,.0f}; predicted 12-month CLV ${clv12:,.0f}",
+            f"  {customers:,} customers; historical CLV ${hist:,.0f}; predicted 12-month CLV ${clv12:,.0f} "
+            f"= orders ${orders12:,.0f} + subscriptions ${subs12:,.0f} ({subscribers:,} subscribers, "
+            f"MRR ${mrr:,.0f})",
             f"  Next 12 months' value if everyone stayed ${at_risk + kept + lost:,.0f} = at risk (reachable, "
-            f"leaving within 90 days) ${at_risk:,.0f} + kept ${kept:,.0f} + already lost ${lost:,.0f}",
+            f"leaving within 90 days) ${at_risk:,.0f} (subscriptions ${subs_risk:,.0f}) + kept ${kept:,.0f} "
+            f"+ already lost ${lost:,.0f}",
             f"  {reachable:,} customers still reachable; {gone:,} most likely gone (win-back pool, "
             f"${win_back:,.0f} of the value lost)",
             "  Top customers by predicted 12-month CLV:",

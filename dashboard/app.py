@@ -20,7 +20,7 @@ import altair as alt  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from dashboard import data  # noqa: E402
+from dashboard import data, subscriptions  # noqa: E402
 
 TITLE = "Customer value & churn"
 TIER_COLOURS = alt.Scale(domain=list(data.VALUE_TIERS), range=["#1f4e79", "#3a7dbf", "#8bb8e0", "#cfd8e3"])
@@ -99,6 +99,13 @@ LABELS = {
     "avg_resolution_hours_90d": "Avg resolution hours, 90 days",
     "engagement_trend": "Sessions trend vs previous 90 days",
     "value_rank": "Value rank (1 = highest)",
+    "customer_name": "Name",
+    "email": "Email",
+    "churn_reasons": "Why (largest churn signals)",
+    "risk_change": "Since the previous date",
+    "is_at_risk": "At risk (reachable, churn risk medium or high)",
+    "previous_business_date": "Previous business date",
+    "avg_leave_probability_90d": "Avg leaves within 90 days",
 }
 
 
@@ -114,7 +121,7 @@ def table_config(df: pd.DataFrame) -> dict[str, object]:
             "p_alive",
             "churned_share",
             "leave_probability_90d",
-        ) or col.startswith(("share_", "avg_category", "avg_churn")):
+        ) or col.startswith(("share_", "avg_category", "avg_churn", "avg_leave")):
             config[col] = st.column_config.NumberColumn(label, format="percent")
         elif col == "business_date":
             config[col] = st.column_config.DateColumn(label, format="YYYY-MM-DD")
@@ -122,6 +129,8 @@ def table_config(df: pd.DataFrame) -> dict[str, object]:
             config[col] = st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm:ss")
         elif col in ("avg_purchase_days", "expected_purchases_365d"):
             config[col] = st.column_config.NumberColumn(label, format="%.1f")
+        elif col == "churn_reasons":
+            config[col] = st.column_config.TextColumn(label, width="large")
         else:
             config[col] = label
     return config
@@ -195,26 +204,72 @@ def kpi_row(s: data.Serving) -> None:
 
 
 LISTS = {
-    "At risk: still reachable": "at risk",
-    "Already lost: win-back pool": "already lost",
+    "Save: still reachable": "at risk",
+    "Win back: already lost": "already lost",
 }
+TAB_KEY = "tab"
+CUSTOMER_TAB = "Customer 360"
+
+
+def _open_customer(table_key: str, ids_key: str) -> None:
+    """A row picked in the at-risk list: open that customer's 360 view (the tabs and the id box
+    are keyed, so a callback may set them before they are drawn)."""
+    rows = st.session_state[table_key].selection.rows
+    ids = st.session_state.get(ids_key) or []
+    if rows and rows[0] < len(ids):
+        st.session_state["customer_id"] = ids[rows[0]]
+        st.session_state[TAB_KEY] = CUSTOMER_TAB
+
+
+def changes_row(s: data.Serving) -> None:
+    changes = data.risk_changes(s)
+    if changes is None:
+        return
+    if changes.previous_date is None:
+        st.caption(
+            "What changed since the previous business date shows from the second daily run on: "
+            "this is the first date on record."
+        )
+        return
+    st.markdown(f"**Since {changes.previous_date:%Y-%m-%d}** (the previous business date on record)")
+    cols = st.columns(len(data.RISK_CHANGES))
+    helps = {
+        "newly at risk": "At risk now (still reachable, churn risk medium or high), not on the previous date.",
+        "still at risk": "At risk on both dates.",
+        "recovered": "At risk on the previous date; still reachable and churn risk low now.",
+        "moved to win-back": "At risk on the previous date; most likely gone now (win-back pool).",
+    }
+    for col, change in zip(cols, data.RISK_CHANGES):
+        col.metric(
+            change.capitalize(),
+            f"{changes.counts[change]:,}",
+            help=helps[change] + f" Value at stake {money(changes.value_at_stake_usd[change])}.",
+        )
+
+
+def measures_legend() -> None:
+    with st.expander("What the numbers mean (why churn 96% can sit beside P(alive) 90% and active)"):
+        st.markdown("\n".join(f"- {text}" for text in data.MEASURES.values()))
 
 
 def at_risk_tab(s: data.Serving) -> None:
-    st.subheader("High-value customers most at risk")
+    st.subheader("Who to contact, and why")
     st.caption(
-        "At risk: customers still reachable (not in the churned stage, churn probability below "
-        "50%); revenue at risk = the probability that they leave within the next 90 days × the "
-        "value of their next 12 months if they stay. Already lost: customers who have most likely "
-        "left; value already lost = churn probability × that value. Value tiers rank the value at "
-        "stake (revenue to date + the next 12 months if retained). Narrow by segment (empty = all); "
-        "click a column header to re-sort the table."
+        "**Save**: customers still reachable (not in the churned stage, churn probability below "
+        "50%), ranked by revenue at risk = the probability that they leave within the next 90 "
+        "days × the value of their next 12 months if they stay. **Win back**: customers who have "
+        "most likely left; value already lost = churn probability × that value. Value tiers rank "
+        "the value at stake (revenue to date + the next 12 months if retained). *Why* names the "
+        "signals that raise the customer's churn probability most. Narrow by segment (empty = "
+        "all); click a column header to re-sort; **tick a row to open that customer's 360 view**."
     )
+    changes_row(s)
     which = st.radio("List", list(LISTS), horizontal=True, key="pool")
     pool = LISTS[which]
     options = data.segment_options(s)
     filters: dict[str, list[str]] = {}
-    for (col, label), box in zip(data.SEGMENT_FILTERS.items(), st.columns(len(data.SEGMENT_FILTERS))):
+    segments = data.segment_filters(s)
+    for (col, label), box in zip(segments.items(), st.columns(len(segments))):
         default = [t for t in data.HIGH_VALUE_TIERS if t in options[col]] if col == "value_tier" else []
         filters[col] = box.multiselect(
             label, options[col], default=default, key=f"filter_{col}", placeholder="all"
@@ -237,11 +292,19 @@ def at_risk_tab(s: data.Serving) -> None:
     st.markdown(
         f"**{matches:,}** customers match, with {figure}. The table holds the top {len(table):,} by {sort}."
     )
+    # One table per list and ranking: a header click re-sorts the table in the browser, and that
+    # order must not outlive a new "Rank by" (the caption above would claim one order, the table
+    # show another).
+    table_key = f"at_risk_table_{pool.replace(' ', '_')}_{sort.replace(' ', '_')}"
+    ids_key = f"{table_key}_ids"
+    st.session_state[ids_key] = table["customer_id"].tolist()
     st.dataframe(
         table,
         hide_index=True,
         column_config=table_config(table),
-        key="at_risk_table",
+        key=table_key,
+        on_select=lambda: _open_customer(table_key, ids_key),
+        selection_mode="single-row",
     )
     st.download_button(
         f"Download these {len(table):,} customers (CSV)",
@@ -251,6 +314,7 @@ def at_risk_tab(s: data.Serving) -> None:
         key="download_at_risk",
         on_click="ignore",
     )
+    measures_legend()
 
 
 def value_tab(s: data.Serving) -> None:
@@ -318,9 +382,18 @@ def value_tab(s: data.Serving) -> None:
 
 def retention_tab(s: data.Serving) -> None:
     st.subheader("Retention by signup cohort")
+    complete = data.last_complete_month(s.business_date)
+    partial = (
+        f" {s.business_date:%B %Y} is left out until it is complete (the data runs to "
+        f"{s.business_date:%Y-%m-%d}): a month in progress would draw its first days as a drop in "
+        "retention."
+        if complete < s.business_date.replace(day=1)
+        else ""
+    )
     st.caption(
         "Share of each signup month's customers with an order or a session in each month after "
-        "signup (month 0 = the signup month)."
+        f"signup (month 0 = the signup month). Complete calendar months only, up to {complete:%B %Y}."
+        + partial
     )
     cohorts = data.retention_cohorts(s)
     heatmap = (
@@ -374,17 +447,26 @@ def retention_tab(s: data.Serving) -> None:
 
 def support_tab(s: data.Serving) -> None:
     st.subheader("Churn against support experience")
-    st.caption(
-        "Customers grouped by their support tickets of the last 90 days. Bars: average churn "
-        "probability; the table adds the share already churned, the revenue at risk (reachable "
-        "customers, next 90 days) and the value already lost."
+    group = st.radio(
+        "Customers",
+        list(data.SUPPORT_GROUPS),
+        format_func=data.SUPPORT_GROUPS.get,
+        horizontal=True,
+        key="support_group",
     )
-    for (dim, (label, _)), col in zip(
-        data.SUPPORT_DIMENSIONS.items(), st.columns(len(data.SUPPORT_DIMENSIONS))
-    ):
-        df = data.churn_by_support(s, dim)
-        with col:
-            st.markdown(f"**{label}**")
+    st.caption(
+        "Customers grouped by their support tickets of the last 90 days. Compare like with like: "
+        "customers without tickets are mostly customers already gone (no contact because no "
+        "relationship left), so the bands are shown for the customers still reachable by default. "
+        "Bars: average churn probability (has already left); the table adds the average "
+        "probability of leaving within 90 days, the share in the churned stage, the revenue at risk "
+        "and the value already lost."
+    )
+    for dim, (label, _) in data.SUPPORT_DIMENSIONS.items():
+        df = data.churn_by_support(s, dim, group)
+        st.markdown(f"**{label}**")
+        chart_col, table_col = st.columns([1, 2])
+        with chart_col:
             chart = (
                 alt.Chart(df)
                 .mark_bar(color="#c0504d")
@@ -401,9 +483,12 @@ def support_tab(s: data.Serving) -> None:
                         alt.Tooltip("revenue_at_risk_usd:Q", title="Revenue at risk", format="$,.0f"),
                     ],
                 )
+                .properties(height=220)
             )
             st.altair_chart(chart, width="stretch")
-            st.dataframe(df, hide_index=True, column_config=table_config(df), key=f"support_{dim}")
+        with table_col:
+            shown = df.drop(columns=["churned_share"]) if group == "reachable" else df  # 0 by definition
+            st.dataframe(shown, hide_index=True, column_config=table_config(shown), key=f"support_{dim}")
 
 
 def category_tab(s: data.Serving) -> None:
@@ -433,7 +518,13 @@ def category_tab(s: data.Serving) -> None:
             )
         )
         st.altair_chart(chart, width="stretch")
-    st.dataframe(cats, hide_index=True, column_config=table_config(cats), key="category_table")
+    st.dataframe(
+        cats,
+        hide_index=True,
+        column_config=table_config(cats),
+        key="category_table",
+        height=35 * (len(cats) + 1) + 3,  # every category, no inner scrolling
+    )
 
 
 def _display(column: str, value: object) -> str:
@@ -480,6 +571,9 @@ def customer_tab(s: data.Serving) -> None:
         )
         return
     st.markdown(f"#### {row['customer_id']}")
+    who = [str(row[c]) for c in ("customer_name", "email") if row.get(c)]
+    if who:
+        st.markdown(" · ".join(who))
     cols = st.columns(6)
     cols[0].metric("Value tier", str(row["value_tier"]))
     cols[1].metric("Predicted 12-month CLV", money(row["predicted_clv_12m_usd"]))
@@ -487,6 +581,13 @@ def customer_tab(s: data.Serving) -> None:
     cols[3].metric("Revenue at risk", money(row["revenue_at_risk_usd"]))
     cols[4].metric("Value already lost", money(row["value_lost_usd"]))
     cols[5].metric("Lifecycle stage", str(row["lifecycle_stage"]))
+    if row.get("churn_reasons"):
+        st.markdown(f"**Why:** {row['churn_reasons']}")
+    if row.get("risk_change") and row.get("previous_business_date"):
+        st.markdown(f"**Since {row['previous_business_date']:%Y-%m-%d}:** {row['risk_change']}")
+    for sentence in data.disagreements(row):
+        st.info(sentence, icon=":material/info:")
+    measures_legend()
     fields = [(_label(k), _display(k, v)) for k, v in row.items() if k != "customer_id"]
     half = (len(fields) + 1) // 2
     for col, part in zip(st.columns(2), (fields[:half], fields[half:])):
@@ -538,6 +639,7 @@ TABS = {
     "At-risk customers": at_risk_tab,
     "Value": value_tab,
     "Retention": retention_tab,
+    "Subscriptions": subscriptions.render,
     "Support & churn": support_tab,
     "Categories": category_tab,
     "Customer 360": customer_tab,
@@ -551,7 +653,7 @@ def main() -> None:
         with data.open_serving() as s:
             header(s)
             kpi_row(s)
-            for tab, render in zip(st.tabs(list(TABS)), TABS.values()):
+            for tab, render in zip(st.tabs(list(TABS), key=TAB_KEY, on_change="rerun"), TABS.values()):
                 with tab:
                     render(s)
     except data.ServingUnavailable as e:

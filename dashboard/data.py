@@ -70,25 +70,28 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "mart_category_ltv": ("favourite_category", "customers"),
 }
 
-# Columns of the at-risk list: always there, then optional ones when the marts carry them.
+# Columns of the at-risk list, in this order: who (name, email), what is at stake, why (the churn
+# model's reasons) and what changed, then the rest. Columns the marts do not carry are left out.
 AT_RISK_COLUMNS = (
     "customer_id",
+    "customer_name",
+    "email",
     "value_tier",
-    "churn_probability",
-    "risk_band",
     "revenue_at_risk_usd",
     "value_lost_usd",
-    "predicted_clv_12m_usd",
-    "historical_clv_usd",
-)
-AT_RISK_OPTIONAL = (
     "leave_probability_90d",
-    "value_at_stake_usd",
-    "predicted_remaining_clv_usd",
-    "p_alive",
-    "expected_purchases_365d",
+    "churn_probability",
+    "churn_reasons",
+    "risk_change",
+    "risk_band",
     "lifecycle_stage",
     "days_since_last_activity",
+    "p_alive",
+    "predicted_clv_12m_usd",
+    "historical_clv_usd",
+    "value_at_stake_usd",
+    "predicted_remaining_clv_usd",
+    "expected_purchases_365d",
     "contract_segment",
     "region",
     "country_code",
@@ -110,14 +113,17 @@ POOLS = {
     "at risk": "is_reachable",
     "already lost": "NOT is_reachable",
 }
-# Filters of the at-risk list: column -> label. Values come from the data.
+# Filters of the at-risk list: column -> label. Values come from the data; a column the marts do
+# not carry (risk_change before issue 17) offers no filter.
 SEGMENT_FILTERS = {
     "value_tier": "Value tier",
     "risk_band": "Churn risk",
     "lifecycle_stage": "Lifecycle stage",
     "contract_segment": "Subscription segment",
     "region": "Region",
+    "risk_change": "Since the previous date",
 }
+RISK_CHANGES = ("newly at risk", "still at risk", "recovered", "moved to win-back")
 # Dollar bands of predicted 12-month CLV for the distribution chart (lower bounds).
 CLV_BANDS = (0, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000)
 
@@ -353,11 +359,21 @@ def value_tiers(s: Serving) -> pd.DataFrame:
 # --- at-risk customers ----------------------------------------------------------------------
 
 
+def segment_filters(s: Serving) -> dict[str, str]:
+    """The segment filters this serving file can offer: column -> label."""
+    return {c: label for c, label in SEGMENT_FILTERS.items() if s.has("mart_customer_360", c)}
+
+
 def segment_options(s: Serving) -> dict[str, list[str]]:
     """The values each segment filter offers, in a meaningful order (tiers and bands by rank)."""
-    order = {"value_tier": VALUE_TIERS, "risk_band": RISK_BANDS, "lifecycle_stage": LIFECYCLE_STAGES}
+    order = {
+        "value_tier": VALUE_TIERS,
+        "risk_band": RISK_BANDS,
+        "lifecycle_stage": LIFECYCLE_STAGES,
+        "risk_change": RISK_CHANGES,
+    }
     out: dict[str, list[str]] = {}
-    for col in SEGMENT_FILTERS:
+    for col in segment_filters(s):
         values = [
             r[0]
             for r in s.con.execute(
@@ -370,7 +386,7 @@ def segment_options(s: Serving) -> dict[str, list[str]]:
 
 
 def at_risk_columns(s: Serving) -> list[str]:
-    return list(AT_RISK_COLUMNS) + [c for c in AT_RISK_OPTIONAL if s.has("mart_customer_360", c)]
+    return [c for c in AT_RISK_COLUMNS if s.has("mart_customer_360", c)]
 
 
 def _where(filters: dict[str, Sequence[str]] | None, pool: str | None = None) -> tuple[str, list[object]]:
@@ -420,6 +436,32 @@ def at_risk(
     return s.df(sql, params)
 
 
+@dataclass(frozen=True)
+class RiskChanges:
+    """What changed since the previous business date on record: customers and their value at
+    stake per change (newly at risk, still at risk, recovered, moved to win-back)."""
+
+    previous_date: dt.date | None
+    counts: dict[str, int]
+    value_at_stake_usd: dict[str, float]
+
+
+def risk_changes(s: Serving) -> RiskChanges | None:
+    """None when the marts carry no risk_change column; previous_date None on the first date."""
+    if not (
+        s.has("mart_customer_360", "risk_change") and s.has("mart_customer_360", "previous_business_date")
+    ):
+        return None
+    (previous,) = s.con.execute("SELECT max(previous_business_date) FROM mart_customer_360").fetchone()
+    rows = s.con.execute(
+        "SELECT risk_change, count(*), sum(value_at_stake_usd)::DOUBLE FROM mart_customer_360 "
+        "WHERE risk_change IS NOT NULL GROUP BY risk_change"
+    ).fetchall()
+    counts = {c: 0 for c in RISK_CHANGES} | {r[0]: int(r[1]) for r in rows}
+    value = {c: 0.0 for c in RISK_CHANGES} | {r[0]: float(r[2] or 0) for r in rows}
+    return RiskChanges(previous, counts, value)
+
+
 def to_csv(df: pd.DataFrame) -> bytes:
     """The CSV a user downloads: a header row, comma-delimited, UTF-8, no index."""
     return df.to_csv(index=False).encode("utf-8")
@@ -428,23 +470,45 @@ def to_csv(df: pd.DataFrame) -> bytes:
 # --- retention, support, categories ---------------------------------------------------------
 
 
+def last_complete_month(business_date: dt.date) -> dt.date:
+    """The first day of the last calendar month the data covers whole: the business date's month
+    when the business date is its last day, else the month before."""
+    month = business_date.replace(day=1)
+    if (business_date + dt.timedelta(days=1)).day == 1:
+        return month
+    return (month - dt.timedelta(days=1)).replace(day=1)
+
+
+def _complete(s: Serving) -> tuple[str, list[object]]:
+    return (
+        " WHERE cohort_month + to_months(months_since_acquisition::INT) <= ?::DATE",
+        [last_complete_month(s.business_date)],
+    )
+
+
 def retention_cohorts(s: Serving) -> pd.DataFrame:
-    """Cohort x months-since-acquisition retention, with the cohort month as 'YYYY-MM' text."""
+    """Cohort x months-since-acquisition retention, with the cohort month as 'YYYY-MM' text.
+    Complete calendar months only: the business date's month, while it runs, would show a few
+    days of activity as a collapse of retention."""
     revenue = "revenue_usd::DOUBLE" if s.has("mart_retention_cohorts", "revenue_usd") else "NULL::DOUBLE"
+    where, params = _complete(s)
     return s.df(
         "SELECT strftime(cohort_month, '%Y-%m') AS cohort, months_since_acquisition, cohort_size, "
         f"customers_active, retention_rate, {revenue} AS revenue_usd "
-        "FROM mart_retention_cohorts ORDER BY cohort_month, months_since_acquisition"
+        f"FROM mart_retention_cohorts{where} ORDER BY cohort_month, months_since_acquisition",
+        params,
     )
 
 
 def retention_curve(s: Serving) -> pd.DataFrame:
     """Retention by months since acquisition over all cohorts that reached that month
-    (active customers / cohort customers, so large cohorts weigh more)."""
+    (active customers / cohort customers, so large cohorts weigh more); complete months only."""
+    where, params = _complete(s)
     return s.df(
         "SELECT months_since_acquisition, sum(customers_active) / sum(cohort_size) AS retention_rate, "
         "count(*) AS cohorts, sum(cohort_size) AS customers "
-        "FROM mart_retention_cohorts GROUP BY months_since_acquisition ORDER BY months_since_acquisition"
+        f"FROM mart_retention_cohorts{where} GROUP BY months_since_acquisition ORDER BY months_since_acquisition",
+        params,
     )
 
 
@@ -455,24 +519,39 @@ SUPPORT_DIMENSIONS = {
 }
 
 
-def churn_by_support(s: Serving, dimension: str) -> pd.DataFrame:
-    """Churn against one support dimension: customers, average churn probability, churned share
-    revenue at risk and, when the mart carries it, value already lost per band (averages weighted
-    by the customers in each row of the mart)."""
+SUPPORT_GROUPS = {
+    "reachable": "Still reachable",
+    "lost": "Most likely gone (win-back pool)",
+    "everyone": "Everyone",
+}
+
+
+def churn_by_support(s: Serving, dimension: str, group: str = "reachable") -> pd.DataFrame:
+    """Churn against one support dimension: customers, average churn probability, the average
+    probability of leaving within 90 days, churned share, revenue at risk and value already lost
+    per band (averages weighted by the customers in each row of the mart), over the customers
+    still reachable (`group` "reachable", the like-with-like comparison: customers without tickets
+    are mostly customers already gone), the win-back pool ("lost") or everyone."""
     if dimension not in SUPPORT_DIMENSIONS:
         raise ValueError(f"unknown support dimension {dimension!r}")
+    if group not in SUPPORT_GROUPS:
+        raise ValueError(f"unknown customer group {group!r}; expected one of {', '.join(SUPPORT_GROUPS)}")
     order = list(SUPPORT_DIMENSIONS[dimension][1])
-    lost = (
-        ", sum(value_lost_usd)::DOUBLE AS value_lost_usd"
-        if s.has("mart_churn_support_analysis", "value_lost_usd")
-        else ""
-    )
+    has = lambda c: s.has("mart_churn_support_analysis", c)  # noqa: E731
+    extra = leave = ""
+    if has("avg_leave_probability_90d"):
+        leave = ", sum(avg_leave_probability_90d * customers) / sum(customers) AS avg_leave_probability_90d"
+    if has("value_lost_usd"):
+        extra += ", sum(value_lost_usd)::DOUBLE AS value_lost_usd"
+    where = ""
+    if group != "everyone" and has("is_reachable"):
+        where = " WHERE is_reachable" if group == "reachable" else " WHERE NOT is_reachable"
     return s.df(
         f'SELECT "{dimension}" AS band, sum(customers)::BIGINT AS customers, '
-        "sum(avg_churn_probability * customers) / sum(customers) AS avg_churn_probability, "
+        f"sum(avg_churn_probability * customers) / sum(customers) AS avg_churn_probability{leave}, "
         "sum(churned_share * customers) / sum(customers) AS churned_share, "
-        f"sum(revenue_at_risk_usd)::DOUBLE AS revenue_at_risk_usd{lost} "
-        f'FROM mart_churn_support_analysis GROUP BY "{dimension}" '
+        f"sum(revenue_at_risk_usd)::DOUBLE AS revenue_at_risk_usd{extra} "
+        f'FROM mart_churn_support_analysis{where} GROUP BY "{dimension}" '
         f'ORDER BY coalesce(list_position(?, "{dimension}"), 99), "{dimension}"',
         [order],
     )
@@ -517,6 +596,58 @@ def customer(s: Serving, customer_id: str) -> dict[str, object] | None:
     if row is None:
         return None
     return dict(zip([d[0] for d in cur.description], row))
+
+
+# What each of the numbers shown side by side measures (the page's legend, written once).
+MEASURES = {
+    "lifecycle_stage": "Lifecycle stage describes, it does not predict: the days since the last purchase "
+    "**or session** (active within 90 days, dormant within 180, churned after; onboarding in the first 60).",
+    "p_alive": "P(alive) is BG/NBD's probability that the customer still buys, from **purchases alone** "
+    "(how many, how regular, how long since the last). It lets customers leave only after a repeat "
+    "purchase, so a one-time buyer is always 100%.",
+    "churn_probability": "Churn probability is the churn model's probability that the customer **has "
+    "already left**: P(alive) combined with sessions, support tickets, subscription and lifecycle "
+    "stage, trained on who bought again. Reasons name the signals that raise it most.",
+    "leave_probability_90d": "Leaves within 90 days is the probability that a customer active today "
+    "leaves in the next 90 days: (1 - churn probability) x BG/NBD's chance of dropping out over the "
+    "purchases expected in that time. Revenue at risk = this x the next 12 months' value if kept.",
+}
+
+
+def disagreements(row: dict[str, object]) -> list[str]:
+    """Why one customer's numbers seem to contradict each other, in sentences; empty when they
+    agree. The three measure different things (MEASURES); this names the difference that
+    applies."""
+    out: list[str] = []
+    stage = row.get("lifecycle_stage")
+    churn = row.get("churn_probability")
+    alive = row.get("p_alive")
+    if churn is None or pd.isna(churn):
+        return out
+    churn = float(churn)
+    last_purchase = row.get("days_since_last_purchase")
+    last_session = row.get("days_since_last_session")
+    if stage in ("active", "onboarding") and churn >= 0.5:
+        seen = []
+        if last_session is not None and not pd.isna(last_session):
+            seen.append(f"a session {int(last_session)} days ago")
+        if last_purchase is not None and not pd.isna(last_purchase):
+            seen.append(f"the last purchase {int(last_purchase)} days ago")
+        out.append(
+            f"Lifecycle stage {stage} counts any visit ({', '.join(seen) or 'recent activity'}); "
+            f"churn probability {churn:.0%} asks whether they still buy, and the churn model reads "
+            "their signals as a customer who has stopped buying."
+        )
+    if alive is not None and not pd.isna(alive) and float(alive) - churn >= 0.3:
+        repeat = row.get("purchase_days")
+        one_time = repeat is not None and not pd.isna(repeat) and int(repeat) <= 1
+        out.append(
+            f"P(alive) {float(alive):.0%} reads purchases alone"
+            + (" and holds a one-time buyer alive by construction" if one_time else "")
+            + f"; churn probability {churn:.0%} adds sessions, tickets, subscription and stage, "
+            "which point the other way."
+        )
+    return out
 
 
 def example_customer_ids(s: Serving, n: int = 3) -> list[str]:

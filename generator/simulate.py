@@ -9,6 +9,7 @@ Times are fractional days since 1970-01-01 (UTC).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clv import contract
+from clv.stats import renewal
 from generator import names
 from generator.chaos import ChaosProfile
 from generator.model import MARKETS, PARAMS, Params, catalog, draw_latents, plans
@@ -292,7 +294,7 @@ def simulate_chunk(
         "support_tickets": tickets,
         "device_sessions": sessions,
     }
-    truth = _truth(cohort, bought, orders, window, params) if with_truth else None
+    truth = _truth(cohort, bought, orders, subscriptions, window, params) if with_truth else None
     return Chunk(tables, truth)
 
 
@@ -827,9 +829,47 @@ def _nullable_date(days: np.ndarray) -> pa.Array:
     return pa.array(np.where(valid, days, 0).astype(np.int32), pa.date32(), mask=~valid)
 
 
-def _truth(cohort: Cohort, bought: Purchases, orders: Orders, window: Window, params: Params) -> pa.Table:
+def _subscription_charges(cohort: Cohort, subscriptions: pa.Table, first: int, last: int) -> np.ndarray:
+    """Per customer of the cohort: the subscription charges billed on days first..last, by
+    core.fct_revenue's convention (clv.stats.renewal.charges_in_window: the plan's list price at
+    the start and every billing_months months after it while the subscription runs, its end day
+    excluded; a paused subscription is charged)."""
+    n = cohort.n
+    if not subscriptions.num_rows:
+        return np.zeros(n)
+    by = subscriptions.group_by("subscription_id").aggregate(
+        [
+            ("customer_id", "min"),
+            ("plan_id", "min"),
+            ("start_date", "min"),
+            ("end_date", "max"),
+            ("_billing_months", "min"),
+        ]
+    )
+    start = by["start_date_min"].to_numpy(zero_copy_only=False).astype("datetime64[D]")
+    end = by["end_date_max"].to_numpy(zero_copy_only=False).astype("datetime64[D]")
+    months = by["_billing_months_min"].to_numpy().astype(np.int64)
+    epoch = dt.date(1970, 1, 1)
+    charges = renewal.charges_in_window(
+        start, end, months, epoch + dt.timedelta(days=first), epoch + dt.timedelta(days=last)
+    )
+    price = {pl.plan_id: pl.list_price_usd for pl in plans()}
+    amount = charges * np.array([price[p] for p in by["plan_id_min"].to_pylist()])
+    pos = pc.index_in(by["customer_id_min"], value_set=cohort.cid).to_numpy(zero_copy_only=False)
+    return np.bincount(pos.astype(np.int64), weights=amount, minlength=n)
+
+
+def _truth(
+    cohort: Cohort,
+    bought: Purchases,
+    orders: Orders,
+    subscriptions: pa.Table,
+    window: Window,
+    params: Params,
+) -> pa.Table:
     """One row per customer: the latents, the dropout, the calibration-period RFM summary and what
-    they really buy in the holdout windows after the end date: what the models should recover."""
+    they really buy in the holdout windows after the end date (orders net of refunds, subscription
+    charges, both): what the models should recover."""
     n, cid, signup_t, lat, country = cohort.n, cohort.cid, cohort.signup_t, cohort.lat, cohort.who.country
     death_t, occ_c, occ_t = bought.death_t, bought.occ_c, bought.occ_t
     all_c, all_t, all_qty, all_unit = orders.row_c, orders.row_t, orders.row_qty, orders.row_unit
@@ -876,7 +916,9 @@ def _truth(cohort: Cohort, bought: Purchases, orders: Orders, window: Window, pa
         occ_in = (occ_t >= end_x) & (occ_t < end_x + w)
         fk = np.unique(key[occ_in])
         cols[f"future_purchase_days_{w}d"] = pa.array(np.bincount(fk // 1_000_000, minlength=n))
-        cols[f"future_revenue_{w}d"] = pa.array(
-            np.round(np.bincount(all_c[in_w], weights=value[in_w], minlength=n), 2)
-        )
+        order_revenue = np.round(np.bincount(all_c[in_w], weights=value[in_w], minlength=n), 2)
+        cols[f"future_revenue_{w}d"] = pa.array(order_revenue)
+        charged = np.round(_subscription_charges(cohort, subscriptions, int(end_x), int(end_x) + w - 1), 2)
+        cols[f"future_subscription_revenue_{w}d"] = pa.array(charged)
+        cols[f"future_total_revenue_{w}d"] = pa.array(np.round(order_revenue + charged, 2))
     return pa.table(cols)

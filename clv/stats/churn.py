@@ -280,3 +280,166 @@ def evaluate(model: ChurnModel, X: np.ndarray, out: Outcome) -> Evaluation:
         roc_auc(p_model, y),
         roc_auc(p_bgnbd, y),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Reasons: why the model scores a customer as it does, in words a retention manager can act on.
+
+# The churn log-odds is a sum over features of coefficient x standardised value, so each
+# feature's term says how far it moves this customer's log-odds from the training average's.
+# Related features are read together (sessions in 30 and 90 days, the decline, the days since the
+# last session and the sessions missed describe one thing, and their coefficients trade off
+# against each other), so the reasons are those sums per group, largest first.
+REASON_GROUPS: dict[str, tuple[str, ...]] = {
+    "purchases": ("bgnbd_dropout_logit", "no_repeat_purchase", "log_frequency"),
+    "sessions": (
+        "log_sessions_30d",
+        "log_sessions_90d",
+        "engagement_decline",
+        "log_days_since_last_session",
+        "log_sessions_missed",
+    ),
+    "support": ("log_tickets_90d", "log_billing_tickets_90d", "log_low_csat_tickets_90d"),
+    "subscription": ("active_subscription", "subscription_ended_90d"),
+    "lifecycle": ("stage_onboarding", "stage_dormant", "stage_churned"),
+}
+REASON_COLUMNS = (*RAW_COLUMNS, "purchase_days", "days_since_last_purchase", "days_since_last_activity")
+REASONS_SHOWN = 3
+REASON_MIN_LOGIT = 0.1  # a group moving the log-odds by less than this is not called a reason
+RECENT_PURCHASE_DAYS = 30  # a last purchase this recent is not worded as "no purchase in ..."
+
+
+def contributions(model: ChurnModel, X: np.ndarray) -> np.ndarray:
+    """Per customer and feature (columns in `FEATURES` order): coefficient x standardised value,
+    the feature's term in the churn log-odds relative to the average training customer. A row sums
+    to the customer's log-odds minus the intercept."""
+    return (X - model.mean) / model.scale * model.coef
+
+
+def group_contributions(model: ChurnModel, X: np.ndarray) -> pd.DataFrame:
+    """`contributions` summed per reason group (columns in `REASON_GROUPS` order)."""
+    c = contributions(model, X)
+    index = {f: i for i, f in enumerate(FEATURES)}
+    return pd.DataFrame({g: c[:, [index[f] for f in fs]].sum(axis=1) for g, fs in REASON_GROUPS.items()})
+
+
+def _plural(n: int, one: str, many: str) -> str:
+    return f"1 {one}" if n == 1 else f"{n} {many}"
+
+
+def _purchases(days: int, freq: int, last: int, alive: int, tenure: int) -> str:
+    if days == 0:
+        return f"no purchase since signup {tenure} days ago"
+    if last >= RECENT_PURCHASE_DAYS:
+        return f"no purchase in {last} days " + (
+            "(one purchase so far)" if freq == 0 else f"(after {days} purchase days)"
+        )
+    # A purchase within the last month is not "no purchase": the pattern itself is the signal
+    # (BG/NBD lets only repeat buyers drop out, so their P(alive) is below a one-time buyer's 100%).
+    return (
+        f"purchase pattern: P(alive) {alive}% after {_plural(days, 'purchase day', 'purchase days')}, "
+        f"the last {_plural(last, 'day', 'days')} ago"
+    )
+
+
+def _sessions(s30: int, s90: int, prior: int, last: int | None) -> str:
+    if last is None:
+        return "no session ever"
+    if last >= 30:
+        return f"no session in {_plural(last, 'day', 'days')}"
+    if prior > s90:
+        return f"sessions down to {s90} in 90 days from {prior} in the 90 before"
+    return f"{_plural(s30, 'session', 'sessions')} in 30 days"
+
+
+def _support(tickets: int, billing: int, low: int) -> str:
+    if tickets == 0:
+        return "no support contact in 90 days"
+    detail = (f", {billing} about billing" if billing else "") + (f", {low} rated 1-2" if low else "")
+    return f"{_plural(tickets, 'support ticket', 'support tickets')} in 90 days{detail}"
+
+
+def _subscription(active: bool, ended: bool) -> str:
+    if ended:
+        return "subscription ended in the last 90 days"
+    return "subscribed" if active else "no subscription"
+
+
+def _lifecycle(stage: str, tenure: int, inactive: int) -> str:
+    if stage == "onboarding":
+        return f"new customer (signed up {tenure} days ago)"
+    return f"{stage} (no purchase or session in {inactive} days)"
+
+
+def reason_words(raw: pd.DataFrame) -> pd.DataFrame:
+    """Each reason group in words, from the customer's own values (one column per group). Plain
+    Python f-strings over lists: about ten times faster than pandas string arithmetic."""
+    missing = [c for c in REASON_COLUMNS if c not in raw.columns]
+    if missing:
+        raise ChurnModelError(f"churn reasons need the columns {', '.join(missing)}")
+
+    def whole(c: str, default: float = 0) -> list[int]:
+        values = pd.to_numeric(raw[c], errors="coerce").fillna(default).round()
+        return values.astype(np.int64).tolist()
+
+    def flag(c: str) -> list[bool]:
+        return (pd.to_numeric(raw[c], errors="coerce").fillna(0) > 0).tolist()
+
+    tenure = whole("tenure_days")
+    alive = (pd.to_numeric(raw["p_alive"], errors="coerce").fillna(1) * 100).round().astype(np.int64).tolist()
+    last_session = pd.to_numeric(raw["days_since_last_session"], errors="coerce").round()
+    last_seen = [None if pd.isna(v) else int(v) for v in last_session.tolist()]
+    columns = {
+        "purchases": list(
+            map(
+                _purchases,
+                whole("purchase_days"),
+                whole("frequency"),
+                whole("days_since_last_purchase", -1),
+                alive,
+                tenure,
+            )
+        ),
+        "sessions": list(
+            map(
+                _sessions,
+                whole("sessions_30d"),
+                whole("sessions_90d"),
+                whole("sessions_prior_90d"),
+                last_seen,
+            )
+        ),
+        "support": list(
+            map(_support, whole("tickets_90d"), whole("billing_tickets_90d"), whole("low_csat_tickets_90d"))
+        ),
+        "subscription": list(
+            map(_subscription, flag("has_active_subscription"), flag("subscription_ended_90d"))
+        ),
+        "lifecycle": list(
+            map(
+                _lifecycle,
+                raw["lifecycle_stage"].astype(str).tolist(),
+                tenure,
+                whole("days_since_last_activity"),
+            )
+        ),
+    }
+    return pd.DataFrame(columns, index=raw.index)[list(REASON_GROUPS)]
+
+
+def reasons(
+    model: ChurnModel,
+    X: np.ndarray,
+    raw: pd.DataFrame,
+    top: int = REASONS_SHOWN,
+    min_logit: float = REASON_MIN_LOGIT,
+) -> np.ndarray:
+    """The `top` groups that raise each customer's churn log-odds most above the average training
+    customer's (by at least `min_logit`), in words, largest first, joined by "; ". None for a
+    customer with no such group."""
+    groups = group_contributions(model, X).to_numpy()
+    words = reason_words(raw).to_numpy(dtype=object)
+    order = np.argsort(-groups, axis=1, kind="stable")[:, :top]
+    rows = np.arange(len(groups))[:, None]
+    picked = np.where(groups[rows, order] >= min_logit, words[rows, order], None).tolist()
+    return np.array(["; ".join(w for w in r if w is not None) or None for r in picked], dtype=object)

@@ -317,9 +317,9 @@ VALUE_INTERVAL_COLUMNS = {
     "p90_usd": "DOUBLE",
 }
 INTERVAL_GROUPS = ("value_tier", "lifecycle_stage", "contract_segment")
-MEASURES = {  # measure: the pipeline's expectation of it, per customer (int_revenue_risk)
-    "value_12m": "predicted_clv_12m_usd",
-    "revenue_at_risk": "revenue_at_risk_usd",
+MEASURES = {  # measure: the pipeline's expectation of its order part, per customer (int_revenue_risk)
+    "value_12m": "predicted_order_value_12m_usd",
+    "revenue_at_risk": "order_revenue_at_risk_usd",  # revenue_at_risk_usd - subscription_revenue_at_risk_usd
 }
 
 
@@ -338,9 +338,15 @@ def value_interval_frame(
     frame = (
         predictions[["customer_id", "frequency", "age", "monetary_value_usd", "predicted_remaining_clv_usd"]]
         .merge(risk[["customer_id", "churn_probability", "leave_probability_90d", "is_reachable",
-                     "predicted_clv_12m_usd", "revenue_at_risk_usd"]], on="customer_id", validate="one_to_one")
+                     "predicted_order_value_12m_usd", "revenue_at_risk_usd", "subscription_revenue_at_risk_usd"]],
+               on="customer_id", validate="one_to_one")
         .merge(segments[["customer_id", *INTERVAL_GROUPS]], on="customer_id", validate="one_to_one")
     )  # fmt: skip
+    # the intervals describe order value (BG/NBD x Gamma-Gamma): the expectations they sit beside
+    # are the order parts of the value and of the revenue at risk, not the subscription parts
+    frame["order_revenue_at_risk_usd"] = frame["revenue_at_risk_usd"].astype(float) - frame[
+        "subscription_revenue_at_risk_usd"
+    ].astype(float)
     value = frame["predicted_remaining_clv_usd"].to_numpy(dtype=float)
     has = value > 0
     x, T = frame["frequency"].to_numpy(dtype=float), frame["age"].to_numpy(dtype=float)
@@ -534,17 +540,40 @@ SCORING_COLUMNS = {
     "churn_probability": "DOUBLE",
     "bgnbd_churn_probability": "DOUBLE",
     "churn_model": "TEXT",
+    "churn_reasons": "TEXT",
 }
 
 
-def churn_scores(predictions: pd.DataFrame, signals: pd.DataFrame, model: churn.ChurnModel) -> pd.DataFrame:
+def churn_scores(
+    predictions: pd.DataFrame,
+    signals: pd.DataFrame,
+    model: churn.ChurnModel,
+    purchases: pd.DataFrame | None = None,
+) -> pd.DataFrame:
     """Score every customer on the business date: p_alive and frequency from int_clv_predictions,
-    the behavioural signals of the same date (int_churn_features), as in training."""
+    the behavioural signals of the same date (int_churn_features), as in training. With the
+    purchase summary of the same date (int_purchase_summary: as_of_date, has_purchased,
+    last_purchase_date), each customer also gets the reasons behind the score in words
+    (`churn.reasons`); without it, none."""
     frame = predictions[["customer_id", "p_alive", "frequency"]].merge(
         signals, on="customer_id", how="inner", validate="one_to_one"
     )
     X = churn.design(frame)
     logit = model.logit(X)
+    why = None
+    if purchases is not None:
+        p = purchases[["customer_id", "as_of_date", "has_purchased", "last_purchase_date"]]
+        last = pd.to_datetime(p["last_purchase_date"])
+        p = pd.DataFrame(
+            {
+                "customer_id": p["customer_id"],
+                "days_since_last_purchase": (pd.to_datetime(p["as_of_date"]) - last).dt.days,
+                "has_purchased": p["has_purchased"].astype(bool).astype(int),
+            }
+        )
+        worded = frame.merge(p, on="customer_id", how="left")  # one row per customer: the model's grain
+        worded["purchase_days"] = worded["frequency"] + worded["has_purchased"].fillna(0)
+        why = churn.reasons(model, X, worded)
     return pd.DataFrame(
         {
             "customer_id": frame["customer_id"].to_numpy(),
@@ -552,6 +581,7 @@ def churn_scores(predictions: pd.DataFrame, signals: pd.DataFrame, model: churn.
             "churn_probability": special.expit(logit),
             "bgnbd_churn_probability": 1 - frame["p_alive"].to_numpy(dtype=float),
             "churn_model": CHURN_MODEL_NAME,
+            "churn_reasons": why,
         },
         columns=list(SCORING_COLUMNS),
     )

@@ -371,3 +371,16 @@ def read_model(context, model_name: str, as_of: dt.date | None = None):
         day = exp.cast(exp.Literal.string(as_of.isoformat()), exp.DataType.build("DATE"))
         query = query.where(exp.column("as_of_date").eq(day)).order_by("customer_id")
     return context.fetchdf(query)
+
+
+def known_customers(context, frame):
+    """The rows of `frame` whose customer the CRM knows (a current core.dim_customers row): the
+    soft filter core.fct_revenue applies, so a model reading staging directly counts the same
+    customers as the revenue facts. The Python model names core.dim_customers in ``depends_on``."""
+    current = (
+        exp.select("customer_id")
+        .from_(exp.to_table(context.resolve_table("core.dim_customers"), dialect=context.default_dialect))
+        .where(exp.column("valid_to").is_(exp.null()))
+    )
+    known = set(context.fetchdf(current)["customer_id"])
+    return frame[frame["customer_id"].isin(known)]

@@ -116,3 +116,98 @@ def test_design_and_too_little_data():
     out = churn.Outcome(np.array([1.0, 0.0] * 20), np.ones(40), np.full(40, 100.0), 0.75, 25.0, 180.0)
     with pytest.raises(churn.ChurnModelError, match="too few customers"):
         churn.fit(np.zeros((40, 3)), out)
+
+
+def _customers() -> pd.DataFrame:
+    """Three customers as the scoring sees them: a quiet one-time buyer with billing trouble, a
+    steady subscriber, and a customer who stopped visiting (dormant)."""
+    return pd.DataFrame(
+        {
+            "p_alive": [1.0, 0.95, 0.3],
+            "frequency": [0, 6, 2],
+            "purchase_days": [1, 7, 3],
+            "days_since_last_purchase": [210, 12, 150],
+            "sessions_30d": [0, 6, 0],
+            "sessions_90d": [2, 15, 0],
+            "sessions_prior_90d": [9, 14, 6],
+            "days_since_last_session": [50, 2, 130],
+            "lifetime_sessions": [20, 80, 30],
+            "tenure_days": [300, 500, 400],
+            "tickets_90d": [3, 0, 0],
+            "billing_tickets_90d": [2, 0, 0],
+            "low_csat_tickets_90d": [1, 0, 0],
+            "has_active_subscription": [False, True, False],
+            "subscription_ended_90d": [True, False, False],
+            "lifecycle_stage": ["active", "active", "dormant"],
+            "days_since_last_activity": [50, 2, 130],
+        }
+    )
+
+
+def _model(coef: dict[str, float]) -> churn.ChurnModel:
+    k = len(churn.FEATURES)
+    return churn.ChurnModel(
+        -1.0,
+        np.array([coef.get(f, 0.0) for f in churn.FEATURES]),
+        0.0,
+        np.zeros(k),
+        np.full(k, 0.5),
+        np.full(k, 2.0),
+        0,
+        0,
+    )
+
+
+def test_contributions_add_up_to_the_log_odds():
+    raw = _customers()
+    X = churn.design(raw)
+    model = _model({f: 0.3 * (i % 5 - 2) for i, f in enumerate(churn.FEATURES)})
+    c = churn.contributions(model, X)
+    assert c.shape == X.shape
+    assert np.allclose(c.sum(axis=1) + model.intercept, model.logit(X))
+    groups = churn.group_contributions(model, X)
+    assert list(groups.columns) == list(churn.REASON_GROUPS)
+    assert sorted(f for fs in churn.REASON_GROUPS.values() for f in fs) == sorted(churn.FEATURES)
+    assert np.allclose(groups.sum(axis=1), c.sum(axis=1))
+
+
+def test_reasons_name_the_largest_contributions_in_words():
+    raw = _customers()
+    X = churn.design(raw)
+    # risk rises with tickets, an ended subscription, fewer recent sessions and a dormant stage
+    model = _model(
+        {
+            "log_tickets_90d": 1.0,
+            "log_billing_tickets_90d": 0.5,
+            "subscription_ended_90d": 0.8,
+            "log_sessions_90d": -0.6,
+            "stage_dormant": 1.5,
+            "bgnbd_dropout_logit": 0.4,
+        }
+    )
+    why = churn.reasons(model, X, raw)
+    groups = churn.group_contributions(model, X)
+    first = groups.iloc[0].sort_values(ascending=False)
+    # customer 0 (z = (x - 0.5) / 2): support 1.0 x 0.44 + 0.5 x 0.30 = 0.59, the ended subscription
+    # 0.8 x 0.25 = 0.2, then sessions -0.6 x (ln 3 - 0.5) / 2 = -0.18: below 0.1, not a reason
+    assert list(first.index[:3]) == ["support", "subscription", "sessions"]
+    assert first["support"] == pytest.approx(np.log(4) / 2 - 0.25 + 0.5 * (np.log(3) / 2 - 0.25))
+    assert (
+        why[0]
+        == "3 support tickets in 90 days, 2 about billing, 1 rated 1-2; subscription ended in the last 90 days"
+    )
+    # the subscriber's signals all lower the score below average: no reason
+    assert (groups.iloc[1] < churn.REASON_MIN_LOGIT).all() and why[1] is None
+    # customer 2: dormant 1.5 x 0.25, no session in 90 days -0.6 x -0.25; purchases 0.07 too small
+    assert why[2] == "dormant (no purchase or session in 130 days); no session in 130 days"
+    words = churn.reason_words(raw)
+    assert words.loc[0, "purchases"] == "no purchase in 210 days (one purchase so far)"
+    assert words.loc[2, "purchases"] == "no purchase in 150 days (after 3 purchase days)"
+    assert (
+        words.loc[1, "purchases"]
+        == "purchase pattern: P(alive) 95% after 7 purchase days, the last 12 days ago"
+    )
+    assert words.loc[1, "sessions"] == "6 sessions in 30 days"
+    assert words.loc[1, "support"] == "no support contact in 90 days"
+    with pytest.raises(churn.ChurnModelError, match="reasons need the columns days_since_last_activity"):
+        churn.reason_words(raw.drop(columns="days_since_last_activity"))

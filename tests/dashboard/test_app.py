@@ -145,7 +145,7 @@ def test_filter_by_segment_and_rank_by_churn_probability(pipeline_data, run_app)
 
 def test_the_win_back_list_holds_the_customers_already_lost(pipeline_data, run_app):
     at = run_app(pipeline_data)
-    at.radio(key="pool").set_value("Already lost: win-back pool")
+    at.radio(key="pool").set_value("Win back: already lost")
     at.multiselect(key="filter_value_tier").set_value([])
     at = run_app(pipeline_data, at)
     table = at_risk_table(at)
@@ -348,7 +348,7 @@ def test_charts_carry_the_marts_figures(pipeline_data, run_app):
 
     at = run_app(pipeline_data)
     charts = [(json.loads(c.proto.spec), c) for c in at.get("vega_lite_chart")]
-    assert len(charts) == 8
+    assert len(charts) == 11  # 8 + the subscriptions section: MRR bridge, MRR over time, retention by plan
     (heatmap,) = [chart_data(c) for spec, c in charts if spec["mark"]["type"] == "rect"]
     cohorts = query(
         pipeline_data,
@@ -366,7 +366,170 @@ def test_charts_carry_the_marts_figures(pipeline_data, run_app):
     ]
     assert distribution["customers"].sum() == n
     (by_csat,) = [chart_data(c) for _, c in charts if "Average CSAT, last 90 days" in c.proto.spec]
-    assert by_csat["customers"].sum() == n
+    ((reachable,),) = query(pipeline_data, "SELECT count(*) FROM mart_customer_360 WHERE is_reachable")
+    assert by_csat["customers"].sum() == reachable < n  # like with like: the reachable customers
     assert list(by_csat["band"]) == [
         b for b in ("low", "mid", "high", "no answer") if b in set(by_csat["band"])
     ]
+
+
+def test_the_at_risk_list_says_who_to_contact_and_why(pipeline_data, run_app):
+    """Issue 17: name, email and the churn model's reasons in words, next to the value at stake."""
+    at = run_app(pipeline_data)
+    table = at_risk_table(at)
+    assert list(table.columns[:3]) == ["customer_id", "customer_name", "email"]
+    assert "churn_reasons" in table.columns and "risk_change" in table.columns
+    expected = dict(
+        (r[0], r[1:])
+        for r in query(
+            pipeline_data,
+            "SELECT customer_id, customer_name, email, churn_reasons FROM mart_customer_360 "
+            f"WHERE {HIGH_VALUE} AND {REACHABLE}",
+        )
+    )
+    for cid, name, email, why in table[["customer_id", "customer_name", "email", "churn_reasons"]].itertuples(
+        index=False
+    ):
+        assert (name, email) == expected[cid][:2]
+        assert why == expected[cid][2] or (why is None and expected[cid][2] is None)
+    assert table["email"].str.contains("@").all() and table["customer_name"].str.contains(" ").all()
+    assert table["churn_reasons"].notna().sum() > len(table) // 2
+    ((named,),) = query(
+        pipeline_data,
+        "SELECT count(*) FROM mart_customer_360 WHERE churn_reasons LIKE '%no purchase in % days%' "
+        "OR churn_reasons LIKE '%support ticket%' OR churn_reasons LIKE '%session%'",
+    )
+    assert named > 0
+    assert any("What the numbers mean" in e.label for e in at.expander)
+
+
+def test_the_two_lists_are_called_save_and_win_back(pipeline_data, run_app):
+    at = run_app(pipeline_data)
+    assert at.radio(key="pool").options == ["Save: still reachable", "Win back: already lost"]
+
+
+def test_changes_since_the_previous_business_date(serving_copy, run_app):
+    """What changed since the previous business date: counts per change, and a filter on it."""
+    at = run_app(serving_copy)
+    assert any("this is the first date on record" in c.value for c in at.caption)
+    execute(
+        serving_copy,
+        "UPDATE mart_customer_360 SET previous_business_date = DATE '2024-12-30', risk_change = CASE "
+        "WHEN is_at_risk AND hash(customer_id) % 3 = 0 THEN 'newly at risk' "
+        "WHEN is_at_risk THEN 'still at risk' "
+        "WHEN is_reachable AND hash(customer_id) % 10 = 0 THEN 'recovered' "
+        "WHEN NOT is_reachable AND hash(customer_id) % 10 = 0 THEN 'moved to win-back' END",
+    )
+    counts = dict(
+        query(
+            serving_copy,
+            "SELECT risk_change, count(*) FROM mart_customer_360 WHERE risk_change IS NOT NULL GROUP BY 1",
+        )
+    )
+    assert set(counts) == {"newly at risk", "still at risk", "recovered", "moved to win-back"}
+    at = run_app(serving_copy)
+    m = metrics(at)
+    assert m["Newly at risk"] == f"{counts['newly at risk']:,}"
+    assert m["Recovered"] == f"{counts['recovered']:,}"
+    assert m["Moved to win-back"] == f"{counts['moved to win-back']:,}"
+    assert "**Since 2024-12-30** (the previous business date on record)" in markdown(at)
+    at.multiselect(key="filter_value_tier").set_value([])
+    at.multiselect(key="filter_risk_change").set_value(["newly at risk"])
+    at.selectbox(key="rows").set_value("all")
+    at = run_app(serving_copy, at)
+    table = at_risk_table(at)
+    assert len(table) == counts["newly at risk"] and set(table["risk_change"]) == {"newly at risk"}
+
+
+def test_retention_shows_complete_months_only(serving_copy, run_app):
+    """Issue 17: on 2024-12-04 December has 4 days of data; drawn, it looked like a collapse of
+    retention. The heatmap and the curve stop at the last complete month and say so."""
+    import json
+
+    execute(serving_copy, "UPDATE serving_info SET business_date = DATE '2024-12-04'")
+    at = run_app(serving_copy)
+    charts = [(json.loads(c.proto.spec), c) for c in at.get("vega_lite_chart")]
+    (heatmap,) = [chart_data(c) for spec, c in charts if spec["mark"]["type"] == "rect"]
+    year, month = heatmap["cohort"].str[:4].astype(int), heatmap["cohort"].str[5:].astype(int)
+    months = year * 12 + month - 1 + heatmap["months_since_acquisition"].astype(int)  # months since year 0
+    assert months.max() == 2024 * 12 + 10  # November 2024
+    ((complete,),) = query(
+        serving_copy,
+        "SELECT count(*) FROM mart_retention_cohorts "
+        "WHERE cohort_month + to_months(months_since_acquisition::INT) <= DATE '2024-11-01'",
+    )
+    assert len(heatmap) == complete > 0
+    (curve,) = [chart_data(c) for spec, c in charts if spec["mark"].get("type") == "line"]
+    ((first_month_rate,),) = query(
+        serving_copy,
+        "SELECT sum(customers_active) / sum(cohort_size) FROM mart_retention_cohorts "
+        "WHERE months_since_acquisition = 0 AND cohort_month <= DATE '2024-11-01'",
+    )
+    assert curve["retention_rate"].iloc[0] == pytest.approx(first_month_rate)
+    assert any("December 2024 is left out until it is complete" in c.value for c in at.caption)
+
+
+def support_tables(at) -> dict[str, pd.DataFrame]:
+    """The support tab's tables (the tables with a band column), by dimension, in page order."""
+    from dashboard import data
+
+    tables = [d.value for d in at.dataframe if "band" in d.value.columns]
+    assert len(tables) == len(data.SUPPORT_DIMENSIONS)
+    return dict(zip(data.SUPPORT_DIMENSIONS, tables))
+
+
+def test_support_bands_compare_like_with_like(pipeline_data, run_app):
+    """Issue 17: the support-vs-churn bands were dominated by customers without tickets who are
+    mostly already gone. By default they cover the customers still reachable; the other groups
+    are one click away."""
+    at = run_app(pipeline_data)
+    tables = support_tables(at)
+    ((reachable, reachable_risk),) = query(
+        pipeline_data, "SELECT count(*), sum(revenue_at_risk_usd) FROM mart_customer_360 WHERE is_reachable"
+    )
+    by_tickets = tables["tickets_band"]
+    assert by_tickets["customers"].sum() == reachable
+    assert by_tickets["revenue_at_risk_usd"].sum() == pytest.approx(float(reachable_risk), abs=0.01)
+    assert "avg_leave_probability_90d" in by_tickets.columns and "churned_share" not in by_tickets.columns
+    ((no_tickets_churn,),) = query(
+        pipeline_data,
+        "SELECT avg(churn_probability) FROM mart_customer_360 WHERE is_reachable AND tickets_90d = 0",
+    )
+    row = by_tickets.set_index("band").loc["0"]
+    assert row["avg_churn_probability"] == pytest.approx(no_tickets_churn)
+    at.radio(key="support_group").set_value("everyone")
+    at = run_app(pipeline_data, at)
+    ((n,),) = query(pipeline_data, "SELECT count(*) FROM mart_customer_360")
+    assert support_tables(at)["tickets_band"]["customers"].sum() == n
+
+
+def test_customer_360_explains_numbers_that_seem_to_disagree(pipeline_data, run_app):
+    """Issue 17: "churn 96%" beside "P(alive) 90%" and lifecycle "active" is explained on the page."""
+    rows = query(
+        pipeline_data,
+        "SELECT customer_id, lifecycle_stage, churn_probability, customer_name, email, churn_reasons "
+        "FROM mart_customer_360 WHERE lifecycle_stage = 'active' AND churn_probability >= 0.5 "
+        "ORDER BY p_alive DESC, customer_id LIMIT 1",
+    )
+    assert rows, "the pipeline's data has no active customer the churn model calls gone"
+    ((cid, stage, churn, name, email, why),) = rows
+    at = run_app(pipeline_data)
+    at.text_input(key="customer_id").set_value(cid)
+    at = run_app(pipeline_data, at)
+    assert f"{name} · {email}" in markdown(at)
+    if why:
+        assert f"**Why:** {why}" in markdown(at)
+    infos = [i.value for i in at.info]
+    assert any(
+        i.startswith(f"Lifecycle stage {stage} counts any visit") and f"churn probability {churn:.0%}" in i
+        for i in infos
+    ), infos
+    ((calm,),) = query(
+        pipeline_data,
+        "SELECT customer_id FROM mart_customer_360 WHERE lifecycle_stage = 'active' AND churn_probability < 0.2 "
+        "AND p_alive - churn_probability < 0.3 "
+        "ORDER BY customer_id LIMIT 1",
+    )
+    at.text_input(key="customer_id").set_value(calm)
+    at = run_app(pipeline_data, at)
+    assert not at.info  # numbers that agree need no explanation

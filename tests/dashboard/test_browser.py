@@ -188,3 +188,110 @@ def test_without_a_serving_file_the_page_says_run_make_run_first(tmp_path, brows
     finally:
         stop(proc)
     assert offline(requests) == []
+
+
+def grid_rows(grid) -> list[dict[int, str]]:
+    """The rows a data grid draws, in display order, as {column index: text} (its accessibility
+    table holds the visible cells; with row selection, column 0 is the selection box)."""
+    rows = []
+    for tr in grid.locator("tr").all():
+        cells = tr.locator("[role=gridcell]").all()
+        if cells:
+            rows.append({int(c.get_attribute("aria-colindex")): c.inner_text().strip() for c in cells})
+    return rows
+
+
+def visible_columns(grid) -> int:
+    return len({c.get_attribute("aria-colindex") for c in grid.locator("[role=gridcell]").all()})
+
+
+def test_re_ranking_resets_a_header_sort_and_a_row_opens_the_customer_360(
+    pipeline_data, tmp_path, browser_page
+):
+    """Issue 17: after a click on a column header, a new "Rank by" kept the header's order (the list
+    said "top 100 by churn probability" and started at 74%). And a row of the list opens that
+    customer's 360 view."""
+    page, requests = browser_page
+    url, proc, _ = serve(pipeline_data, tmp_path)
+    shots = screenshot_dir(tmp_path)
+    top = query(
+        pipeline_data,
+        "SELECT customer_id, churn_probability FROM mart_customer_360 WHERE value_tier IN ('Top 10%', 'High') "
+        "AND is_reachable ORDER BY churn_probability DESC, customer_id LIMIT 1",
+    )[0]
+    try:
+        page.goto(url)
+        page.get_by_test_id("stMetric").nth(4).wait_for(timeout=90_000)
+        grid = page.get_by_test_id("stDataFrame").first
+        grid.locator("[role=gridcell]").first.wait_for(state="attached", timeout=30_000)
+        box = grid.bounding_box()
+        assert box
+        first_id = grid_rows(grid)[0][1]
+        # sort by the customer column's header (the grid draws in a canvas: click where the
+        # header row, 35 px high, meets the id column, right of the 30 px selection column)
+        page.mouse.click(box["x"] + 70, box["y"] + 17)
+        page.wait_for_timeout(1500)
+        ((smallest,),) = query(
+            pipeline_data,
+            "SELECT min(customer_id) FROM mart_customer_360 WHERE value_tier IN ('Top 10%', 'High') "
+            "AND is_reachable AND customer_id IN (SELECT customer_id FROM mart_customer_360 "
+            "WHERE value_tier IN ('Top 10%', 'High') AND is_reachable "
+            "ORDER BY revenue_at_risk_usd DESC, customer_id LIMIT 100)",
+        )
+        assert grid_rows(grid)[0][1] == smallest != first_id  # the header sort took effect
+        page.screenshot(path=str(shots / "dashboard-header-sort.png"))
+        # now rank by churn probability: the list must start at the highest one
+        page.get_by_test_id("stSelectbox").filter(has_text="Rank by").click()
+        page.get_by_role("option", name="churn probability").click()
+        page.get_by_text("The table holds the top 100 by churn probability").wait_for(timeout=30_000)
+        grid = page.get_by_test_id("stDataFrame").first
+        grid.locator("[role=gridcell]").first.wait_for(state="attached", timeout=30_000)
+        page.wait_for_timeout(1000)
+        assert grid_rows(grid)[0][1] == top[0], grid_rows(grid)[:3]
+        page.screenshot(path=str(shots / "dashboard-rank-by-churn.png"))
+        # a click on a row's selection box opens that customer's 360 view
+        picked = grid_rows(grid)[1][1]
+        box = grid.bounding_box()
+        assert box
+        page.mouse.click(box["x"] + 15, box["y"] + 35 + 35 + 17)  # the second row's selection box
+        page.get_by_role("heading", name=picked).wait_for(timeout=30_000)
+        assert page.get_by_role("tab", name="Customer 360", selected=True).count() == 1
+        assert page.get_by_role("textbox", name="Customer id").input_value() == picked
+        page.screenshot(path=str(shots / "dashboard-click-through-360.png"))
+        assert not page.get_by_test_id("stException").count()
+    finally:
+        stop(proc)
+    assert offline(requests) == []
+
+
+def test_at_1440_px_every_support_column_and_category_shows(pipeline_data, tmp_path, browser_page):
+    """Issue 17: at 1440 px the support tables lost their "Revenue at risk" column and the
+    categories table showed 10 of its 12 rows."""
+    page, requests = browser_page
+    page.set_viewport_size({"width": 1440, "height": 1000})
+    url, proc, _ = serve(pipeline_data, tmp_path)
+    shots = screenshot_dir(tmp_path)
+    ((categories,),) = query(pipeline_data, "SELECT count(*) FROM mart_category_ltv")
+    try:
+        page.goto(url)
+        page.get_by_test_id("stMetric").nth(4).wait_for(timeout=90_000)
+        page.get_by_role("tab", name="Support & churn").click()
+        panel = page.get_by_role("tabpanel", name="Support & churn")
+        grids = panel.get_by_test_id("stDataFrame")
+        grids.nth(2).locator("[role=gridcell]").first.wait_for(state="attached", timeout=30_000)
+        assert grids.count() == 3
+        for i in range(3):
+            grids.nth(i).scroll_into_view_if_needed()
+            # band, customers, avg churn, avg leaves within 90 days, revenue at risk, value lost
+            assert visible_columns(grids.nth(i)) == 6, i
+        page.screenshot(path=str(shots / "dashboard-support-1440.png"), full_page=True)
+        page.get_by_role("tab", name="Categories").click()
+        grid = page.get_by_role("tabpanel", name="Categories").get_by_test_id("stDataFrame")
+        grid.locator("[role=gridcell]").first.wait_for(state="attached", timeout=30_000)
+        grid.scroll_into_view_if_needed()
+        assert categories >= 10
+        assert len(grid_rows(grid)) == categories
+        page.screenshot(path=str(shots / "dashboard-categories-1440.png"), full_page=True)
+    finally:
+        stop(proc)
+    assert offline(requests) == []

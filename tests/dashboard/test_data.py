@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 import duckdb
+import pandas as pd
 import pytest
 
 from dashboard import data
@@ -58,7 +59,16 @@ def test_value_tiers_partition_the_customers(serving, pipeline_data):
 
 @pytest.mark.parametrize("dimension", list(data.SUPPORT_DIMENSIONS))
 def test_churn_by_support_weighs_each_band_by_its_customers(serving, pipeline_data, dimension):
-    df = data.churn_by_support(serving, dimension)
+    df = data.churn_by_support(serving, dimension, "everyone")
+    reachable = data.churn_by_support(serving, dimension)  # the default: customers still reachable
+    lost = data.churn_by_support(serving, dimension, "lost")
+    ((n_reachable,),) = query(pipeline_data, "SELECT count(*) FROM mart_customer_360 WHERE is_reachable")
+    assert reachable["customers"].sum() == n_reachable and lost["customers"].sum() > 0
+    both = pd.concat([reachable, lost]).groupby("band")["customers"].sum()
+    assert both.to_dict() == df.set_index("band")["customers"].to_dict()
+    assert (lost["revenue_at_risk_usd"] == 0).all()
+    with pytest.raises(ValueError, match="unknown customer group 'gone'"):
+        data.churn_by_support(serving, dimension, "gone")
     ((n, avg_churn, risk, lost),) = query(
         pipeline_data,
         "SELECT count(*), avg(churn_probability), sum(revenue_at_risk_usd), sum(value_lost_usd) "

@@ -14,6 +14,8 @@ MARTS = (
     "mart_category_ltv",
     "mart_churn_support_analysis",
     "mart_customer_segments",
+    "mart_subscription_retention",
+    "mart_mrr_movements",
 )
 FACTS = ("fct_revenue", "fct_activity_logs", "fct_loyalty", "fct_support_logs")
 

@@ -140,3 +140,41 @@ def test_clv_and_churn_model_checks(built):
         "SELECT * REPLACE (holdout_log_loss_bgnbd + 0.01 AS holdout_log_loss) FROM {t}",
     )
     assert "int_churn_model beats BG/NBD alone on the held-out customers" in failed(con, data, "intermediate")
+
+
+def test_mrr_and_retention_checks(built):
+    """The MRR reconciliation fails on a month whose movements do not add up and on a missing
+    month (the chain of closings and openings broken); the retention checks fail on a plan left
+    out and on a month still running on the business date."""
+    data, con = built
+    reconciles = "mart_mrr_movements reconciles month to month"
+    assert quality.scan(con, "marts", DAY2, data_dir=data).ok
+    tamper(
+        con,
+        "marts.mart_mrr_movements",
+        "SELECT * REPLACE (CASE WHEN mrr_month = (SELECT max(mrr_month) FROM {t} WHERE is_complete_month) "
+        "THEN new_mrr_usd + 1 ELSE new_mrr_usd END AS new_mrr_usd) FROM {t}",
+    )
+    assert failed(con, data, "marts") == {reconciles}
+    tamper(
+        con,
+        "marts.mart_mrr_movements",
+        "SELECT * FROM {t} WHERE mrr_month <> (SELECT min(mrr_month) + INTERVAL 2 MONTH FROM {t})",
+    )
+    assert failed(con, data, "marts") == {reconciles}
+    tamper(
+        con,
+        "marts.mart_subscription_retention",
+        "SELECT * FROM {t} WHERE plan_id <> (SELECT min(plan_id) FROM {t})",
+    )
+    assert failed(con, data, "marts") == {
+        reconciles,
+        "mart_subscription_retention counts every subscription started by the business date",
+    }
+    tamper(
+        con,
+        "marts.mart_subscription_retention",
+        "SELECT * REPLACE (months_since_start + CASE WHEN cohort = (SELECT max(cohort) FROM {t} WHERE cohort <> 'all') "
+        "THEN 1 ELSE 0 END AS months_since_start) FROM {t}",
+    )
+    assert "mart_subscription_retention shows complete months only" in failed(con, data, "marts")

@@ -339,6 +339,12 @@ BROKEN = {
         "UPDATE {t} SET customers_active = cohort_size + 1 WHERE months_since_acquisition = 0",
         {"active_within_cohort"},
     ),
+    "a retention month that loses more subscriptions than it had at risk": (
+        "marts.mart_subscription_retention",
+        "UPDATE {t} SET subscriptions_cancelled = subscriptions_at_risk + 1 "
+        "WHERE cohort = 'all' AND months_since_start = 1",
+        {"life_table_balances"},
+    ),
     "revenue at risk, kept and lost not adding up to the remaining value": (
         "marts.mart_churn_risk",
         "UPDATE {t} SET revenue_at_risk_usd = predicted_remaining_clv_usd + 1",

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv.stats import churn, scoring
+from clv.stats import churn, renewal, scoring
 from tests.conftest import END
 
 pytestmark = pytest.mark.slow
@@ -89,14 +89,20 @@ def test_marts_carry_the_model_outputs(project):
         JOIN marts.mart_churn_risk r USING (customer_id)
         JOIN marts.mart_customer_360 c USING (customer_id)
         JOIN marts.mart_clv v USING (customer_id)
+        LEFT JOIN intermediate.int_subscription_value b USING (customer_id)
         WHERE r.churn_probability <> s.churn_probability OR c.churn_probability <> s.churn_probability
            OR r.p_alive <> p.p_alive OR c.p_alive <> p.p_alive
-           OR abs(r.predicted_remaining_clv_usd - p.predicted_remaining_clv_usd) > 0.005
-           OR abs(v.predicted_clv_12m_usd - p.predicted_remaining_clv_usd * (1 - s.churn_probability)) > 0.006
+           OR abs(r.predicted_remaining_clv_usd - p.predicted_remaining_clv_usd
+                  - coalesce(b.predicted_subscription_value_12m_usd, 0)) > 0.01
+           OR abs(v.predicted_clv_12m_usd - p.predicted_remaining_clv_usd * (1 - s.churn_probability)
+                  - coalesce(b.predicted_subscription_value_12m_usd, 0)) > 0.011
            OR abs(r.value_lost_usd - p.predicted_remaining_clv_usd * s.churn_probability) > 0.005
            OR abs(r.revenue_at_risk_usd - CASE WHEN r.is_reachable
-                  THEN p.predicted_remaining_clv_usd * r.leave_probability_90d ELSE 0 END) > 0.005
-           OR r.is_reachable <> (r.lifecycle_stage <> 'churned' AND s.churn_probability < 0.5)
+                  THEN p.predicted_remaining_clv_usd * r.leave_probability_90d ELSE 0 END
+                  - coalesce(b.predicted_subscription_value_12m_usd * b.subscription_cancel_probability_90d, 0))
+              > 0.011
+           OR r.is_reachable <> ((r.lifecycle_stage <> 'churned' AND s.churn_probability < 0.5)
+                                 OR coalesce(b.active_subscriptions, 0) > 0)
            OR r.leave_probability_90d > 1 - s.churn_probability + 1e-12
            OR abs(v.predicted_clv_12m_usd - r.revenue_at_risk_usd - r.value_kept_usd) > 0.015
               AND r.is_reachable
@@ -108,7 +114,7 @@ def test_marts_carry_the_model_outputs(project):
         ctx,
         "SELECT sum(revenue_at_risk_usd), sum(value_kept_usd), sum(value_lost_usd), "
         "sum(predicted_remaining_clv_usd), sum(predicted_clv_12m_usd), "
-        "sum(revenue_at_risk_usd) FILTER (NOT is_reachable OR lifecycle_stage = 'churned'), count(*) "
+        "sum(revenue_at_risk_usd) FILTER (NOT is_reachable), count(*) "
         "FROM marts.mart_customer_360",
     )[0]
     assert 0 < total_risk < total_remaining and 0 < total_clv < total_remaining
@@ -266,3 +272,70 @@ def test_churn_model_is_trained_with_a_time_split_and_beats_bgnbd_alone(project)
     coef = {r[0]: r[1] for r in model}
     assert coef["bgnbd_dropout_logit"] > 0  # BG/NBD's own view still counts
     assert all(math.isfinite(r[1]) and r[2] > 0 for r in model)
+
+
+def test_subscription_renewal_model_reads_the_charges_fct_revenue_bills(project):
+    """The renewal periods come from the same charge convention as core.fct_revenue: the charges
+    clv.stats.renewal counts per subscription up to the business date are the ones billed."""
+    _, ctx, _ = project
+    subs = ctx.engine_adapter.fetchdf("SELECT * FROM staging.stg_subscriptions")
+    plans = ctx.engine_adapter.fetchdf("SELECT * FROM core.dim_plans")
+    seg = renewal._segments(subs, plans, DAY2)
+    billed = dict(
+        rows(
+            ctx,
+            "SELECT subscription_id, count(*) FROM core.fct_revenue WHERE revenue_type = 'subscription' "
+            f"AND revenue_date <= DATE '{DAY2}' GROUP BY 1",
+        )
+    )
+    known = {c for (c,) in rows(ctx, "SELECT customer_id FROM core.dim_customers WHERE valid_to IS NULL")}
+    ours = {
+        s: int(n)
+        for s, n, c in zip(seg["subscription_id"], seg["segment_charges"], seg["customer_id"])
+        if c in known
+    }
+    assert sum(ours.values()) > 500
+    assert {s: n for s, n in ours.items() if n} == billed
+
+    fit = ctx.engine_adapter.fetchdf("SELECT * FROM intermediate.int_subscription_model_fit")
+    covered = sorted(p for c in fit["covers_plans"] for p in c.split(","))
+    assert covered == sorted(plans["plan_id"])  # every plan valued by exactly one fit
+    assert set(fit["status"]) <= {"fitted", "capped", "not_fitted"}
+    monthly = fit[fit["billing_cycle"] == "monthly"]
+    assert (monthly["status"] != "not_fitted").all() and (monthly["alpha"] > 0).all()
+    assert (monthly["log_likelihood"] >= monthly["geometric_log_likelihood"] - 1e-6).all()
+
+
+def test_customer_value_is_orders_plus_subscriptions(project):
+    _, ctx, _ = project
+    ((n, bad_sum, bad_clv, unreachable_subscribers, subscribers, sub_value, lost_subscribers),) = rows(
+        ctx,
+        """
+        SELECT
+          count(*),
+          count(*) FILTER (WHERE abs(predicted_remaining_order_value_usd + predicted_subscription_value_12m_usd
+                                     - predicted_remaining_clv_usd) > 0.011),
+          count(*) FILTER (WHERE abs(predicted_order_value_12m_usd + predicted_subscription_value_12m_usd
+                                     - predicted_clv_12m_usd) > 0.011),
+          count(*) FILTER (WHERE active_subscriptions > 0 AND NOT is_reachable),
+          count(*) FILTER (WHERE active_subscriptions > 0),
+          sum(predicted_subscription_value_12m_usd),
+          count(*) FILTER (WHERE active_subscriptions > 0 AND subscription_revenue_at_risk_usd
+                           > predicted_subscription_value_12m_usd * subscription_cancel_probability_90d + 0.011)
+        FROM intermediate.int_revenue_risk
+        """,
+    )
+    assert n > 1000 and bad_sum == 0 and bad_clv == 0 and lost_subscribers == 0
+    assert subscribers > 50 and unreachable_subscribers == 0
+    # each subscriber's value: at most 12 months of their MRR, and more than nothing
+    ((over, total_value),) = rows(
+        ctx,
+        "SELECT count(*) FILTER (WHERE predicted_subscription_value_12m_usd > 13 * mrr_usd + 0.01), "
+        "sum(predicted_subscription_value_12m_usd) FROM intermediate.int_subscription_value",
+    )
+    assert over == 0 and total_value == pytest.approx(float(sub_value), abs=1)
+    # the marts carry the split and the serving summary reads it
+    (mart_sub,) = rows(ctx, "SELECT sum(predicted_subscription_value_12m_usd) FROM marts.mart_customer_360")[
+        0
+    ]
+    assert float(mart_sub) == pytest.approx(float(sub_value), abs=1)

@@ -3,7 +3,11 @@ applied to BG/NBD's P(alive) (int_clv_predictions) and the behavioural signals o
 date (int_churn_features: sessions, support tickets, subscription, lifecycle stage; the rows of
 the training cutoff are computed by the same macro).
 churn_probability is the probability that the customer has already left; bgnbd_churn_probability
-is BG/NBD's own 1 - P(alive), kept for comparison. Grain: one row per customer_id."""
+is BG/NBD's own 1 - P(alive), kept for comparison; churn_reasons names, in words, the signals that
+raise the customer's score most above the average customer's (clv.stats.churn.reasons: the
+model's coefficient x standardised feature value, summed per group of related features; the
+purchase summary of the business date, int_purchase_summary, gives the days since the last
+purchase). Grain: one row per customer_id."""
 
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from clv.stats import scoring
         "intermediate.int_churn_features",
         "intermediate.int_clv_predictions",
         "intermediate.int_churn_model",
+        "intermediate.int_purchase_summary",
     ],
     audits=[
         ("unique_values", {"columns": [exp.column("customer_id")]}),
@@ -43,6 +48,8 @@ from clv.stats import scoring
         "churn_probability": "Probability that the customer has already left, 0-1",
         "bgnbd_churn_probability": "1 - P(alive) from BG/NBD alone, for comparison",
         "churn_model": "Which model produced the probability",
+        "churn_reasons": "Up to three signals that raise the churn score most above the average customer's, "
+        "in words, largest first, separated by '; ' (null when none raises it by 0.1 log-odds)",
     },
 )
 def execute(
@@ -50,5 +57,7 @@ def execute(
 ) -> pd.DataFrame:
     coefficients = read_model(context, "intermediate.int_churn_model")
     predictions = read_model(context, "intermediate.int_clv_predictions")
-    signals = read_model(context, "intermediate.int_churn_features", from_execution_time(execution_time))
-    return scoring.churn_scores(predictions, signals, scoring.churn_model_from_frame(coefficients))
+    business = from_execution_time(execution_time)
+    signals = read_model(context, "intermediate.int_churn_features", business)
+    purchases = read_model(context, "intermediate.int_purchase_summary", business)
+    return scoring.churn_scores(predictions, signals, scoring.churn_model_from_frame(coefficients), purchases)

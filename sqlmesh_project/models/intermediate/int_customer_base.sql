@@ -10,6 +10,9 @@ MODEL (
   description 'Current customer profile joined with geography, finances, loyalty and subscription.',
   column_descriptions (
     customer_id = 'Customer identifier',
+    first_name = 'Current first name',
+    last_name = 'Current last name',
+    email = 'Current email address (lower case)',
     gender = 'M, F, Other or Unknown',
     age_years = 'Age in whole years on the business date',
     signup_date = 'Date of account creation',
@@ -36,6 +39,9 @@ WITH customers AS (
   FROM @customers_as_of(
     core.dim_customers,
     @business_date(),
+    first_name,
+    last_name,
+    email,
     gender,
     birth_date,
     city,
@@ -64,6 +70,9 @@ WITH customers AS (
 )
 SELECT
   c.customer_id,
+  c.first_name,
+  c.last_name,
+  c.email,
   c.gender,
   CAST(@calendar_diff(YEAR, c.birth_date, @business_date()) AS INT) AS age_years,
   c.signup_date,

@@ -3,7 +3,8 @@
    value at stake is what the customer has been worth (net revenue to date) plus what they would
    bring over the next 12 months if retained (predicted_remaining_clv_usd), not the
    churn-discounted prediction: a valuable customer who is slipping stays in a high tier, which is
-   what retention targets. predicted_clv_12m_usd keeps the churn-discounted expectation.
+   what retention targets. predicted_clv_12m_usd keeps the churn-discounted expectation. Value is
+   orders + subscriptions (int_revenue_risk), both parts kept as columns.
    Grain: one row per customer_id. */
 MODEL (
   name marts.mart_clv,
@@ -19,8 +20,11 @@ MODEL (
   column_descriptions (
     customer_id = 'Customer identifier',
     historical_clv_usd = 'Net revenue to date',
-    predicted_clv_12m_usd = 'Expected net revenue over the next 12 months: remaining CLV x (1 - churn_probability)',
-    predicted_remaining_clv_usd = 'Net revenue expected over the next 12 months if the customer is still active and stays',
+    predicted_clv_12m_usd = 'Expected value over the next 12 months: predicted_order_value_12m_usd + predicted_subscription_value_12m_usd',
+    predicted_order_value_12m_usd = 'Orders: remaining order value x (1 - churn_probability)',
+    predicted_subscription_value_12m_usd = 'Subscriptions: charges expected over the next 12 months by the renewal model (contains cancelling; not multiplied by churn_probability)',
+    mrr_usd = 'Monthly recurring revenue now from running subscriptions',
+    predicted_remaining_clv_usd = 'Value over the next 12 months if the customer stays: remaining order value + predicted_subscription_value_12m_usd',
     value_at_stake_usd = 'historical_clv_usd + predicted_remaining_clv_usd: worth to date plus the next 12 months if retained',
     expected_purchases_365d = 'Expected purchase days in the next 365 days',
     expected_spend_per_purchase_usd = 'Expected net value of one purchase',
@@ -38,6 +42,9 @@ WITH ranked AS (
     c.customer_id,
     c.historical_clv_usd,
     r.predicted_clv_12m_usd,
+    r.predicted_order_value_12m_usd,
+    r.predicted_subscription_value_12m_usd,
+    r.mrr_usd,
     r.predicted_remaining_clv_usd,
     c.historical_clv_usd + r.predicted_remaining_clv_usd AS value_at_stake_usd,
     r.expected_purchases_365d,
@@ -55,6 +62,9 @@ SELECT
   customer_id,
   historical_clv_usd,
   predicted_clv_12m_usd,
+  predicted_order_value_12m_usd,
+  predicted_subscription_value_12m_usd,
+  mrr_usd,
   predicted_remaining_clv_usd,
   CAST(value_at_stake_usd AS DECIMAL(14, 2)) AS value_at_stake_usd,
   expected_purchases_365d,

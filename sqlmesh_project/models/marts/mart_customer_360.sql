@@ -27,14 +27,19 @@ MODEL (
     churn_probability = 'Probability that the customer has already left, 0-1 (churn model)',
     p_alive = 'BG/NBD probability that the customer is still active',
     risk_band = 'high, medium or low, by churn_probability',
-    leave_probability_90d = 'Probability of being active today and leaving within the next 90 days',
-    is_reachable = 'Lifecycle stage other than churned and churn_probability < 0.5; false = most likely gone (win-back pool)',
-    historical_clv_usd = 'Net revenue to date',
-    predicted_clv_12m_usd = 'Expected net revenue over the next 12 months: remaining CLV x (1 - churn_probability)',
-    predicted_remaining_clv_usd = 'Net revenue expected over the next 12 months if the customer is still active and stays',
-    revenue_at_risk_usd = 'Reachable customers: leave_probability_90d x predicted_remaining_clv_usd; 0 otherwise',
+    leave_probability_90d = 'Orders: probability of being active today and leaving within the next 90 days',
+    is_reachable = 'A running subscription, or not churned and churn_probability < 0.5 (else win-back pool)',
+    historical_clv_usd = 'Net revenue to date (orders, refunds, subscription charges)',
+    predicted_clv_12m_usd = 'Expected value over the next 12 months, orders + subscriptions',
+    predicted_order_value_12m_usd = 'Orders part of predicted_clv_12m_usd: remaining order value x (1 - churn_probability)',
+    predicted_subscription_value_12m_usd = 'Subscriptions part of predicted_clv_12m_usd: charges expected by the renewal model',
+    mrr_usd = 'Monthly recurring revenue now from running subscriptions',
+    subscription_cancel_probability_90d = 'Probability of cancelling a running subscription at a renewal within 90 days',
+    predicted_remaining_clv_usd = 'Value over the next 12 months if the customer stays: remaining order value + subscription value',
+    revenue_at_risk_usd = 'Reachable customers: leave_probability_90d x remaining order value + subscription_cancel_probability_90d x subscription value',
+    subscription_revenue_at_risk_usd = 'Subscription part of revenue_at_risk_usd',
     value_kept_usd = 'Remaining value expected to stay: predicted_remaining_clv_usd - revenue_at_risk_usd - value_lost_usd',
-    value_lost_usd = 'Value already lost: churn_probability x predicted_remaining_clv_usd',
+    value_lost_usd = 'Value already lost: churn_probability x remaining order value',
     value_at_stake_usd = 'Net revenue to date plus predicted_remaining_clv_usd: what the value tier ranks',
     value_tier = 'Top 10%, High, Medium or Low by value at stake',
     expected_purchases_365d = 'Expected purchase days in the next 365 days',
@@ -54,7 +59,13 @@ MODEL (
     loyalty_tier = 'Loyalty tier',
     points_balance = 'Loyalty points balance',
     favourite_category = 'Favourite category',
-    is_marketing_opt_in = 'Consent to marketing'
+    is_marketing_opt_in = 'Consent to marketing',
+    customer_name = 'First and last name',
+    email = 'Email address',
+    churn_reasons = 'Up to three signals raising the churn probability most, in words (mart_churn_risk)',
+    is_at_risk = 'Still reachable with churn risk band medium or high',
+    risk_change = 'newly at risk, still at risk, recovered or moved to win-back since previous_business_date (mart_churn_risk)',
+    previous_business_date = 'The business date risk_change compares with'
   )
 );
 
@@ -76,8 +87,13 @@ SELECT
   r.is_reachable,
   v.historical_clv_usd,
   v.predicted_clv_12m_usd,
+  v.predicted_order_value_12m_usd,
+  v.predicted_subscription_value_12m_usd,
+  v.mrr_usd,
+  r.subscription_cancel_probability_90d,
   r.predicted_remaining_clv_usd,
   r.revenue_at_risk_usd,
+  r.subscription_revenue_at_risk_usd,
   r.value_kept_usd,
   r.value_lost_usd,
   v.value_at_stake_usd,
@@ -99,7 +115,13 @@ SELECT
   b.loyalty_tier,
   b.points_balance,
   g.favourite_category,
-  b.is_marketing_opt_in
+  b.is_marketing_opt_in,
+  r.customer_name,
+  r.email,
+  r.churn_reasons,
+  r.is_at_risk,
+  r.risk_change,
+  r.previous_business_date
 FROM intermediate.int_customer_base AS b
 JOIN marts.mart_churn_risk AS r
   ON r.customer_id = b.customer_id

@@ -51,7 +51,7 @@ from clv.stats import scoring
         "group_value": "The tier or segment (all customers for group_kind all)",
         "measure": "value_12m (next 12 months' net order value) or revenue_at_risk (reachable customers leaving within 90 days)",
         "customers": "Customers in the group",
-        "expected_usd": "The pipeline's expected total: sum of predicted_clv_12m_usd or revenue_at_risk_usd",
+        "expected_usd": "The pipeline's expected total of the order part: sum of predicted_order_value_12m_usd, or of revenue_at_risk_usd - subscription_revenue_at_risk_usd",
         "p10_usd": "10th percentile of the total (purchases, spend and parameter uncertainty)",
         "p50_usd": "Median of the total",
         "p90_usd": "90th percentile of the total",

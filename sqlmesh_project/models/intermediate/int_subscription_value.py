@@ -1,0 +1,91 @@
+"""Subscription value per customer from the renewal model (int_subscription_model_fit,
+clv/stats/renewal.py). Each running subscription (plan changes chained into one episode) is
+charged its plan's list price at every future billing date of its current plan (start + k x
+billing_months, core.fct_revenue's convention); the charge is paid if the subscription survives
+every renewal up to it: sBG conditional survival given the renewals it has already survived.
+Paused subscriptions are valued as paying: billing charges them (fct_revenue) and the generator's
+truth counts those charges. A cancelled customer's return (a new subscription) is not forecast.
+Grain: one row per customer_id with a subscription started by the business date."""
+
+from __future__ import annotations
+
+import typing as t
+
+import pandas as pd
+from macros.features import known_customers, read_model
+from sqlglot import exp
+from sqlmesh import ExecutionContext, model
+from sqlmesh.core.model.kind import ModelKindName
+
+from clv.business_date import from_execution_time
+from clv.stats import renewal
+
+
+@model(
+    "intermediate.int_subscription_value",
+    kind=dict(name=ModelKindName.FULL),
+    grain="customer_id",
+    tags=["intermediate"],
+    columns=renewal.VALUE_COLUMNS,
+    depends_on=[
+        "staging.stg_subscriptions",
+        "core.dim_plans",
+        "core.dim_customers",
+        "intermediate.int_subscription_model_fit",
+    ],
+    audits=[
+        ("unique_values", {"columns": [exp.column("customer_id")]}),
+        (
+            "not_null",
+            {
+                "columns": [
+                    exp.column(c)
+                    for c in (
+                        "customer_id",
+                        "active_subscriptions",
+                        "mrr_usd",
+                        "predicted_subscription_value_12m_usd",
+                        "subscription_cancel_probability_90d",
+                    )
+                ]
+            },
+        ),
+        ("accepted_range", {"column": exp.column("p_subscription_paying_90d"), "min_v": 0, "max_v": 1}),
+        (
+            "accepted_range",
+            {"column": exp.column("subscription_cancel_probability_90d"), "min_v": 0, "max_v": 1},
+        ),
+        ("accepted_range", {"column": exp.column("expected_subscription_revenue_90d_usd"), "min_v": 0}),
+        ("accepted_range", {"column": exp.column("predicted_subscription_value_12m_usd"), "min_v": 0}),
+    ],
+    description="Expected subscription revenue per customer over 90 and 365 days from the sBG renewal model.",
+    column_descriptions={
+        "customer_id": "Customer identifier",
+        "subscriptions": "Subscription episodes started by the business date (plan changes chained), running or not",
+        "active_subscriptions": "Subscriptions running on the business date, paused ones included (billing charges them)",
+        "paused_subscriptions": "Of those, paused on the business date (valued as paying)",
+        "mrr_usd": "Monthly recurring revenue now: list price / billing months, summed over running subscriptions",
+        "expected_subscription_revenue_90d_usd": "Charges expected in the next 90 days: price x P(still paying at each billing date)",
+        "expected_subscription_revenue_365d_usd": "Charges expected in the next 365 days, undiscounted",
+        "predicted_subscription_value_12m_usd": "The same over 12 months discounted at clv_discount_rate a year by each charge's day (0 = undiscounted): the subscription part of the customer value; it already contains the probability of cancelling",
+        "p_subscription_paying_90d": "Probability that at least one subscription still pays at day 90 (subscriptions independent); 0 without one running",
+        "subscription_cancel_probability_90d": "Probability of cancelling at a renewal within 90 days, weighted by each running subscription's 12-month value (one subscription: 1 - its survival to day 90); 0 without one",
+        "renewals_survived": "Most renewals survived by a running subscription of the customer",
+    },
+)
+def execute(
+    context: ExecutionContext, start: t.Any, end: t.Any, execution_time: t.Any, **kwargs: t.Any
+) -> t.Iterator[pd.DataFrame]:
+    business = from_execution_time(execution_time)
+    subscriptions = known_customers(context, read_model(context, "staging.stg_subscriptions"))
+    plans = read_model(context, "core.dim_plans")
+    models = renewal.models_from_frame(read_model(context, "intermediate.int_subscription_model_fit"))
+    eps = renewal.episodes(subscriptions, plans, business)
+    running = subscriptions["status"].astype(str) == "paused"
+    paused = set(subscriptions.loc[running, "subscription_id"].astype(str))
+    discount = float(context.var("clv_discount_rate", 0.0))
+    frame = renewal.value_frame(eps, models, business, discount, paused)
+    if frame.empty:  # no subscriber yet: SQLMesh takes no frame, not an empty one
+        yield from ()
+    else:
+        yield frame
