@@ -48,6 +48,9 @@ _LAMBDA_MIN = 3.0  # the Laguerre variable is λ w with λ = max(r + x + s, this
 _LAG_Y, _LAG_W = special.roots_laguerre(_NODES)
 _LOG_LAG_W = np.log(_LAG_W) + _LAG_Y  # weight e^y·w_i so that ∫ h dy ≈ Σ W_i h(y_i)
 _LEG_U, _LEG_W = special.roots_legendre(32)
+# start values from a fit on this many customers: F's cost grows with the distinct (x, t) pairs,
+# which a subsample does not shrink much, so it is smaller than BG/NBD's
+_SUBSAMPLE = 20_000
 
 
 @dataclass(frozen=True)
@@ -143,26 +146,27 @@ def _log_F(phi, x: np.ndarray, t: np.ndarray, order: int = 2):
     ∂²F/F. g = (−log(α+τ), −(r+x)/(α+τ), −log(β+τ), −(s+1)/(β+τ))."""
     r, alpha, s, beta = phi
     c = min(alpha, beta)
-    k = r + x + s
-    lam = np.maximum(k, _LAMBDA_MIN)[:, None]
-    lc_tau = np.log(c + t)[:, None] + _LAG_Y[None, :] / lam  # log(c + τ) at the nodes
-    if alpha <= beta:
-        A = lc_tau
-        B = np.log(np.exp(lc_tau) + (beta - c))
-    else:
-        B = lc_tau
-        A = np.log(np.exp(lc_tau) + (alpha - c))
+    # the Laguerre variable is λ w, λ = max(r + x + s, λ_min): one λ per distinct x
+    ux, ix = np.unique(x, return_inverse=True)
+    lam_u = np.maximum(r + ux + s, _LAMBDA_MIN)
+    step_u = _LAG_Y[None, :] / lam_u[:, None]  # w at the nodes, per distinct x
+    ct = c + t
+    ctau = ct[:, None] * np.exp(step_u)[ix]  # c + τ
+    lc_tau = np.log(ct)[:, None] + step_u[ix]  # log(c + τ)
+    other = ctau + abs(alpha - beta)  # the larger of α + τ and β + τ
+    log_other = np.log(other)
+    A, B = (lc_tau, log_other) if alpha <= beta else (log_other, lc_tau)
     rx = (r + x)[:, None]
     logv = lc_tau - rx * A - (s + 1) * B
     logv += _LOG_LAG_W[None, :]
     m = logv.max(axis=1, keepdims=True)
     pi = np.exp(logv - m)
     tot = pi.sum(axis=1)
-    logF = m[:, 0] + np.log(tot) - np.log(lam[:, 0])
+    logF = m[:, 0] + np.log(tot) - np.log(lam_u)[ix]
     if order == 0:
         return logF, None, None
     pi /= tot[:, None]
-    a1, b1 = np.exp(-A), np.exp(-B)
+    a1, b1 = (1 / ctau, 1 / other) if alpha <= beta else (1 / other, 1 / ctau)
     g = (-A, -rx * a1, -B, -(s + 1) * b1)
     pg = [pi * gk for gk in g]
     first = np.stack([v.sum(axis=1) for v in pg], axis=1)
@@ -303,8 +307,8 @@ def fit(frequency, recency, T, weights=None, init: dict[str, float] | None = Non
         )
     if not ((T > 0) & (w > 0)).any():
         raise BtydError("every T is 0: the calibration period must end after the first purchases")
-    if init is None and len(x) > 2 * btyd._SUBSAMPLE:
-        sub = np.random.default_rng(0).choice(len(x), btyd._SUBSAMPLE, replace=False)
+    if init is None and len(x) > 2 * _SUBSAMPLE:
+        sub = np.random.default_rng(0).choice(len(x), _SUBSAMPLE, replace=False)
         if (x[sub] > 0).any():
             try:
                 init = fit(x[sub], tx[sub], T[sub], w[sub]).params()
@@ -315,14 +319,21 @@ def fit(frequency, recency, T, weights=None, init: dict[str, float] | None = Non
         span = float(np.average(T, weights=w)) or 1.0
         init = {"r": 1.0, "alpha": 1.0 / max(rate, 1e-12), "s": 1.0, "beta": span}
     d = _data(x, tx, T, w)
+    last: dict = {}
+
+    def evaluate(ph, hess=True):
+        """The last full evaluation is kept: the covariance needs the Hessian at the optimum,
+        which the Newton method's final check has just computed."""
+        key = (ph.tobytes(), hess)
+        if key not in last:
+            last.clear()
+            last[key] = _eval(ph, d, hess)
+        return last[key]
+
     theta, ll, rep = btyd._newton(
-        lambda ph, hess=True: _eval(ph, d, hess),
-        np.log(np.array(_params(init))),
-        d.total,
-        "Pareto/NBD",
-        ParetoNBD.names,
+        evaluate, np.log(np.array(_params(init))), d.total, "Pareto/NBD", ParetoNBD.names
     )
-    cov = btyd._log_covariance(lambda ph: _eval(ph, d), theta)
+    cov = btyd._log_covariance(lambda ph: evaluate(ph), theta)
     r, alpha, s, beta = np.exp(theta)
     return ParetoNBD(float(r), float(alpha), float(s), float(beta), float(ll), round(d.total), rep, cov)
 
