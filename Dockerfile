@@ -30,6 +30,7 @@ COPY --chown=clv:0 .soda ./.soda
 COPY --chown=clv:0 clv ./clv
 COPY --chown=clv:0 generator ./generator
 COPY --chown=clv:0 dags ./dags
+COPY --chown=clv:0 plugins ./plugins
 COPY --chown=clv:0 sqlmesh_project ./sqlmesh_project
 COPY --chown=clv:0 soda_checks ./soda_checks
 COPY --chown=clv:0 dashboard ./dashboard

@@ -7,7 +7,13 @@ scheduled run for D is the 02:30 (UTC) run of D + 1: its logical date is D + 1 a
 
 Everything else calls these functions: `clv.transform` (plans and runs), the ``@business_date``
 SQLMesh macro and the Python models (``from_execution_time``), `clv.quality` (``soda_now``), the
-Airflow room and `clv.pipeline` (``logical_date`` / ``from_logical_date``).
+Airflow room and `clv.pipeline` (``data_interval`` / ``from_data_interval`` / ``from_run_after``).
+
+Airflow's calendar: the daily refresh's data intervals run from 02:30 (UTC) to 02:30 the next day
+(a cron data-interval timetable). The interval that starts on day D is business date D: its
+logical date is D at 02:30, its run starts at the end of the interval, D + 1 at 02:30, once D's
+batch has landed. A backfill from D1 to D3 (logical dates) therefore processes D1, D2 and D3, in
+order, and clearing a run processes its business date again.
 """
 
 from __future__ import annotations
@@ -59,11 +65,33 @@ def soda_now(business_date: dt.date) -> str:
     return f"{execution_time(business_date)}T00:00:00"
 
 
+def data_interval(business_date: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The daily refresh's Airflow data interval for business date D: [D 02:30, D + 1 02:30)."""
+    start = dt.datetime.combine(business_date, DAILY_RUN_TIME, tzinfo=dt.UTC)
+    return start, start + ONE_DAY
+
+
 def logical_date(business_date: dt.date) -> dt.datetime:
-    """The Airflow logical date of the scheduled daily run that processes business date D."""
-    return dt.datetime.combine(business_date + ONE_DAY, DAILY_RUN_TIME, tzinfo=dt.UTC)
+    """The logical date of the scheduled (or backfilled) daily run for business date D: the start
+    of its data interval, D at 02:30 (UTC)."""
+    return data_interval(business_date)[0]
 
 
-def from_logical_date(value) -> dt.date:
-    """The business date an Airflow run with this logical date processes (the day before)."""
+def from_data_interval(start) -> dt.date:
+    """The business date of a daily run whose data interval starts at ``start`` (UTC)."""
+    if isinstance(start, dt.datetime) and start.tzinfo is not None:
+        start = start.astimezone(dt.UTC)
+    return _as_date(start)
+
+
+def run_after(business_date: dt.date) -> dt.datetime:
+    """When the scheduled daily run for business date D starts: D + 1 at 02:30 (UTC)."""
+    return data_interval(business_date)[1]
+
+
+def from_run_after(value) -> dt.date:
+    """The business date of a run that starts at ``value`` without a data interval (a manual
+    run, the backup): the day before."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        value = value.astimezone(dt.UTC)
     return _as_date(value) - ONE_DAY

@@ -102,7 +102,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             paths, customers, args.start, args.end, chaos=args.chaos, progress=sys.stderr.isatty()
         )
         print(summary.line())
-    business_date = args.business_date or pipeline.latest_batch(paths.data_dir) or args.end
+    if args.next_day and args.business_date:
+        raise UserError("give --business-date or --next-day, not both")
+    if args.next_day:
+        business_date = pipeline.next_simulated_day(paths.data_dir)
+    else:
+        business_date = args.business_date or pipeline.latest_batch(paths.data_dir) or args.end
     if args.no_airflow:
         run_id = f"cli-{dt.datetime.now():%Y%m%dT%H%M%S}"
         print(f"daily refresh for business date {business_date} (in this process, run {run_id})")
@@ -117,7 +122,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"Airflow: {airflow_home.home(paths.data_dir)} (bootstrapping the metadata database and pool)")
         airflow_home.bootstrap(paths.data_dir)
         print(f"airflow dags test {DAILY_DAG} (business date {business_date}) ...", flush=True)
-        rc, log = airflow_home.dags_test(DAILY_DAG, business_date, paths.data_dir)
+        rc, log = airflow_home.dags_test(
+            DAILY_DAG, business_date, paths.data_dir, echo=lambda line: print(line, flush=True)
+        )
         dag_id, run_id = DAILY_DAG, None
     print(ops.run_report(paths, dag_id, business_date, run_id))
     if rc != 0:
@@ -240,6 +247,30 @@ def _cmd_scan(args: argparse.Namespace) -> int:
     for e in result.errors:
         print(f"  ERROR {e}")
     return 0 if result.ok else 1
+
+
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    from clv import anomalies, pipeline
+
+    if args.write_checks:
+        for p in anomalies.write_checks():
+            print(f"wrote {p}")
+        return 0
+    paths = settings.paths(args.data_dir)
+    if not paths.warehouse.exists():
+        raise UserError(f"no warehouse at {paths.warehouse}; run `clv load` first")
+    business_date = _business_date(paths, args.business_date)
+    layers = CHECKED_LAYERS if args.layer == "all" else (args.layer,)
+    out = pipeline.observe(business_date, layers=layers, data_dir=paths.data_dir)
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for o in out.values():
+            counts = ", ".join(f"{n} {s}" for s, n in o["statuses"].items())
+            print(f"{o['line']}: {counts}")
+            for line in o["anomalies"]:
+                print(f"  {line}")
+    return 1 if any(o["failed"] for o in out.values()) else 0
 
 
 def _business_date(paths: settings.Paths, given: dt.date | None) -> dt.date:
@@ -622,6 +653,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--write-raw-checks", action="store_true", help="regenerate soda_checks/raw/*.yml from the contract"
     )
     sc.set_defaults(func=_cmd_scan)
+    me = sub.add_parser(
+        "metrics",
+        help="record the metric history of a business date and judge it against its history (exit 1 on a fail-level anomaly)",
+    )
+    me.add_argument("--layer", choices=("all", *CHECKED_LAYERS), default="all")
+    me.add_argument("--data-dir", default=None)
+    me.add_argument("--business-date", type=_date, default=None, help="default: the latest loaded batch")
+    me.add_argument("--json", action="store_true")
+    me.add_argument(
+        "--write-checks", action="store_true", help="regenerate soda_checks/*/metric_anomalies.yml"
+    )
+    me.set_defaults(func=_cmd_metrics)
     r = sub.add_parser(
         "run",
         help="the main job: generate the default data if absent, then the daily refresh through Airflow",
@@ -641,6 +684,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=_date,
         default=None,
         help="the business day to process (default: the latest landed batch); later days are generated",
+    )
+    r.add_argument(
+        "--next-day",
+        action="store_true",
+        help="process the next simulated day: the day after the latest generated batch",
     )
     r.add_argument("--no-airflow", action="store_true", help="run the same steps in this process")
     r.set_defaults(func=_cmd_run)

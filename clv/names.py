@@ -40,6 +40,10 @@ DAILY_TASKS = (
     "publish",
 )
 
+# Each task's log ends with a line that starts so (clv.airflow.tasks.summary_line); `clv run`
+# prints those lines as `airflow dags test` moves through the tasks (clv.airflow.home.Progress).
+SUMMARY_PREFIX = "clv summary:"
+
 # The generated history's default span (`make run`, `clv run`, the daily DAG's first run).
 DEFAULT_HISTORY_START = dt.date(2022, 1, 1)
 DEFAULT_HISTORY_END = dt.date(2024, 12, 31)

@@ -19,7 +19,7 @@ from pathlib import Path
 from clv import business_date as bd
 from clv import ops, settings
 from clv.errors import CheckFailed, TransientError, UserError
-from clv.names import DAILY_TASKS, DEFAULT_HISTORY_END, DEFAULT_HISTORY_START, LAYERS
+from clv.names import CHECKED_LAYERS, DAILY_TASKS, DEFAULT_HISTORY_END, DEFAULT_HISTORY_START, LAYERS
 
 __all__ = ["CheckFailed", "SourceNotReady"]
 
@@ -47,24 +47,59 @@ def latest_batch(data_dir: Path | None = None) -> dt.date | None:
     return found[-1] if found else None
 
 
-def resolve_business_date(
-    requested: str | dt.date | None, logical_date=None, *, data_dir: Path | None = None
-) -> dt.date:
-    """The business date a run processes.
+# A business date taken from Airflow's calendar may lie at most this many days past the latest
+# generated batch (generator mode): further, the run would quietly simulate every day in between.
+MAX_SIMULATED_CATCH_UP_DAYS = 31
 
-    An explicit date wins. Otherwise, with the generator as the source, each run advances the
-    simulated business day by one (the first run processes the generated history's end date);
-    with delivered files, a run processes the day before its logical date (the 02:30 run handles
-    yesterday's batch).
+
+def next_simulated_day(data_dir: Path | None = None) -> dt.date:
+    """The demo's next business day with the generator: the day after the latest generated batch
+    (the default history's end date before the first)."""
+    latest = latest_batch(data_dir)
+    return DEFAULT_HISTORY_END if latest is None else latest + bd.ONE_DAY
+
+
+def resolve_business_date(
+    requested: str | dt.date | None,
+    interval_start=None,
+    *,
+    run_after=None,
+    next_day: bool = False,
+    data_dir: Path | None = None,
+) -> dt.date:
+    """The business date a run processes, from what the run says, never from what the folders
+    hold: an explicit date; else, when asked for (``next_day``, the demo with the generator), the
+    next simulated day; else the business date of the run's data interval (a scheduled or
+    backfilled run, or a manual one given a logical date); else the day before the run started.
+
+    With the generator, a date from Airflow's calendar more than ``MAX_SIMULATED_CATCH_UP_DAYS``
+    past the latest generated batch is refused: the generator would simulate every day between.
     """
+    if requested and next_day:
+        raise UserError("give business_date or next_simulated_day, not both")
     if requested:
         return bd.parse(requested)
-    if settings.source_mode() == "generator":
-        latest = latest_batch(data_dir)
-        return DEFAULT_HISTORY_END if latest is None else latest + bd.ONE_DAY
-    if logical_date is None:
-        raise UserError("no business_date given and no logical date to derive it from")
-    return bd.from_logical_date(logical_date)
+    generator = settings.source_mode() == "generator"
+    if next_day:
+        if not generator:
+            raise UserError(
+                "next_simulated_day needs the synthetic generator as the source: give a business_date"
+            )
+        return next_simulated_day(data_dir)
+    if interval_start is not None:
+        day = bd.from_data_interval(interval_start)
+    elif run_after is not None:
+        day = bd.from_run_after(run_after)
+    else:
+        raise UserError("no business_date given and no data interval to derive it from")
+    latest = latest_batch(data_dir) if generator else None
+    if latest is not None and (day - latest).days > MAX_SIMULATED_CATCH_UP_DAYS:
+        raise UserError(
+            f"this run's business date {day} is {(day - latest).days} days after the latest generated "
+            f"batch {latest}: trigger with next_simulated_day or a business_date, or backfill the "
+            "simulated dates"
+        )
+    return day
 
 
 def landed_batch(business_date: dt.date, landing: Path) -> list[str]:
@@ -183,9 +218,35 @@ def load(business_date: dt.date, *, data_dir: Path | None = None, step: ops.Step
         return {"lines": summary.lines(), "rows_loaded": summary.rows_loaded, "files": len(summary.files)}
 
 
-def _scan_or_raise(con, layer: str, business_date: dt.date, run_id: str, data_dir: Path, environment=None):
-    from clv import quality
+def check_counts(result) -> dict:
+    """A layer's Soda outcome as a task returns it (its XCom): passed, warned and failed counts,
+    the warned checks' names and the report's path, for the task's summary line and the run's
+    note."""
+    n, warned, failed = len(result.checks), len(result.warned), len(result.failed)
+    return {
+        "passed": n - warned - failed,
+        "warned": warned,
+        "failed": failed,
+        "warned_checks": [c["name"] for c in result.warned],
+        "report": str(result.report) if result.report else None,
+    }
 
+
+def _scan_or_raise(
+    con, layer: str, business_date: dt.date, run_id: str, data_dir: Path, environment=None, step=None
+):
+    """Record the layer's metrics and judge them against their history (prod only), then run the
+    layer's Soda checks, which gate on those verdicts too; anomalies alert with their bands."""
+    from clv import anomalies, quality
+
+    verdicts = []
+    if environment in (None, "", "prod"):
+        recorded, verdicts = anomalies.observe(con, layer, business_date, run_id)
+        if step is not None:
+            step.detail[f"metrics_{layer}"] = {
+                "values": len(recorded.rows),
+                "seconds": round(recorded.seconds, 3),
+            }
     result = quality.scan(
         con,
         layer,
@@ -195,6 +256,17 @@ def _scan_or_raise(con, layer: str, business_date: dt.date, run_id: str, data_di
         raise_on_failure=False,
         environment=environment,
     )
+    text = anomalies.alert_text(layer, verdicts)
+    if text:
+        ops.alert(
+            data_dir,
+            f"anomaly {text} (report: {result.report})",
+            severity="error" if any(v.status == anomalies.FAIL for v in verdicts) else "warning",
+            dag_id=getattr(step, "dag_id", None),
+            task_id=getattr(step, "task_id", None),
+            run_id=getattr(step, "run_id", None),
+            business_date=business_date,
+        )
     if not result.ok:
         names = ", ".join(c["name"] for c in result.failed) or "; ".join(result.errors)[:300]
         raise CheckFailed(f"{layer} checks failed: {names} (report: {result.report})")
@@ -210,9 +282,13 @@ def scan_raw(
     step = step or ops.StepRun(task_id="scan_raw", business_date=business_date)
     with ops.recorded(paths.data_dir, step):
         with closing(connect(paths.warehouse)) as con:
-            result = _scan_or_raise(con, "raw", business_date, step.report_id, paths.data_dir)
+            result = _scan_or_raise(con, "raw", business_date, step.report_id, paths.data_dir, step=step)
         step.rows = len(result.checks)
-        return {"line": result.line(), "warned": [c["name"] for c in result.warned]}
+        return {
+            "line": result.line(),
+            "warned": [c["name"] for c in result.warned],
+            "checks": check_counts(result),
+        }
 
 
 def transform_layer(
@@ -251,7 +327,7 @@ def transform_layer(
             slowest = {name: round(sec, 2) for name, sec in transform.slowest_models(ctx, 5)}
             con = ctx.engine_adapter.connection
             step.rows = layer_rows(con, layer)
-            result = _scan_or_raise(con, layer, business_date, step.report_id, paths.data_dir)
+            result = _scan_or_raise(con, layer, business_date, step.report_id, paths.data_dir, step=step)
         finally:
             ctx.close()
             if restatement:  # the intervals are cleared: said whether or not the run went through
@@ -270,7 +346,7 @@ def transform_layer(
                     business_date=business_date,
                 )
         step.detail.update({"transform": how, "checks": len(result.checks), "slowest_models": slowest})
-        return {"transform": how, "rows": step.rows, "line": result.line()}
+        return {"transform": how, "rows": step.rows, "line": result.line(), "checks": check_counts(result)}
 
 
 def layer_rows(con, schema: str) -> int:
@@ -281,6 +357,49 @@ def layer_rows(con, schema: str) -> int:
         [schema],
     ).fetchall()
     return sum(con.execute(f'SELECT count(*) FROM {schema}."{n}"').fetchone()[0] for (n,) in names)
+
+
+def observe(
+    business_date: dt.date,
+    *,
+    layers: tuple[str, ...] = CHECKED_LAYERS,
+    data_dir: Path | None = None,
+    step: ops.StepRun | None = None,
+) -> dict:
+    """Record every layer's metrics for the business date and judge them against their history,
+    outside a layer step (`clv metrics`): the daily layer steps do the same for their own layer
+    before their Soda scan. Layers not built yet are skipped."""
+    from clv import anomalies
+    from clv.warehouse import connect
+
+    paths = settings.paths(data_dir)
+    step = step or ops.StepRun(task_id="observe", business_date=business_date)
+    with ops.recorded(paths.data_dir, step):
+        out: dict[str, dict] = {}
+        with closing(connect(paths.warehouse)) as con:
+            built = {
+                r[0]
+                for r in con.execute("SELECT DISTINCT table_schema FROM information_schema.tables").fetchall()
+            }
+            for layer in layers:
+                if layer not in built:
+                    continue
+                recorded, verdicts = anomalies.observe(con, layer, business_date, step.report_id)
+                out[layer] = {
+                    "line": recorded.line(),
+                    "seconds": round(recorded.seconds, 3),
+                    "values": len(recorded.rows),
+                    "statuses": {
+                        s: sum(v.status == s for v in verdicts) for s in sorted({v.status for v in verdicts})
+                    },
+                    "anomalies": [
+                        v.explanation() for v in verdicts if v.status in (anomalies.FAIL, anomalies.WARN)
+                    ],
+                    "failed": any(v.status == anomalies.FAIL for v in verdicts),
+                }
+        step.rows = sum(o["values"] for o in out.values())
+        step.detail = {layer: o["statuses"] for layer, o in out.items()}
+        return out
 
 
 def publish(business_date: dt.date, *, data_dir: Path | None = None, step: ops.StepRun | None = None) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from clv import settings
+from clv import anomalies, settings
 from clv.business_date import soda_now
 from clv.contract import SOURCES, Source
 from clv.errors import CheckFailed, UserError
@@ -205,6 +205,7 @@ def scan(
     files = sorted((CHECKS_DIR / layer).glob("*.yml"))
     result = ScanResult(layer, run_id, business_date)
     ensure_results_table(con)
+    anomalies.ensure_tables(con)  # the anomaly checks read it, even before any metric is recorded
     if not files:
         result.errors.append(f"no checks in {CHECKS_DIR / layer}")
     else:
@@ -217,6 +218,7 @@ def scan(
                 variables={
                     "BUSINESS_DATE": business_date.isoformat(),
                     "NOW": soda_now(business_date),
+                    "ENVIRONMENT": env or "prod",
                 },
                 data_dir=paths.data_dir,
             )
@@ -288,7 +290,7 @@ def _write_report(folder: Path, result: ScanResult) -> Path:
         lines.append(
             f"| {c['dataset']} | {c['name']} | {c['outcome']} | {'' if c['value'] is None else c['value']} |"
         )
-    for c in result.failed:
+    for c in [*result.failed, *result.warned]:
         rows = result.samples.get(c["name"])
         if rows:
             cols = list(rows[0])

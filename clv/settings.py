@@ -145,6 +145,13 @@ def retry_delay_seconds() -> float:
     return _number("CLV_RETRY_DELAY_SECONDS", "20", float, 0, "a number of seconds >= 0")
 
 
+def deadline_minutes() -> float:
+    """``CLV_DEADLINE_MINUTES`` (default 210): the daily refresh must have published the serving
+    file this long after its scheduled 02:30 start (06:00), or a deadline alert goes out while the
+    run is still going. Read when the DAG files are parsed."""
+    return _number("CLV_DEADLINE_MINUTES", "210", float, 1, "a number of minutes >= 1")
+
+
 def alert_hook() -> str | None:
     """``CLV_ALERT_HOOK=package.module:function``: called with every alert (a dict)."""
     return _get("CLV_ALERT_HOOK")

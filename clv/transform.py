@@ -80,6 +80,7 @@ def context(data_dir: Path | None = None, wait_seconds: float | None = None, **k
 
         spark.require_java()
         spark.decimals_from_pandas()
+    _sql_at_debug()
     ctx = Context(paths=str(settings.sqlmesh_project()), gateway=gateway, **kwargs)
     ctx.console = _timing_console()  # plans and runs create their schedulers with ctx.console
     try:
@@ -91,6 +92,24 @@ def context(data_dir: Path | None = None, wait_seconds: float | None = None, **k
         ctx.close()
         raise
     return ctx
+
+
+class _SqlAtDebugLevel(logging.Filter):
+    """SQLMesh logs every statement its scheduler runs at INFO (a mart's `COMMENT ON COLUMN`
+    statements were most of a task's log): record them at DEBUG instead, shown only when the
+    logger is set to DEBUG. A task's log keeps what a person needs: models, rows, time, checks."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and str(record.msg).startswith("Executing SQL"):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+def _sql_at_debug() -> None:
+    engine_log = logging.getLogger("sqlmesh.core.engine_adapter.base")
+    if not any(isinstance(f, _SqlAtDebugLevel) for f in engine_log.filters):
+        engine_log.addFilter(_SqlAtDebugLevel())
 
 
 def _timing_console():

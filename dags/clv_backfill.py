@@ -19,9 +19,9 @@ environment → (if `promote`) promote → publish. Undo a promotion with `clv_r
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, chain, dag
+from airflow.sdk import chain, dag
 
-from clv.airflow import policy, tasks
+from clv.airflow import params, policy, tasks
 from clv.names import BACKFILL_DAG
 
 
@@ -34,15 +34,7 @@ from clv.names import BACKFILL_DAG
     default_args=policy.default_args(),
     tags=["clv", "manual", "backfill", "sqlmesh"],
     doc_md=__doc__,
-    params={
-        "start": Param(None, type=["null", "string"], description="YYYY-MM-DD; empty: the models' start"),
-        "end": Param(None, type=["null", "string"], description="YYYY-MM-DD; empty: the latest loaded batch"),
-        "models": Param([], type="array", description="model names or selectors such as marts.*; empty: all"),
-        # Checked by the first task, with a one-line reason in its log (never prod, in any case);
-        # a form pattern would refuse it in a traceback outside any task.
-        "environment": Param("backfill", type="string", description="lower-case name; never prod"),
-        "promote": Param(False, type="boolean", description="swap prod to the checked versions when clean"),
-    },
+    params=params.backfill(),
 )
 def clv_backfill():
     end = tasks.environment_params()

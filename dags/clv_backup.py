@@ -33,7 +33,7 @@ def clv_backup():
         from clv import backup
         from clv import business_date as bd
 
-        return tasks.run_step(backup.scheduled, context, bd.from_logical_date(context["dag_run"].run_after))
+        return tasks.run_step(backup.scheduled, context, bd.from_run_after(context["dag_run"].run_after))
 
     chain(tasks.wait_for_other_writers(), back_up())
 

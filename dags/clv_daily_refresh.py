@@ -11,9 +11,19 @@ last good data, and an alert lands in `ops.alerts`. Every task records its statu
 rows in `ops.pipeline_runs`. Rerunning a failed task redoes only that step (SQLMesh tracks which
 intervals are done).
 
-**Params** — `business_date` (YYYY-MM-DD, optional): the business day to process. Empty: with the
-synthetic generator, the day after the latest batch; with your own files (`CLV_SOURCE=landing`),
-the day before the run's logical date.
+**Which day a run processes** follows Airflow's calendar: each data interval runs from 02:30 to
+02:30 (UTC) and stands for the business day it starts on — the run for 2025-01-01 has the logical
+date 2025-01-01 02:30 and starts on 2025-01-02 at 02:30 (its run id says so:
+`scheduled__2025-01-02T02:30:00+00:00`), when that day's batch has landed; its note names the
+business date. A backfill from D1 to D3 processes D1, D2, D3 in order;
+clearing a run or a task processes the same day again (same marts).
+
+**Params** — `business_date` (YYYY-MM-DD, optional): process this day instead.
+`next_simulated_day` (toggle, the demo with the synthetic generator): process the day after the
+latest generated batch; the day is chosen once per run and kept when the run is cleared.
+
+The run's note (in the grid) names the business date, the rows loaded and the checks passed,
+warned and failed; each task's log ends with a `clv summary:` line.
 
 Each task calls one `clv.pipeline` step through `clv.airflow.tasks.run_step`.
 """
@@ -21,27 +31,25 @@ Each task calls one `clv.pipeline` step through `clv.airflow.tasks.run_step`.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, chain, dag, task
+from airflow.sdk import CronDataIntervalTimetable, chain, dag, task
 
-from clv.airflow import policy, tasks
+from clv.airflow import params, policy, tasks
 from clv.airflow.assets import mart_assets, serving_asset
 from clv.names import DAILY_DAG, POOL
 
 
 @dag(
     dag_id=DAILY_DAG,
-    schedule="30 2 * * *",
+    # Data intervals [D 02:30, D + 1 02:30): the logical date is business date D (clv.business_date).
+    schedule=CronDataIntervalTimetable("30 2 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
     default_args=policy.default_args(),
+    deadline=policy.daily_deadline(),  # serving published by 06:00 (CLV_DEADLINE_MINUTES), or an alert
     tags=["clv", "daily", "sqlmesh", "soda"],
     doc_md=__doc__,
-    params={
-        "business_date": Param(
-            None, type=["null", "string"], description="YYYY-MM-DD; empty: the next business day"
-        )
-    },
+    params=params.daily_refresh(),
 )
 def clv_daily_refresh():
     @task(retries=0)

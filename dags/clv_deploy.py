@@ -16,9 +16,9 @@ other writers → the business date (the latest loaded batch) → plan and check
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, chain, dag
+from airflow.sdk import chain, dag
 
-from clv.airflow import policy, tasks
+from clv.airflow import params, policy, tasks
 from clv.names import DEPLOY_DAG
 
 
@@ -31,11 +31,7 @@ from clv.names import DEPLOY_DAG
     default_args=policy.default_args(),
     tags=["clv", "manual", "deploy", "sqlmesh"],
     doc_md=__doc__,
-    params={
-        # Checked by the first task, with a one-line reason in its log (never prod, in any case).
-        "environment": Param("deploy", type="string", description="lower-case name; never prod"),
-        "promote": Param(True, type="boolean", description="swap prod to the checked versions when clean"),
-    },
+    params=params.deploy(),
 )
 def clv_deploy():
     end = tasks.environment_params()

@@ -13,9 +13,9 @@ Each part calls one `clv.quality_run` function through `clv.airflow.tasks.run_st
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, chain, dag, task
+from airflow.sdk import chain, dag, task
 
-from clv.airflow import policy, tasks
+from clv.airflow import params, policy, tasks
 from clv.names import POOL, QUALITY_DAG
 
 
@@ -28,11 +28,7 @@ from clv.names import POOL, QUALITY_DAG
     default_args=policy.default_args(),
     tags=["clv", "daily", "quality", "soda", "sqlmesh"],
     doc_md=__doc__,
-    params={
-        "business_date": Param(
-            None, type=["null", "string"], description="YYYY-MM-DD; empty: the latest loaded batch"
-        )
-    },
+    params=params.quality_checks(),
 )
 def clv_quality_checks():
     @task(retries=0)

@@ -21,9 +21,9 @@ Each task calls one `clv.pipeline` step through `clv.airflow.tasks.run_step`.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, chain, dag, task
+from airflow.sdk import chain, dag, task
 
-from clv.airflow import policy, tasks
+from clv.airflow import params, policy, tasks
 from clv.airflow.assets import mart_assets, serving_asset
 from clv.names import POOL, QUARANTINE_DAG
 
@@ -37,12 +37,7 @@ from clv.names import POOL, QUARANTINE_DAG
     default_args=policy.default_args(),
     tags=["clv", "manual", "quarantine"],
     doc_md=__doc__,
-    params={
-        "file": Param("", type="string", minLength=1, description="path of the corrected CSV"),
-        "business_date": Param(
-            None, type=["null", "string"], description="YYYY-MM-DD; empty: the latest loaded batch"
-        ),
-    },
+    params=params.quarantine_reprocess(),
 )
 def clv_quarantine_reprocess():
     @task(retries=0)

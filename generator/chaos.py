@@ -6,6 +6,8 @@ can prove the pipeline caught it. Rates are per row (row faults) or per file/bat
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -144,3 +146,78 @@ def drift_columns(src: Source, rng: np.random.Generator) -> tuple[list[str], str
         col = optional[int(rng.integers(0, len(optional)))]
         return [c for c in names if c != col], kind, f"{col} missing"
     return [*names, EXTRA_COLUMN], kind, f"{EXTRA_COLUMN} added"
+
+
+# Delivery-level anomalies: a whole day's file of one source is wrong in a way no single row
+# shows, which only a comparison with the source's own history catches (clv.anomalies). They are
+# never drawn at random: a caller (bench/bench_anomalies.py, the tests) plans them for a day, and
+# each one is recorded in the truth's fault log with the source, the kind and its size.
+DELIVERY_ANOMALIES = ("partial_delivery", "duplicated_day", "value_shift", "category_surge", "silent_source")
+
+
+@dataclass(frozen=True)
+class DeliveryAnomaly:
+    """``partial_delivery``: only ``factor`` of the day's rows arrive; ``duplicated_day``: every
+    row of the day arrives twice (different bytes from a redelivery, so the loader keeps both);
+    ``value_shift``: order prices multiplied by ``factor``; ``category_surge``: a ``factor`` share
+    of the day's other orders switch to ``category``; ``silent_source``: the file comes empty."""
+
+    kind: str
+    source: str = "orders"
+    factor: float = 0.3
+    category: str = "electronics"
+
+    def __post_init__(self) -> None:
+        if self.kind not in DELIVERY_ANOMALIES:
+            raise ValueError(
+                f"unknown delivery anomaly {self.kind!r}; use one of {', '.join(DELIVERY_ANOMALIES)}"
+            )
+        if self.kind in ("value_shift", "category_surge") and self.source != "orders":
+            raise ValueError(f"{self.kind} applies to orders, not {self.source}")
+
+    def detail(self) -> str:
+        return {
+            "partial_delivery": f"only {self.factor:.0%} of the day's rows delivered",
+            "duplicated_day": "every row of the day delivered twice",
+            "value_shift": f"order prices multiplied by {self.factor:g}",
+            "category_surge": f"{self.factor:.0%} of the day's other orders switched to {self.category}",
+            "silent_source": "no rows delivered",
+        }[self.kind]
+
+
+def apply_delivery_anomaly(
+    table: pa.Table, anomaly: DeliveryAnomaly, rng: np.random.Generator
+) -> tuple[pa.Table, dict[str, list]]:
+    """The day's rows of one source as the faulty delivery has them, and the fault log row."""
+    n = table.num_rows
+    column = ""
+    if anomaly.kind == "partial_delivery":
+        keep = np.sort(rng.choice(n, size=round(n * anomaly.factor), replace=False)) if n else []
+        table = table.take(pa.array(keep, pa.int64()))
+    elif anomaly.kind == "duplicated_day":
+        table = pa.concat_tables([table, table])
+    elif anomaly.kind == "silent_source":
+        table = table.slice(0, 0)
+    elif anomaly.kind == "value_shift" and n:
+        column = "unit_price_usd"
+        price = table.column(column)
+        shifted = pc.round(pc.multiply(pc.cast(price, pa.float64()), anomaly.factor), 2).cast(price.type)
+        table = table.set_column(table.schema.get_field_index(column), column, shifted)
+    elif anomaly.kind == "category_surge" and n:
+        column = "product_category"
+        cat = table.column(column)
+        other = np.flatnonzero(~pc.equal(cat, anomaly.category).to_numpy(zero_copy_only=False))
+        moved = rng.choice(other, size=round(len(other) * anomaly.factor), replace=False)
+        mask = np.zeros(n, dtype=bool)
+        mask[moved] = True
+        new = pc.replace_with_mask(cat, pa.array(mask), pa.array([anomaly.category] * len(moved), cat.type))
+        table = table.set_column(table.schema.get_field_index(column), column, new)
+    log = {
+        "fault": [anomaly.kind],
+        "row_number": [None],
+        "key": [""],
+        "column": [column],
+        "value": [f"{anomaly.factor:g}"],
+        "detail": [f"{anomaly.detail()} ({n:,} rows planned, {table.num_rows:,} delivered)"],
+    }
+    return table, log

@@ -248,7 +248,15 @@ def _pool(workers: int | None, n_jobs: int):
     return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
 
 
-def day(paths: Paths, date: dt.date, chaos: str | chaos_mod.ChaosProfile = "realistic") -> Summary:
+def day(
+    paths: Paths,
+    date: dt.date,
+    chaos: str | chaos_mod.ChaosProfile = "realistic",
+    anomalies: tuple[chaos_mod.DeliveryAnomaly, ...] = (),
+) -> Summary:
+    """One more business day's batch. ``anomalies``: delivery-level faults planned for this day
+    (``generator.chaos.DeliveryAnomaly``), applied to their source's rows and recorded in the
+    truth's fault log."""
     profile = chaos if isinstance(chaos, chaos_mod.ChaosProfile) else chaos_mod.profile(chaos)
     meta = read_meta(paths)
     end, horizon = dt.date.fromisoformat(meta["end"]), dt.date.fromisoformat(meta["horizon"])
@@ -293,6 +301,9 @@ def day(paths: Paths, date: dt.date, chaos: str | chaos_mod.ChaosProfile = "real
         table = pa.concat_tables([p.cast(parts[-1].schema) for p in parts]) if parts else pa.table({})
         if table.num_rows and source in STATEFUL:
             table = latest_versions(table, source)
+        for anomaly in (a for a in anomalies if a.source == source):
+            table, log = chaos_mod.apply_delivery_anomaly(table, anomaly, _rng(seed, 5, d))
+            writer._log_many(source, log)
         writer.add(source, render(source, table, d, profile, fault_rng, writer.columns(source)))
     manifest = writer.close()
     _maybe_redeliver(paths, date, profile, fault_rng)

@@ -31,6 +31,8 @@ ROOMS = {
         "clv.ingest",
         "clv.quarantine",
         "clv.soda_runtime",
+        "clv.metrics",
+        "clv.anomalies",
         "clv.quality",
         "clv.transform",
         "clv.spark",

@@ -20,14 +20,15 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from clv import settings
-from clv.business_date import logical_date
 from clv.errors import UserError
-from clv.names import POOL
+from clv.names import POOL, SUMMARY_PREFIX
 
 POOL_DESCRIPTION = "One slot: every task that opens the DuckDB warehouse (one writer at a time)"
 ADMIN = "admin"
@@ -71,6 +72,7 @@ def environ(data_dir: Path | None = None) -> dict[str, str]:
     defaults = {
         "AIRFLOW_HOME": str(h),
         "AIRFLOW__CORE__DAGS_FOLDER": str(settings.PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.PROJECT_ROOT / "plugins"),  # the run notes
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
@@ -84,6 +86,7 @@ def environ(data_dir: Path | None = None) -> dict[str, str]:
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
     }
+    defaults.update(sizing())
     for k, v in defaults.items():
         env.setdefault(k, v)
     # The pipeline's own settings, inherited by every task process.
@@ -94,6 +97,22 @@ def environ(data_dir: Path | None = None) -> dict[str, str]:
     # `airflow standalone` starts its components as `airflow ...` from PATH: ours comes first.
     env["PATH"] = os.pathsep.join([str(Path(airflow_bin()).parent), env.get("PATH", "")])
     return env
+
+
+def sizing(cpus: int | None = None) -> dict[str, str]:
+    """Airflow's processes sized to this machine rather than to Airflow's defaults (32 executor
+    workers, about 1.6 GB idle): as many task slots as cores (at least 2: a sensor waits while
+    one warehouse task runs; the warehouse pool has one slot anyway), one API worker, at most
+    two DAG-parsing processes, and a task's calls to the API server given 30 s rather than 5: on
+    a busy small machine with SQLite (one writer) a task's first call waited longer, and the task
+    failed before it started."""
+    cpus = max(1, cpus or os.cpu_count() or 1)
+    return {
+        "AIRFLOW__CORE__PARALLELISM": str(max(2, cpus)),
+        "AIRFLOW__API__WORKERS": "1",
+        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": str(min(2, cpus)),
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
+    }
 
 
 def airflow_bin() -> str:
@@ -219,20 +238,73 @@ def _step(args: list[str], data_dir: Path | None, log: Path) -> None:
 
 
 def dags_test(
-    dag_id: str, business_date: dt.date, data_dir: Path | None = None, conf: dict | None = None
+    dag_id: str,
+    business_date: dt.date,
+    data_dir: Path | None = None,
+    conf: dict | None = None,
+    echo: Callable[[str], None] | None = None,
 ) -> tuple[int, Path]:
     """Run a DAG end to end in this machine's Airflow (``airflow dags test``); return the exit
-    code and the log file."""
+    code and the log file. ``echo`` receives a line as each task starts and ends (``Progress``).
+
+    The run carries the time it really ran (its logical date is now), so the UI shows its true
+    start, end and duration; the business date it processes is in its conf, its log and its note.
+    """
     if conf is None:
         conf = {"business_date": business_date.isoformat()}
     log = home(data_dir) / "logs" / f"dags-test-{dag_id}-{business_date.isoformat()}.log"
-    result = airflow(
-        ["dags", "test", dag_id, logical_date(business_date).isoformat(), "--conf", json.dumps(conf)],
-        data_dir,
-        log=log,
-        check=False,
-    )
-    return result.returncode, log
+    log.parent.mkdir(parents=True, exist_ok=True)
+    progress = Progress(echo) if echo else None
+    with (
+        log.open("w") as f,
+        subprocess.Popen(
+            [airflow_bin(), "dags", "test", dag_id, "--conf", json.dumps(conf)],
+            env=environ(data_dir),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        ) as proc,
+    ):
+        for line in proc.stdout:
+            f.write(line)
+            if progress:
+                progress.feed(line)
+    return proc.returncode, log
+
+
+class Progress:
+    """Turns the output of ``airflow dags test`` into one line per task start and end, with its
+    time, rows and checks (from the task's ``clv summary:`` line, ``clv.airflow.tasks``)."""
+
+    START = "[DAG TEST] starting task_id="
+    END = "[DAG TEST] end task task_id="
+
+    def __init__(self, echo: Callable[[str], None], clock: Callable[[], float] = time.monotonic):
+        self.echo, self.clock = echo, clock
+        self.started: dict[str, float] = {}
+        self.summaries: dict[str, str] = {}
+        self.failed: set[str] = set()
+
+    def feed(self, line: str) -> None:
+        if self.START in line:
+            task_id = line.split(self.START, 1)[1].split()[0]
+            self.started[task_id] = self.clock()
+            self.echo(f"  {task_id} ...")
+        elif SUMMARY_PREFIX in line:
+            text = line.split(SUMMARY_PREFIX, 1)[1].split(" [clv.dags]", 1)[0].strip()
+            self.summaries[text.split()[0]] = text
+        elif "Task failed" in line or "AirflowFailException" in line or "Marking task as FAILED" in line:
+            self.failed.update(t for t in self.started if t not in self.summaries)
+        elif self.END in line:
+            task_id = line.split(self.END, 1)[1].split()[0]
+            if task_id in self.summaries:
+                self.echo(f"  {self.summaries[task_id]}")
+            else:
+                now = self.clock()
+                seconds = now - self.started.get(task_id, now)
+                outcome = "FAILED after" if task_id in self.failed else "done in"
+                self.echo(f"  {task_id} {outcome} {seconds:,.1f} s")
 
 
 def pool_slots(data_dir: Path | None = None) -> int | None:

@@ -49,3 +49,39 @@ def on_failure(context) -> None:
         run_id=getattr(ti, "run_id", None),
         business_date=business_date,
     )
+
+
+def daily_deadline():
+    """The daily refresh's deadline (the seed's SLA-miss row): Airflow 3.3's deadline alert, the
+    run's logical date (its 02:30 schedule) plus ``CLV_DEADLINE_MINUTES``. The scheduler checks
+    it while the run is going and hands a missed deadline to ``deadline_missed`` on the executor."""
+    from airflow.sdk import DeadlineAlert, DeadlineReference, SyncCallback
+
+    from clv.names import DAILY_DAG
+
+    minutes = settings.deadline_minutes()
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_LOGICAL_DATE,
+        interval=dt.timedelta(minutes=minutes),
+        callback=SyncCallback(deadline_missed, kwargs={"dag_id": DAILY_DAG, "minutes": minutes}),
+        name="serving published",
+    )
+
+
+def deadline_missed(
+    context: dict | None = None, dag_id: str | None = None, minutes: float | None = None, **_
+):
+    """A missed deadline is an alert like a failed task (``ops.alerts``, ``alerts.jsonl``, the
+    hook); ``context`` is what Airflow's scheduler sends: the run and the deadline's time."""
+    from clv import ops
+
+    run = (context or {}).get("dag_run") or {}
+    deadline = (context or {}).get("deadline") or {}
+    ops.alert(
+        None,
+        f"{dag_id} missed its deadline: not finished {minutes:g} minutes after its scheduled start "
+        f"(deadline {deadline.get('deadline_time')}, run {run.get('run_id')}, state {run.get('state')})",
+        dag_id=dag_id,
+        task_id="deadline",
+        run_id=run.get("run_id"),
+    )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 
 from airflow.sdk import task
@@ -23,7 +24,7 @@ from clv import settings
 from clv.airflow.assets import mart_assets, serving_asset
 from clv.airflow.sensors import may_write
 from clv.errors import ClvError, UserError
-from clv.names import POOL
+from clv.names import POOL, SUMMARY_PREFIX
 
 log = logging.getLogger("clv.dags")
 
@@ -43,18 +44,42 @@ def step_run(context, business_date: dt.date):
 
 
 def run_step(func: Callable, context, business_date: str | dt.date, *args, **kwargs):
-    """Call a pipeline step for the business date as this task. The one retry rule: an error
-    that retrying cannot fix (a user's mistake, a failed check: ``ClvError.retry`` false) fails
-    the task at once; transient errors and bugs go to the task's retry policy."""
+    """Call a pipeline step for the business date as this task, and end the task's log with its
+    summary line (``summary_line``). The one retry rule: an error that retrying cannot fix (a
+    user's mistake, a failed check: ``ClvError.retry`` false) fails the task at once; transient
+    errors and bugs go to the task's retry policy."""
     from airflow.sdk.exceptions import AirflowFailException
 
     day = bd.parse(business_date)
+    step = step_run(context, day)
+    t0 = time.perf_counter()
     try:
-        return func(day, *args, step=step_run(context, day), **kwargs)
+        result = func(day, *args, step=step, **kwargs)
     except ClvError as e:
         if not e.retry:
             raise AirflowFailException(str(e)) from e
         raise
+    checks = result.get("checks") if isinstance(result, dict) else None
+    level = logging.WARNING if checks and checks["warned"] else logging.INFO
+    log.log(level, "%s", summary_line(step.task_id, time.perf_counter() - t0, step.rows, checks))
+    return result
+
+
+def summary_line(task_id: str, seconds: float, rows: int | None, checks: dict | None) -> str:
+    """One line that ends a task's log: what ran, for how long, its rows and checks (warned checks
+    by name) and the layer's report. `clv run` prints these lines as the pipeline moves."""
+    parts = [f"{SUMMARY_PREFIX} {task_id} done in {seconds:,.1f} s"]
+    if rows is not None:
+        parts.append(f"{rows:,} rows")
+    if checks:
+        parts.append(
+            f"checks {checks['passed']} passed, {checks['warned']} warned, {checks['failed']} failed"
+        )
+        if checks["warned_checks"]:
+            parts.append("WARNED: " + "; ".join(checks["warned_checks"]))
+        if checks.get("report"):
+            parts.append(f"report {checks['report']}")
+    return " | ".join(parts)
 
 
 def _fail_fast(error: UserError):
@@ -64,17 +89,49 @@ def _fail_fast(error: UserError):
 
 
 def resolve_business_date(context) -> str:
-    """The daily refresh's business date: the ``business_date`` param, else (generator mode) the
-    next simulated day or (landing mode) the day before the run's logical date."""
+    """The daily refresh's business date (``clv.pipeline.resolve_business_date``): the
+    ``business_date`` param; else, with the ``next_simulated_day`` toggle, the day after the
+    latest generated batch — chosen once per run and kept (``_chosen_once``), so clearing the run
+    processes that day again; else the business date of the run's data interval."""
     from clv import pipeline
 
-    logical = context.get("logical_date")
+    check_params(context)
+    params = context["params"]
+    dag_run = context["dag_run"]
     try:
-        day = pipeline.resolve_business_date(context["params"].get("business_date") or None, logical)
+        if params.get("next_simulated_day") and not params.get("business_date"):
+            day = _chosen_once(context, pipeline.next_simulated_day)
+        else:
+            day = pipeline.resolve_business_date(
+                params.get("business_date") or None,
+                context.get("data_interval_start"),
+                run_after=getattr(dag_run, "run_after", None),
+                next_day=bool(params.get("next_simulated_day")),
+            )
     except UserError as e:
         raise _fail_fast(e) from e
     log.info("business date %s (data directory %s)", day, settings.data_dir())
     return day.isoformat()
+
+
+def _chosen_once(context, choose: Callable[[], dt.date]) -> dt.date:
+    """A date chosen from the data folders (the next simulated day), recorded for this run the
+    first time, read back after a clear: the run's business date never moves."""
+    import json
+
+    ti = context["ti"]
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in ti.run_id)
+    path = settings.paths().state / "airflow_runs" / ti.dag_id / f"{safe}.json"
+    if path.exists():
+        day = bd.parse(json.loads(path.read_text())["business_date"])
+        log.info("business date %s: chosen by this run's first attempt (%s)", day, path)
+        return day
+    day = choose()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"run_id": ti.run_id, "business_date": day.isoformat()}))
+    tmp.replace(path)
+    return day
 
 
 def _date_param(context, name: str) -> dt.date | None:
@@ -103,8 +160,9 @@ def _models(context) -> list[str] | None:
 
 def check_params(context) -> None:
     """Refuse a bad ``environment`` (prod in any spelling, or not a name), ``models`` (anything
-    but model names and SQLMesh selectors) or ``start``/``end`` date param with a one-line
-    reason, before anything is touched."""
+    but model names and SQLMesh selectors), toggle, or ``start``/``end``/``business_date`` date
+    param with a one-line reason, before anything is touched: the forms' rules
+    (``clv.airflow.params``) again, for a conf that escaped them."""
     from clv import transform
 
     params = context["params"]
@@ -112,10 +170,13 @@ def check_params(context) -> None:
         if "environment" in params:
             transform.environment_name(params["environment"])
         transform.model_selectors(params.get("models"))
+        for name in ("promote", "next_simulated_day"):
+            if name in params and not isinstance(params[name], bool):
+                raise UserError(f"invalid {name} {params[name]!r}: use true or false")
     except UserError as e:
         raise _fail_fast(e) from e
-    _date_param(context, "start")
-    _date_param(context, "end")
+    for name in ("start", "end", "business_date"):
+        _date_param(context, name)
 
 
 # -- The tasks of a backfill, a deploy or a rollback (their DAG files wire them). ----------------

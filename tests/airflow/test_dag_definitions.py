@@ -27,7 +27,11 @@ PROBE = textwrap.dedent(
         out["dags"][dag_id] = {
             "tags": sorted(dag.tags), "doc_md": bool(dag.doc_md and dag.doc_md.strip()),
             "schedule": str(getattr(dag.timetable, "_expression", dag.timetable)), "max_active_runs": dag.max_active_runs,
-            "catchup": dag.catchup,
+            "catchup": dag.catchup, "timetable": type(dag.timetable).__name__,
+            "params": {k: dag.params.get_param(k).schema for k in dag.params},
+            "deadlines": [{"minutes": d.interval.total_seconds() / 60, "reference": type(d.reference).__name__,
+                           "callback": getattr(d.callback, "path", str(d.callback))}
+                          for d in (getattr(dag, "deadline", None) or [])],
             "tasks": {t.task_id: {"retries": t.retries, "pool": t.pool, "owner": t.owner,
                                   "exp": bool(t.retry_exponential_backoff),
                                   "max_retry_delay": str(t.max_retry_delay),
@@ -96,6 +100,19 @@ def test_daily_refresh_shape(dagbag):
     assert tasks["publish"]["outlets"] == ["serving.duckdb"]
 
 
+def test_the_daily_refresh_runs_on_data_intervals(dagbag):
+    """Its logical date is the start of a data interval: the business date it processes."""
+    assert dagbag["dags"]["clv_daily_refresh"]["timetable"] == "CronDataIntervalTimetable"
+
+
+def test_every_dag_takes_its_params_from_the_forms(dagbag):
+    from tests.airflow.test_params import FORMS
+
+    for dag_id, dag in dagbag["dags"].items():
+        expected = {k: p.schema for k, p in FORMS[dag_id]().items()} if dag_id in FORMS else {}
+        assert dag["params"] == expected, dag_id
+
+
 def test_every_task_that_opens_the_warehouse_uses_the_one_slot_pool(dagbag):
     no_warehouse = {"resolve_business_date", "wait_for_other_writers", "promotion_requested"}
     for dag_id, dag in dagbag["dags"].items():
@@ -108,3 +125,11 @@ def test_bootstrap_creates_the_pool_with_one_slot(tmp_path):
     airflow_home.bootstrap(tmp_path)
     assert airflow_home.pool_slots(tmp_path) == 1
     assert airflow_home.admin_password(tmp_path)
+
+
+def test_daily_refresh_has_its_deadline(dagbag):
+    """The seed's SLA-miss row: serving published by 06:00, 210 minutes after the 02:30 start."""
+    (deadline,) = dagbag["dags"]["clv_daily_refresh"]["deadlines"]
+    assert deadline["minutes"] == 210
+    assert deadline["reference"] == "DagRunLogicalDateDeadline"
+    assert deadline["callback"].endswith("clv.airflow.policy.deadline_missed")

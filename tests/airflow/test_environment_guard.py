@@ -18,6 +18,7 @@ from tests.airflow.helpers import clv, explain
 END = dt.date(2024, 12, 31)
 PROD = "is prod: plan into an isolated environment and promote it"
 SELECTOR = "invalid model selector 'git:--output=x': '--output=x' is not a git branch name"
+MODELS_REFUSED = "Invalid input for param models: 'git:--output=x' does not match"
 
 # SQLMesh 0.236's selector forms (sqlmesh/core/selector.py): names, wildcards, upstream and
 # downstream, tags, resource types, git branches, negation, intersection, union, parentheses.
@@ -98,20 +99,40 @@ def _tasks_started(log: str) -> list[str]:
 
 @pytest.mark.slow
 def test_the_dags_refuse_in_their_first_task(tmp_path):
-    """Real `airflow dags test` runs: each fails in resolve_business_date with the one-line reason
-    in the task's log, no other task starts, and the only trace in the warehouse is the alert."""
+    """Real `airflow dags test` runs. A value the trigger form's schema refuses (clv.airflow.params)
+    is refused when the run is created, before any task, by Airflow itself (the form, the REST API
+    and the CLI apply the same schema). A selector whose characters pass the schema but whose
+    grammar SQLMesh would misread fails in resolve_business_date with the one-line reason, no other
+    task starts, and the only trace in the warehouse is the alert."""
     data = tmp_path / "data"
     airflow_home.bootstrap(data)
+    schema_cases = [
+        (
+            "clv_backfill",
+            {"environment": "PROD"},
+            "Invalid input for param environment: 'PROD' does not match",
+        ),
+        ("clv_deploy", {"environment": "prod"}, "Invalid input for param environment: 'prod' does not match"),
+        ("clv_backfill", {"environment": "fix1", "models": ["marts.*", "git:--output=x"]}, MODELS_REFUSED),
+    ]
+    for dag_id, conf, expected in schema_cases:
+        rc, log_file = airflow_home.dags_test(dag_id, END, data, conf=conf)
+        log = log_file.read_text()
+        assert rc != 0, log[-3000:]
+        assert f"ParamValidationError: {expected}" in log, log[-5000:]
+        assert _tasks_started(log) == [], _tasks_started(log)
     cases = [
-        ("clv_backfill", {"environment": "PROD"}, f"environment 'PROD' {PROD}"),
-        ("clv_deploy", {"environment": "Prod"}, f"environment 'Prod' {PROD}"),
-        ("clv_backfill", {"environment": "fix1", "models": ["marts.*", "git:--output=x"]}, SELECTOR),
+        (
+            "clv_backfill",
+            {"environment": "fix1", "models": ["marts.*", "git:-o"]},
+            "'-o' is not a git branch name",
+        ),
     ]
     for dag_id, conf, expected in cases:
         rc, log_file = airflow_home.dags_test(dag_id, END, data, conf=conf)
         log = log_file.read_text()
         assert rc != 0, log[-3000:]
-        assert f"AirflowFailException: {expected}" in log, log[-5000:]
+        assert "AirflowFailException: invalid model selector 'git:-o': " + expected in log, log[-5000:]
         assert _tasks_started(log) == ["resolve_business_date"], _tasks_started(log)
         assert "up_for_retry" not in log
     con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
@@ -126,4 +147,4 @@ def test_the_dags_refuse_in_their_first_task(tmp_path):
     assert tables == [("ops.alerts",), ("ops.pipeline_runs",)]  # the alert's table and its sibling
     assert steps == 0  # no pipeline step ran
     assert [(d, t) for d, t, _ in alerts] == [(d, "resolve_business_date") for d, _, _ in cases]
-    assert all(expected in summary for (_, _, expected), (_, _, summary) in zip(cases, alerts))
+    assert all(expected in summary for (_, _, expected), (_, _, summary) in zip(cases, alerts, strict=True))

@@ -77,13 +77,16 @@ def test_kpis_are_the_serving_files_totals(pipeline_data, run_app):
 def test_revenue_at_risk_leaves_out_customers_already_lost(pipeline_data, run_app):
     """The headline "Revenue at risk" counts only customers still reachable: none of it sits with
     customers in the churned lifecycle stage or whose churn probability says they most likely left
-    (before issue 17 it summed churn probability x value over everyone, churned stage included)."""
+    (before issue 17 it summed churn probability x value over everyone, churned stage included) —
+    unless they still pay a subscription: then they are reachable, and what its cancellation
+    would take is at risk."""
     at = run_app(pipeline_data)
     ((reachable_risk, churned_stage, churned_risk, total_risk, remaining, kept, lost),) = query(
         pipeline_data,
-        "SELECT sum(revenue_at_risk_usd) FILTER (lifecycle_stage <> 'churned' AND churn_probability < 0.5), "
+        "SELECT sum(revenue_at_risk_usd) FILTER (is_reachable), "
         "count(*) FILTER (lifecycle_stage = 'churned'), "
-        "coalesce(sum(revenue_at_risk_usd) FILTER (lifecycle_stage = 'churned' OR churn_probability >= 0.5), 0), "
+        "coalesce(sum(revenue_at_risk_usd) FILTER ((lifecycle_stage = 'churned' OR churn_probability >= 0.5) "
+        "AND predicted_subscription_value_12m_usd = 0), 0), "
         "sum(revenue_at_risk_usd), sum(predicted_remaining_clv_usd), "
         "sum(value_kept_usd), sum(value_lost_usd) FROM mart_customer_360",
     )
@@ -459,7 +462,11 @@ def test_retention_shows_complete_months_only(serving_copy, run_app):
         "WHERE cohort_month + to_months(months_since_acquisition::INT) <= DATE '2024-11-01'",
     )
     assert len(heatmap) == complete > 0
-    (curve,) = [chart_data(c) for spec, c in charts if spec["mark"].get("type") == "line"]
+    (curve,) = [
+        chart_data(c)
+        for spec, c in charts
+        if spec["mark"].get("type") == "line" and "retention_rate" in chart_data(c).columns
+    ]
     ((first_month_rate,),) = query(
         serving_copy,
         "SELECT sum(customers_active) / sum(cohort_size) FROM mart_retention_cohorts "

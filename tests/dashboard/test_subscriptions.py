@@ -71,7 +71,19 @@ def test_retention_curves_are_the_marts_all_cohort_rows(pipeline_data, run_app):
         "WHERE cohort = 'all' AND subscriptions_at_risk >= 10 ORDER BY plan_id, months_since_start",
     )
     assert len(expected) > 6 and any(r[2] < 1 for r in expected)
-    assert set(curves["curve"]) == {"observed"}  # model_survival is null until the renewal model is joined
+    # the renewal model's curve (int_subscription_model_curve) is drawn beside the observed one
+    assert set(curves["curve"]) == {"observed", "renewal model"}
+    modelled = curves[curves["curve"] == "renewal model"]
+    fitted = query(
+        pipeline_data,
+        "SELECT plan_id, months_since_start, model_survival FROM mart_subscription_retention "
+        "WHERE cohort = 'all' AND subscriptions_at_risk >= 10 AND model_survival IS NOT NULL "
+        "ORDER BY plan_id, months_since_start",
+    )
+    assert len(fitted) > 6
+    got = modelled[["plan_id", "months_since_start", "share"]].itertuples(index=False, name=None)
+    assert [(p, k, round(v, 6)) for p, k, v in got] == [(p, k, float(v)) for p, k, v in fitted]
+    curves = curves[curves["curve"] == "observed"]
     got = curves[["plan_id", "months_since_start", "survival"]].itertuples(index=False, name=None)
     assert [(p, k, round(s, 6)) for p, k, s in got] == [(p, k, float(s)) for p, k, s in expected]
     (table,) = [d.value for d in at.dataframe if "survival_1m" in d.value.columns]

@@ -59,6 +59,7 @@ def test_airflow_runs_on_postgresql_with_sqlmesh_state_there_too(compose):
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg2://")
         assert env["CLV_SQLMESH_STATE_HOST"] == "postgres"
         assert env["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/clv/dags"
+        assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == "/opt/clv/plugins"  # the run notes
     assert compose["services"]["airflow-init"]["command"] == ["clv", "bootstrap"]
 
 
