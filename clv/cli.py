@@ -28,24 +28,60 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
-    """BG/NBD + Gamma-Gamma on any transaction log (bring your own data)."""
+    """BG/NBD and/or Pareto/NBD + Gamma-Gamma on any transaction log (bring your own data)."""
+    import time
     from pathlib import Path
 
     from clv.stats import fit_file
 
-    result = fit_file.fit_file(
-        Path(args.transactions),
-        args.customer_col,
-        args.date_col,
-        args.amount_col,
-        fit_file.parse_date(args.calibration_end),
-        fit_file.parse_date(args.holdout_end) if args.holdout_end else None,
-        args.time_unit,
-    )
+    models = {"bgnbd": ("bgnbd",), "pareto-nbd": ("pareto_nbd",), "both": ("bgnbd", "pareto_nbd")}[args.model]
+    plots = Path(args.plots) if args.plots else None
+    if plots is not None:
+        from clv.stats import fit_plots
+
+        fit_plots.check_folder(plots)
+    t0 = time.perf_counter()
+    # one progress line on a terminal, rewritten in place and erased at the end (or before an
+    # error, which stays one line); nothing when stderr is a file or a pipe, or with --json
+    live = sys.stderr.isatty() and not args.json
+
+    def progress(line: str) -> None:
+        sys.stderr.write(f"\r\033[Kclv fit: {line} ({time.perf_counter() - t0:.1f} s)")
+        sys.stderr.flush()
+
+    try:
+        result = fit_file.fit_file(
+            Path(args.transactions),
+            args.customer_col,
+            args.date_col,
+            args.amount_col,
+            fit_file.parse_date(args.calibration_end),
+            fit_file.parse_date(args.holdout_end) if args.holdout_end else None,
+            args.time_unit,
+            models=models,
+            horizon_days=args.horizon_days,
+            discount_rate=args.discount_rate,
+            output=Path(args.output) if args.output else None,
+            series=plots is not None,
+            progress=progress if live else None,
+        )
+        written = []
+        if plots is not None:
+            if live:
+                progress(f"drawing the figures in {plots}")
+            written = fit_plots.write_all(result, plots)
+    finally:
+        if live:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
+        out = result.as_dict()
+        out["plots"] = [str(p) for p in written]
+        print(json.dumps(out, indent=2))
     else:
         print("\n".join(result.lines()))
+        for p in written:
+            print(f"figure: {p}")
     return 0
 
 
@@ -485,6 +521,26 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _positive_float(value: str) -> float:
+    try:
+        v = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not (v > 0 and v < float("inf")):
+        raise argparse.ArgumentTypeError(f"{value!r}: use a positive number")
+    return v
+
+
+def _rate(value: str) -> float:
+    try:
+        v = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not (0 <= v < float("inf")):
+        raise argparse.ArgumentTypeError(f"{value!r}: use an annual rate of 0 or more (0.1 = 10%)")
+    return v
+
+
 def _date(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
@@ -502,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=_cmd_generate)
     f = sub.add_parser(
         "fit",
-        help="fit BG/NBD and Gamma-Gamma to a transaction CSV (with --holdout-end: predicted vs actual)",
+        help="fit BG/NBD and/or Pareto/NBD and Gamma-Gamma to a transaction CSV (with --holdout-end: predicted vs actual)",
     )
     f.add_argument("transactions", help="CSV file with a header row, one transaction per line")
     f.add_argument("--customer-col", default="customer_id", help="customer id column (default customer_id)")
@@ -519,7 +575,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--holdout-end", default=None, help="compare predictions with the transactions up to this day"
     )
     f.add_argument("--time-unit", choices=["day", "week"], default="day", help="unit of recency, T and alpha")
-    f.add_argument("--json", action="store_true", help="print one JSON object")
+    f.add_argument(
+        "--model",
+        choices=["bgnbd", "pareto-nbd", "both"],
+        default="bgnbd",
+        help="purchase model (default bgnbd); both: fit both and compare them",
+    )
+    f.add_argument(
+        "--output",
+        default=None,
+        help="write one row per customer with every prediction: FILE.csv or FILE.parquet",
+    )
+    f.add_argument(
+        "--horizon-days",
+        type=_positive_float,
+        default=365.0,
+        help="horizon of the value columns of --output, in days (default 365)",
+    )
+    f.add_argument(
+        "--discount-rate",
+        type=_rate,
+        default=0.0,
+        help="annual discount rate of the value columns (0.1 = 10%% a year; default 0)",
+    )
+    f.add_argument("--plots", default=None, help="write PNG figures to this folder (created if missing)")
+    f.add_argument("--json", action="store_true", help="print one JSON object (and no progress lines)")
     f.set_defaults(func=_cmd_fit)
     ld = sub.add_parser("load", help="load landed batches into the warehouse's raw zone")
     ld.add_argument("--data-dir", default=None, help="default: $CLV_DATA_DIR or ./data")

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from clv.stats import btyd, churn, uncertainty
+from clv.stats import btyd, churn, pareto_nbd, purchase_models, uncertainty
 
 CHURN_MODEL_NAME = "bgnbd-behaviour-mixture-logit-v2"
 
@@ -36,6 +36,9 @@ def training_cutoff(business_date: dt.date, window_days: int) -> dt.date:
 # CLV
 
 
+PURCHASE_MODELS = ("bgnbd", "pareto_nbd")  # the SQLMesh variable clv_purchase_model
+
+
 @dataclass(frozen=True)
 class ClvFit:
     as_of: dt.date
@@ -44,6 +47,22 @@ class ClvFit:
     gg: btyd.GammaGamma
     refund_share: float
     summary: pd.DataFrame
+    # the purchase model the predictions use: `bg` itself (bgnbd) or a Pareto/NBD fit (pareto_nbd)
+    purchase: btyd.BGNBD | pareto_nbd.ParetoNBD | None = None
+
+    @property
+    def purchase_model(self) -> str:
+        return purchase_models.of(self.purchase if self.purchase is not None else self.bg).key
+
+
+def purchase_model_key(value) -> str:
+    """The clv_purchase_model variable, checked: bgnbd or pareto_nbd."""
+    key = str(value).strip().lower().replace("-", "_")
+    if key not in PURCHASE_MODELS:
+        raise btyd.BtydError(
+            f"clv_purchase_model {value!r} is not a purchase model: use one of {', '.join(PURCHASE_MODELS)}"
+        )
+    return key
 
 
 SUMMARY_COLUMNS = (
@@ -63,19 +82,26 @@ def _require(frame: pd.DataFrame, columns, what: str) -> None:
         raise btyd.BtydError(f"{what} has no column {', '.join(missing)}")
 
 
-def fit_clv(summary: pd.DataFrame, as_of: dt.date, time_unit: str) -> ClvFit:
+def fit_clv(summary: pd.DataFrame, as_of: dt.date, time_unit: str, purchase_model: str = "bgnbd") -> ClvFit:
     """BG/NBD and Gamma-Gamma on the purchase summary as of `as_of` (int_purchase_summary's rows
     of that date: every customer signed up by then; the fits take those with a purchase) and the
-    refund share of that date (a column, the same on every row)."""
+    refund share of that date (a column, the same on every row). With `purchase_model`
+    pareto_nbd, Pareto/NBD too: the predictions use it, and BG/NBD stays fitted because the
+    dropout-per-purchase columns (bgnbd_a, bgnbd_b: int_revenue_risk) and the totals' intervals
+    (mart_value_intervals) are BG/NBD's."""
+    key = purchase_model_key(purchase_model)
     _require(summary, SUMMARY_COLUMNS, f"the purchase summary as of {as_of}")
     buyers = summary[summary["has_purchased"].astype(bool)]
     try:
         bg = btyd.fit_bgnbd(buyers["frequency"], buyers["recency"], buyers["age"])
         gg = btyd.fit_gamma_gamma(buyers["frequency"], buyers["monetary_value"])
+        purchase = bg
+        if key == "pareto_nbd":
+            purchase = pareto_nbd.fit(buyers["frequency"], buyers["recency"], buyers["age"])
     except btyd.BtydError as e:
         raise btyd.BtydError(f"CLV models on the purchases up to {as_of}: {e}") from None
     share = float(summary["refund_share"].iloc[0] or 0.0)
-    return ClvFit(as_of, time_unit, bg, gg, min(max(share, 0.0), 1.0), summary)
+    return ClvFit(as_of, time_unit, bg, gg, min(max(share, 0.0), 1.0), summary, purchase)
 
 
 FIT_COLUMNS = {
@@ -105,6 +131,14 @@ PARAMETER_COLUMNS = [f"bgnbd_{n}" for n in btyd.BGNBD.names] + [f"gg_{n}" for n 
 for _c in PARAMETER_COLUMNS:
     FIT_COLUMNS |= {f"{_c}_se": "DOUBLE", f"{_c}_lower_95": "DOUBLE", f"{_c}_upper_95": "DOUBLE"}
 FIT_COLUMNS |= {"bgnbd_log_covariance": "TEXT", "gg_log_covariance": "TEXT"}
+# which purchase model the predictions use, and the Pareto/NBD fit (null under bgnbd)
+FIT_COLUMNS |= {"purchase_model": "TEXT"}
+PNBD_COLUMNS = [f"pnbd_{n}" for n in pareto_nbd.ParetoNBD.names]
+FIT_COLUMNS |= {c: "DOUBLE" for c in PNBD_COLUMNS}
+FIT_COLUMNS |= {"pnbd_log_likelihood": "DOUBLE", "pnbd_iterations": "INT", "pnbd_gradient_norm": "DOUBLE"}
+for _c in PNBD_COLUMNS:
+    FIT_COLUMNS |= {f"{_c}_se": "DOUBLE", f"{_c}_lower_95": "DOUBLE", f"{_c}_upper_95": "DOUBLE"}
+FIT_COLUMNS |= {"pnbd_log_covariance": "TEXT"}
 
 
 def _covariance_json(cov) -> str | None:
@@ -142,7 +176,16 @@ def fit_frame(fit: ClvFit) -> pd.DataFrame:
         "bgnbd_log_covariance": _covariance_json(bg.log_covariance),
         "gg_log_covariance": _covariance_json(gg.log_covariance),
     }
-    for prefix, m in (("bgnbd", bg), ("gg", gg)):
+    row["purchase_model"] = fit.purchase_model
+    fitted = [("bgnbd", bg), ("gg", gg)]
+    if isinstance(fit.purchase, pareto_nbd.ParetoNBD):
+        pn = fit.purchase
+        row |= {f"pnbd_{n}": v for n, v in pn.params().items()}
+        row |= {"pnbd_log_likelihood": pn.log_likelihood, "pnbd_iterations": pn.report.iterations,
+                "pnbd_gradient_norm": pn.report.gradient_norm,
+                "pnbd_log_covariance": _covariance_json(pn.log_covariance)}  # fmt: skip
+        fitted.append(("pnbd", pn))
+    for prefix, m in fitted:
         for pi in uncertainty.parameter_intervals(m):
             row[f"{prefix}_{pi.name}_se"] = pi.standard_error
             row[f"{prefix}_{pi.name}_lower_95"] = pi.lower_95
@@ -163,6 +206,21 @@ def models_from_frame(fit_row: pd.DataFrame) -> tuple[btyd.BGNBD, btyd.GammaGamm
         log_covariance=_covariance(f.get("gg_log_covariance")),
     )  # fmt: skip
     return bg, gg, str(f.time_unit), float(f.refund_share)
+
+
+def purchase_model_from_frame(fit_row: pd.DataFrame) -> btyd.BGNBD | pareto_nbd.ParetoNBD:
+    """The purchase model int_clv_model_fit says the predictions use (BG/NBD when the row
+    predates the purchase_model column)."""
+    bg, _, _, _ = models_from_frame(fit_row)
+    f = fit_row.iloc[0]
+    key = f.get("purchase_model")
+    if key is None or (isinstance(key, float) and np.isnan(key)) or key == "bgnbd":
+        return bg
+    purchase_model_key(key)
+    return pareto_nbd.ParetoNBD(
+        float(f.pnbd_r), float(f.pnbd_alpha), float(f.pnbd_s), float(f.pnbd_beta), 0.0, int(f.customers),
+        log_covariance=_covariance(f.get("pnbd_log_covariance")),
+    )  # fmt: skip
 
 
 PREDICTION_COLUMNS = {
@@ -187,16 +245,18 @@ PREDICTION_COLUMNS = {
 
 def predictions_frame(
     summary: pd.DataFrame,
-    bg: btyd.BGNBD,
+    bg: btyd.BGNBD | pareto_nbd.ParetoNBD,
     gg: btyd.GammaGamma,
     time_unit: str,
     refund_share: float,
     discount_rate: float = 0.0,
 ) -> pd.DataFrame:
-    """Per-customer predictions over the next 365 days (values net of the refund share).
-    Customers who never bought get no predicted purchases: the models describe customers from
-    their first purchase on, and say nothing about when a first purchase comes."""
-    s = btyd.score(
+    """Per-customer predictions over the next 365 days (values net of the refund share) by the
+    purchase model given (`bg`: BG/NBD or Pareto/NBD, `purchase_model_from_frame`). Customers who
+    never bought get no predicted purchases: the models describe customers from their first
+    purchase on, and say nothing about when a first purchase comes."""
+    pm = purchase_models.of(bg)
+    s = pm.score(
         bg,
         gg,
         summary["frequency"].to_numpy(dtype=float),
@@ -212,11 +272,11 @@ def predictions_frame(
     unit = btyd.TIME_UNITS[time_unit]
     x, tx, T = (summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "age"))
     m = pd.to_numeric(summary["monetary_value"], errors="coerce").to_numpy(dtype=float)
-    buy90 = uncertainty.p_purchase(bg, 90 / unit, x, tx, T)
-    buy365 = uncertainty.p_purchase(bg, 365 / unit, x, tx, T)
+    buy90 = pm.p_purchase(bg, 90 / unit, x, tx, T)
+    buy365 = pm.p_purchase(bg, 365 / unit, x, tx, T)
     bands = np.zeros((len(summary), len(uncertainty.LEVELS)))
     if bought.any():
-        vd = uncertainty.value_distribution(bg, gg, 365 / unit, x[bought], T[bought], m[bought])
+        vd = pm.value_distribution(bg, gg, 365 / unit, x[bought], T[bought], m[bought])
         bands[bought] = uncertainty.customer_quantiles(
             vd, x[bought], T[bought], m[bought], s.p_alive[bought], s.remaining_clv[bought]
         )
@@ -341,15 +401,18 @@ def training_data(
     cutoff: dt.date,
     window_days: int,
     time_unit: str,
+    purchase_model: str = "bgnbd",
 ) -> tuple[pd.DataFrame, churn.Outcome]:
-    """Features as of the cutoff and the outcome after it: BG/NBD refitted on the purchase
-    `summary` as of the cutoff (for P(alive)), the behavioural `signals` as of the cutoff
-    (int_churn_features), and the outcome, no purchase in the window, from the last purchase
-    date in `purchases_later` (the purchase summary as of the business date)."""
-    fit = fit_clv(summary, cutoff, time_unit)
+    """Features as of the cutoff and the outcome after it: the purchase model (the one scoring
+    uses, clv_purchase_model) refitted on the purchase `summary` as of the cutoff (for P(alive)),
+    the behavioural `signals` as of the cutoff (int_churn_features), and the outcome, no purchase
+    in the window, from the last purchase date in `purchases_later` (the purchase summary as of
+    the business date)."""
+    fit = fit_clv(summary, cutoff, time_unit, purchase_model)
     s = fit.summary
+    model = fit.purchase
     frame = s[["customer_id", "frequency", "recency", "age"]].copy()
-    frame["p_alive"] = btyd.p_alive(fit.bg, s["frequency"], s["recency"], s["age"])
+    frame["p_alive"] = purchase_models.of(model).p_alive(model, s["frequency"], s["recency"], s["age"])
     frame = frame.merge(signals, on="customer_id", how="inner", validate="one_to_one")
     last = pd.to_datetime(purchases_later["last_purchase_date"])
     bought = purchases_later.loc[last > pd.Timestamp(cutoff), "customer_id"]
@@ -358,8 +421,8 @@ def training_data(
         frame["no_purchase"].to_numpy(),
         frame["frequency"].to_numpy(dtype=float),
         frame["age"].to_numpy(dtype=float),
-        fit.bg.r,
-        fit.bg.alpha,
+        model.r,  # both models: an active customer's rate is Gamma(r + x, α + T)
+        model.alpha,
         window_days / btyd.TIME_UNITS[time_unit],
     )
     return frame, outcome
@@ -372,10 +435,13 @@ def train_churn(
     cutoff: dt.date,
     window_days: int,
     time_unit: str,
+    purchase_model: str = "bgnbd",
 ) -> ChurnTraining:
     """Fit the churn model on the history with a time split (see `training_data`); one customer
     in five held out."""
-    frame, outcome = training_data(summary, signals, purchases_later, cutoff, window_days, time_unit)
+    frame, outcome = training_data(
+        summary, signals, purchases_later, cutoff, window_days, time_unit, purchase_model
+    )
     X = churn.design(frame)
     held = churn.holdout_mask(frame["customer_id"])
     model = churn.fit(X[~held], outcome.subset(~held))

@@ -85,3 +85,42 @@ def test_fit_clv_names_the_missing_columns():
         scoring.fit_clv(summary().drop(columns="refund_share"), BUSINESS, "day")
     fit = scoring.fit_clv(summary(), BUSINESS, "day")
     assert fit.refund_share == 0.04 and 0.3 < fit.bg.r < 2
+
+
+def test_pareto_nbd_through_the_pipeline_functions():
+    """clv_purchase_model = pareto_nbd: the fit row carries Pareto/NBD next to BG/NBD, the
+    predictions come from Pareto/NBD, and the churn model trains on the same model's P(alive)."""
+    from clv.stats import pareto_nbd
+
+    s = summary(1500)
+    fit = scoring.fit_clv(s, BUSINESS, "day", "pareto_nbd")
+    row = scoring.fit_frame(fit)
+    assert list(row.columns) == list(scoring.FIT_COLUMNS)
+    f = row.iloc[0]
+    assert f.purchase_model == "pareto_nbd" and f.bgnbd_r == fit.bg.r  # BG/NBD stays fitted
+    assert f.pnbd_s == fit.purchase.s and f.pnbd_s_lower_95 < f.pnbd_s < f.pnbd_s_upper_95
+    model = scoring.purchase_model_from_frame(row)
+    assert isinstance(model, pareto_nbd.ParetoNBD) and model.params() == pytest.approx(fit.purchase.params())
+    assert model.log_covariance is not None
+    _, gg, unit, share = scoring.models_from_frame(row)
+    pred = scoring.predictions_frame(s, model, gg, unit, share)
+    assert list(pred.columns) == list(scoring.PREDICTION_COLUMNS)
+    x, tx, T = (s[c].to_numpy(float) for c in ("frequency", "recency", "age"))
+    np.testing.assert_allclose(pred["p_alive"], pareto_nbd.p_alive(model, x, tx, T))
+    # unlike BG/NBD, a customer without repeat purchases may have left
+    assert (pred.loc[s["frequency"] == 0, "p_alive"] < 1).all()
+    assert (pred["clv_12m_p10_usd"] <= pred["clv_12m_p50_usd"] + 1e-9).all()
+    assert (pred["clv_12m_p50_usd"] <= pred["clv_12m_p90_usd"] + 1e-9).all()
+    assert (pred["p_purchase_365d"] <= pred["p_alive"] + 1e-12).all()
+    # the default stays BG/NBD, and a row without the column reads as BG/NBD
+    bg_row = scoring.fit_frame(scoring.fit_clv(s, BUSINESS, "day"))
+    assert bg_row.iloc[0].purchase_model == "bgnbd" and bg_row.iloc[0][scoring.PNBD_COLUMNS].isna().all()
+    assert isinstance(scoring.purchase_model_from_frame(bg_row.drop(columns="purchase_model")), btyd.BGNBD)
+    later = pd.DataFrame({"customer_id": s["customer_id"], "last_purchase_date": [None] * len(s)})
+    frame, outcome = scoring.training_data(
+        s, signals(s["customer_id"]), later, CUTOFF, 180, "day", "pareto_nbd"
+    )
+    np.testing.assert_allclose(frame["p_alive"], pareto_nbd.p_alive(fit.purchase, x, tx, T))
+    assert outcome.r == fit.purchase.r and outcome.alpha == fit.purchase.alpha
+    with pytest.raises(btyd.BtydError, match="clv_purchase_model 'weibull' is not a purchase model"):
+        scoring.fit_clv(s, BUSINESS, "day", "weibull")

@@ -68,5 +68,6 @@ def execute(
         cutoff,
         window_days,
         str(context.var("clv_time_unit", "day")),
+        str(context.var("clv_purchase_model", "bgnbd")),  # the P(alive) scoring will use
     )
     return scoring.churn_model_frame(training)

@@ -1,10 +1,13 @@
 """BG/NBD (repeat purchasing with dropout) and Gamma-Gamma (spend per purchase) fitted by maximum
-likelihood on every customer's purchases up to the business date (clv/stats/btyd.py). The per-customer
-summary is computed in SQL (int_purchase_summary's rows of the business date); Python sees one row
-per customer. A fit that does not converge fails the run with the reason. Each parameter carries its
-standard error and 95% interval, and the log-parameters' covariance that int_clv_predictions and
-mart_value_intervals draw from. Grain: one row (the
-business date's fit)."""
+likelihood on every customer's purchases up to the business date (clv/stats/btyd.py), and, when the
+variable clv_purchase_model is pareto_nbd, Pareto/NBD (clv/stats/pareto_nbd.py), which the
+predictions then use (purchase_model says which; the pnbd_* columns are null under bgnbd). The
+bgnbd_* columns always hold BG/NBD's fit: int_revenue_risk's dropout per purchase and
+mart_value_intervals' totals are BG/NBD's. The per-customer summary is computed in SQL
+(int_purchase_summary's rows of the business date); Python sees one row per customer. A fit that
+does not converge fails the run with the reason. Each parameter carries its standard error and 95%
+interval, and the log-parameters' covariance that int_clv_predictions and mart_value_intervals
+draw from. Grain: one row (the business date's fit)."""
 
 from __future__ import annotations
 
@@ -48,7 +51,7 @@ from clv.stats import scoring
             },
         ),
     ],
-    description="Fitted BG/NBD and Gamma-Gamma parameters with the fit's diagnostics.",
+    description="Fitted BG/NBD, Gamma-Gamma (and Pareto/NBD under clv_purchase_model pareto_nbd) parameters with the fits' diagnostics.",
     column_descriptions={
         "business_date": "Calibration end: purchases up to this date",
         "time_unit": "Unit of recency, T and alpha: day or week (variable clv_time_unit)",
@@ -83,6 +86,24 @@ from clv.stats import scoring
         },
         "bgnbd_log_covariance": "Covariance of log r, log alpha, log a, log b (JSON rows); null when not identified",
         "gg_log_covariance": "Covariance of log p, log q, log v (JSON rows); null when not identified",
+        "purchase_model": "Purchase model of int_clv_predictions: bgnbd or pareto_nbd (variable clv_purchase_model)",
+        "pnbd_r": "Pareto/NBD shape of the purchase-rate distribution (null under bgnbd)",
+        "pnbd_alpha": "Pareto/NBD scale of the purchase-rate distribution (time units)",
+        "pnbd_s": "Pareto/NBD shape of the dropout-rate distribution",
+        "pnbd_beta": "Pareto/NBD scale of the dropout-rate distribution (time units)",
+        "pnbd_log_likelihood": "Pareto/NBD total log-likelihood over customers",
+        "pnbd_iterations": "Newton iterations of the Pareto/NBD fit",
+        "pnbd_gradient_norm": "Gradient norm of the Pareto/NBD mean log-likelihood at the optimum",
+        **{
+            f"{c}_{suffix}": text.format(c)
+            for c in scoring.PNBD_COLUMNS
+            for suffix, text in (
+                ("se", "Standard error of {} (null under bgnbd)"),
+                ("lower_95", "Lower bound of the 95% interval of {}"),
+                ("upper_95", "Upper bound of the 95% interval of {}"),
+            )
+        },
+        "pnbd_log_covariance": "Covariance of log r, log alpha, log s, log beta of Pareto/NBD (JSON rows)",
     },
 )
 def execute(
@@ -90,5 +111,10 @@ def execute(
 ) -> pd.DataFrame:
     business = from_execution_time(execution_time)
     summary = read_model(context, "intermediate.int_purchase_summary", business)
-    fit = scoring.fit_clv(summary, business, str(context.var("clv_time_unit", "day")))
+    fit = scoring.fit_clv(
+        summary,
+        business,
+        str(context.var("clv_time_unit", "day")),
+        str(context.var("clv_purchase_model", "bgnbd")),
+    )
     return scoring.fit_frame(fit)
