@@ -486,7 +486,7 @@ def stage_environment(
         return {
             "environment": environment,
             "changed": candidate.changed_models,
-            "checks": [s.line() for s in scans],
+            "scan_lines": [s.line() for s in scans],
             "ok": candidate.ok,
             "warned": len(candidate.warned),
             "review_report": str(report),  # review.md; review.json beside it (Review.read)

@@ -152,6 +152,17 @@ def deadline_minutes() -> float:
     return _number("CLV_DEADLINE_MINUTES", "210", float, 1, "a number of minutes >= 1")
 
 
+DAGS_TEST_FLAG = "CLV_IN_DAGS_TEST"
+
+
+def in_dags_test() -> bool:
+    """Set (``CLV_IN_DAGS_TEST=1``) by ``clv.airflow.home.dags_test`` for the ``airflow dags test``
+    process and its DAG parsing: Airflow 3.3.2's ``dag.test`` fails at the end of a run of a DAG
+    with a deadline alert (it looks the alert up by the unsaved definition), so those runs go
+    without one."""
+    return _get(DAGS_TEST_FLAG) == "1"
+
+
 def approval_timeout_minutes() -> float:
     """How long a deploy's or backfill's approval task waits for an answer before it counts as a
     reject (``CLV_APPROVAL_TIMEOUT_MINUTES``, default 120). Read when the DAG files are parsed."""

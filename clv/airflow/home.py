@@ -264,7 +264,7 @@ def dags_test(
         log.open("w") as f,
         subprocess.Popen(
             command,
-            env=environ(data_dir),
+            env={**environ(data_dir), settings.DAGS_TEST_FLAG: "1"},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

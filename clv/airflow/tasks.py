@@ -60,6 +60,7 @@ def run_step(func: Callable, context, business_date: str | dt.date, *args, **kwa
             raise AirflowFailException(str(e)) from e
         raise
     checks = result.get("checks") if isinstance(result, dict) else None
+    checks = checks if isinstance(checks, dict) else None  # a layer scan's counts (check_counts)
     level = logging.WARNING if checks and checks["warned"] else logging.INFO
     log.log(level, "%s", summary_line(step.task_id, time.perf_counter() - t0, step.rows, checks))
     return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -106,9 +107,12 @@ def test_log_in_see_the_dags_trigger_the_daily_refresh_and_watch_it_succeed(airf
             page.goto(f"{url}/dags/clv_daily_refresh", wait_until="networkidle")
             page.get_by_role("button", name="Trigger Dag").click()
             dialog = page.get_by_role("dialog")
-            unpause = dialog.get_by_role("checkbox")
+            unpause = dialog.get_by_role("checkbox", name=re.compile("^Unpause"))
             if not unpause.is_checked():  # DAGs start paused; the run must be scheduled
                 unpause.check()
+            # the form validates its params; the demo's explicit choice: the next simulated day
+            # (a manual run otherwise takes its data interval's date, far past the simulation)
+            dialog.get_by_role("checkbox", name="next_simulated_day").check(force=True)
             with page.expect_response(
                 lambda r: r.request.method == "POST" and "/dagRuns" in r.url, timeout=180_000
             ) as triggered:
