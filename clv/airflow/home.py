@@ -72,6 +72,10 @@ def environ(data_dir: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
     defaults = {
         "AIRFLOW_HOME": str(h),
+        # Named here, not left to the airflow.cfg Airflow writes on first start: that file keeps
+        # the absolute path it was written with, so a copied or moved data directory would go on
+        # using the original's metadata database.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _home_db(h),
         "AIRFLOW__CORE__DAGS_FOLDER": str(settings.PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(settings.PROJECT_ROOT / "plugins"),  # the run notes
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
@@ -220,11 +224,18 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _home_db(h: Path) -> str:
+    """The embedded metadata database: SQLite in the Airflow home."""
+    return f"sqlite:///{h / 'airflow.db'}"
+
+
 def _stamp_key(env: dict[str, str]) -> str:
-    """What the metadata database was bootstrapped for; bootstrap redoes the work when it changes."""
+    """What the metadata database was bootstrapped for; bootstrap redoes the work when it changes
+    (a copied data directory keeps its stamp: its database is the home's own SQLite file)."""
+    db = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     return json.dumps(
         {
-            "db": env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "sqlite"),
+            "db": "sqlite" if db == _home_db(Path(env["AIRFLOW_HOME"])) else db,
             "dags": env["AIRFLOW__CORE__DAGS_FOLDER"],
             "pool": POOL,
         }

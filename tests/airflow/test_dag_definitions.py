@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -122,9 +123,20 @@ def test_every_task_that_opens_the_warehouse_uses_the_one_slot_pool(dagbag):
 
 
 def test_bootstrap_creates_the_pool_with_one_slot(tmp_path):
-    airflow_home.bootstrap(tmp_path)
-    assert airflow_home.pool_slots(tmp_path) == 1
-    assert airflow_home.admin_password(tmp_path)
+    first = tmp_path / "first"
+    airflow_home.bootstrap(first)
+    assert airflow_home.pool_slots(first) == 1
+    assert airflow_home.admin_password(first)
+    # A copied data directory is bootstrapped already and uses its own metadata database, not
+    # the one the original's airflow.cfg names: a change in the copy leaves the original alone.
+    copy = tmp_path / "copy"
+    shutil.copytree(first, copy)
+    stamp = (airflow_home.home(copy) / ".bootstrapped").stat().st_mtime_ns
+    airflow_home.bootstrap(copy)
+    assert (airflow_home.home(copy) / ".bootstrapped").stat().st_mtime_ns == stamp
+    airflow_home.airflow(["pools", "set", POOL, "3", "copy"], copy, log=tmp_path / "pool.log")
+    assert airflow_home.pool_slots(copy) == 3
+    assert airflow_home.pool_slots(first) == 1
 
 
 def test_daily_refresh_has_its_deadline(dagbag):
