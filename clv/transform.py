@@ -16,7 +16,10 @@ incremental by unique key or read the whole history through them, so they are re
 their first interval (SQLMesh restates unique-key models only whole); the two models whose
 restatement is disabled to protect their history (``core.dim_customers``, SCD type 2, and the
 daily ``core.fct_customer_snapshot``) have their latest interval re-evaluated, which adds what
-changed without rewriting history. Each restatement is recorded in ``ops.restatements``.
+changed without rewriting history. Models tagged ``as_known`` record only what the run knew on
+its own business date (the at-risk history, the prediction ledger): re-evaluating an earlier
+interval would write nothing for it and so erase it, so a restatement leaves them alone. Each
+restatement is recorded in ``ops.restatements``.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from clv.errors import TransientError, UserError
 from clv.names import ENVIRONMENT_PATTERN
 
 EXTERNAL_MODELS = settings.SQLMESH_PROJECT / "external_models.yaml"
+AS_KNOWN = "as_known"  # the tag of the models a restatement never clears (see above)
 logger = logging.getLogger(__name__)
 
 
@@ -329,7 +333,7 @@ def restate_late_loads(ctx, business_date: dt.date) -> tuple[Restatement | None,
         s = snapshots[name]
         if not (name in restated or any(p.name in cleared for p in s.parents)):
             continue
-        if not s.is_model or s.is_seed or s.is_symbolic or not s.intervals:
+        if not s.is_model or s.is_seed or s.is_symbolic or not s.intervals or AS_KNOWN in s.node.tags:
             continue
         end = s.intervals[-1][1]
         start = to_timestamp(s.node.cron_prev(end)) if s.disable_restatement else s.intervals[0][0]

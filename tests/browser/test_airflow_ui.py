@@ -87,7 +87,7 @@ def airflow_ui(tmp_path):
 
 
 def test_log_in_see_the_dags_trigger_the_daily_refresh_and_watch_it_succeed(airflow_ui):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     url, password, data, tmp_path = airflow_ui
     with sync_playwright() as p:
@@ -112,7 +112,14 @@ def test_log_in_see_the_dags_trigger_the_daily_refresh_and_watch_it_succeed(airf
                 unpause.check()
             # the form validates its params; the demo's explicit choice: the next simulated day
             # (a manual run otherwise takes its data interval's date, far past the simulation)
-            dialog.get_by_role("checkbox", name="next_simulated_day").check(force=True)
+            # (a switch: its input is hidden, so the click goes to the switch itself, as a user's)
+            toggle = dialog.get_by_role("checkbox", name="next_simulated_day")
+            dialog.locator('[id="switch:element_next_simulated_day"] [data-part="control"]').click()
+            try:
+                expect(toggle).to_be_checked(timeout=5_000)
+            except AssertionError:
+                page.screenshot(path=str(tmp_path / "trigger-form.png"))
+                raise
             with page.expect_response(
                 lambda r: r.request.method == "POST" and "/dagRuns" in r.url, timeout=180_000
             ) as triggered:

@@ -4,7 +4,8 @@
    percent of the customers a day. Each daily run adds the day it processes, as it was known that
    day, and nothing else: the intervals of a first build or a backfill before the business date
    stay empty (the past's state was never recorded), so the model is forward-only and never
-   restated. Grain: one row per business_date and customer_id. */
+   restated, and tagged as_known: a restatement of late loads leaves it alone (clv/transform.py).
+   Grain: one row per business_date and customer_id. */
 MODEL (
   name intermediate.int_at_risk_history,
   kind INCREMENTAL_BY_TIME_RANGE (
@@ -13,7 +14,7 @@ MODEL (
     disable_restatement TRUE
   ),
   grain (business_date, customer_id),
-  tags [intermediate],
+  tags [intermediate, as_known],
   audits (
     unique_combination_of_columns(columns := (business_date, customer_id)),
     not_null(columns := (business_date, customer_id))
