@@ -23,7 +23,7 @@ MODEL (
   audits (
     unique_combination_of_columns(columns := (business_date, customer_id)),
     not_null(
-      columns := (business_date, customer_id, churn_probability, p_alive, p_purchase_90d, predicted_order_value_90d_usd, predicted_order_value_12m_usd, purchase_model, churn_model)
+      columns := (business_date, customer_id, has_purchased, churn_probability, p_alive, p_purchase_90d, predicted_order_value_90d_usd, predicted_order_value_12m_usd, purchase_model, churn_model)
     ),
     accepted_range(column := churn_probability, min_v := 0, max_v := 1),
     accepted_range(column := p_purchase_90d, min_v := 0, max_v := 1)
@@ -32,6 +32,7 @@ MODEL (
   column_descriptions (
     business_date = 'Business date the prediction was made on (features and fits as of that date)',
     customer_id = 'Customer identifier',
+    has_purchased = 'At least one purchase by business_date (the purchase models describe customers from their first purchase)',
     churn_probability = 'Churn model: probability the customer has already left (int_churn_scoring)',
     p_alive = 'Purchase model: P(alive) (int_clv_predictions)',
     p_purchase_90d = 'Purchase model: P(at least one purchase in the next 90 days)',
@@ -75,6 +76,13 @@ WITH fit AS (
     predicted_order_value_12m_usd,
     predicted_subscription_value_12m_usd
   FROM intermediate.int_revenue_risk
+), purchased AS (
+  SELECT
+    customer_id,
+    has_purchased
+  FROM intermediate.int_purchase_summary
+  WHERE
+    as_of_date = @business_date()
 ), subscriptions AS (
   SELECT
     customer_id,
@@ -84,6 +92,7 @@ WITH fit AS (
 SELECT
   @business_date() AS business_date,
   p.customer_id,
+  COALESCE(b.has_purchased, FALSE) AS has_purchased,
   CAST(r.churn_probability AS REAL) AS churn_probability,
   CAST(p.p_alive AS REAL) AS p_alive,
   CAST(p.p_purchase_90d AS REAL) AS p_purchase_90d,
@@ -106,6 +115,8 @@ SELECT
 FROM predictions AS p
 JOIN risk AS r
   ON r.customer_id = p.customer_id
+LEFT JOIN purchased AS b
+  ON b.customer_id = p.customer_id
 LEFT JOIN subscriptions AS s
   ON s.customer_id = p.customer_id
 CROSS JOIN fit AS f
