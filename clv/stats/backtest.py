@@ -153,7 +153,7 @@ def score_ledger(
     got = ledger.merge(realised, on="customer_id", how="left")
     for c in ("order_revenue_usd", "subscription_revenue_usd"):
         got[c] = got[c].astype(float).fillna(0.0)
-    got["purchased"] = got["purchased"].fillna(False).astype(bool)
+    got["purchased"] = got["purchased"].astype("boolean").fillna(False).astype(bool)
     buyers = got[got["has_purchased"].astype(bool)]
     rows = []
     ev = "ledger"
