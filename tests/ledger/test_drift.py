@@ -28,7 +28,9 @@ CUSTOMERS = 3_000
 
 def _build(root, behaviour: BehaviourChange | None):
     paths = Paths(root / "data")
-    runner.history(paths, CUSTOMERS, START, END, seed=11, chaos="none", progress=False, workers=1, behaviour=behaviour)
+    runner.history(
+        paths, CUSTOMERS, START, END, seed=11, chaos="none", progress=False, workers=1, behaviour=behaviour
+    )
     ingest.load(paths.data_dir)
     ctx = transform.context(paths.data_dir)
     transform.plan_prod(ctx, END)
