@@ -76,6 +76,13 @@ def _revenue_after(context: ExecutionContext, origin: dt.date, horizon: int) -> 
     return out
 
 
+def _ledger_dates(context: ExecutionContext) -> set[dt.date]:
+    query = (
+        exp.select("business_date").distinct().from_(_table(context, "intermediate.int_prediction_ledger"))
+    )
+    return {pd.Timestamp(d).date() for d in context.fetchdf(query)["business_date"]}
+
+
 def _ledger(context: ExecutionContext, day: dt.date) -> pd.DataFrame:
     query = (
         exp.select("*")
@@ -127,11 +134,12 @@ def execute(
     business = from_execution_time(execution_time)
     days = [d for d in backtest.days_in_interval(start, end) if d <= business]
     parts = []
+    recorded = _ledger_dates(context)  # one query, not two per day of a long first interval
     for day in days:
         for horizon in backtest.LEDGER_HORIZONS:
             origin = day - dt.timedelta(days=horizon)
-            ledger = _ledger(context, origin)
-            if not ledger.empty:
+            if origin in recorded:
+                ledger = _ledger(context, origin)
                 parts.append(
                     backtest.score_ledger(ledger, _revenue_after(context, origin, horizon), day, horizon)
                 )
