@@ -353,6 +353,9 @@ def main() -> None:
     sub_lines = subscription_section(df, subscriptions, plans, sub_fit, business)
     write_section("subscriptions", "\n".join(sub_lines))
     print("\n".join(sub_lines))
+    health_lines = model_health_section(paths, meta)
+    write_section("model_health", "\n".join(health_lines))
+    print("\n".join(health_lines))
 
 
 def deciles(score: np.ndarray, outcome: np.ndarray) -> pd.DataFrame:
