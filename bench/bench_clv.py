@@ -620,6 +620,12 @@ def model_health_section(paths, meta) -> list[str]:
             "intermediate.int_model_performance WHERE evaluation = 'backtest' AND decile = 0 AND business_date = ?",
             [business],
         ).df()
+        if backtest.empty:
+            return [
+                "## Model health against the truth (issue 19)",
+                "",
+                f"No backtest in {paths.warehouse}: build it with this version (`make run`).",
+            ]
         cutoff = backtest["origin_date"].iloc[0]
         later = con.execute(
             "SELECT customer_id, last_purchase_date FROM intermediate.int_purchase_summary WHERE as_of_date = ?",
