@@ -610,22 +610,26 @@ def model_health_section(paths, meta) -> list[str]:
 
     from clv.stats import model_metrics as mm
 
+    missing = [
+        "## Model health against the truth (issue 19)",
+        "",
+        f"No backtest in {paths.warehouse}: build it with this version (`make run`).",
+    ]
     con = duckdb.connect(str(paths.warehouse), read_only=True)
     try:
-        business = con.execute(
-            "SELECT max(business_date) FROM intermediate.int_prediction_ledger"
-        ).fetchone()[0]
+        try:
+            business = con.execute(
+                "SELECT max(business_date) FROM intermediate.int_prediction_ledger"
+            ).fetchone()[0]
+        except duckdb.CatalogException:
+            return missing
         backtest = con.execute(
             "SELECT model, target, metric, value, customers, origin_date, horizon_days FROM "
             "intermediate.int_model_performance WHERE evaluation = 'backtest' AND decile = 0 AND business_date = ?",
             [business],
         ).df()
         if backtest.empty:
-            return [
-                "## Model health against the truth (issue 19)",
-                "",
-                f"No backtest in {paths.warehouse}: build it with this version (`make run`).",
-            ]
+            return missing
         cutoff = backtest["origin_date"].iloc[0]
         later = con.execute(
             "SELECT customer_id, last_purchase_date FROM intermediate.int_purchase_summary WHERE as_of_date = ?",
