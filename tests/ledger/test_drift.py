@@ -14,7 +14,7 @@ import datetime as dt
 
 import pytest
 
-from clv import ingest, quality, transform
+from clv import ingest, ops, pipeline, quality, transform
 from clv.settings import Paths
 from generator import runner
 from generator.model import BehaviourChange
@@ -108,3 +108,21 @@ def test_the_gate_fails_on_the_change_and_not_without_it(runs):
     assert "model health outside its fail thresholds [" in message
     assert "backtest churn_model order_revenue 180d aggregate_error = " in message
     assert "fail outside +-0.35" in message and "recent history: none" in message
+
+
+def test_the_daily_marts_step_stops_on_the_change_and_its_alert_names_the_metric(runs):
+    """The pipeline's marts step (what `make run` and the daily DAG call before publishing): it
+    raises CheckFailed on the changed history, and the one line the Airflow failure alert carries
+    (ops.summarize_error) names the metric, its value, the rule and its history."""
+    for _, ctx in runs.values():
+        ctx.close()  # one writer: the step opens the warehouse itself
+    paths, _ = runs["control"]
+    assert pipeline.transform_layer(END, "marts", data_dir=paths.data_dir)["transform"] == "ran"
+    paths, _ = runs["drift"]
+    with pytest.raises(pipeline.CheckFailed) as failed:
+        pipeline.transform_layer(END, "marts", data_dir=paths.data_dir)
+    line = ops.summarize_error(failed.value)
+    assert line.startswith("CheckFailed: marts checks failed: model health outside its fail thresholds [")
+    for model in ("churn_model", "bgnbd"):
+        assert f"backtest {model} order_revenue 180d aggregate_error = " in line
+    assert "fail outside +-0.35); recent history: none" in line and "(report: " in line
