@@ -17,7 +17,9 @@ five by a hash of the id) are scored, so the churn model is judged on customers 
   P(alive) for BG/NBD alone (as bgnbd_clv_12m_usd), against the net order revenue (orders and
   refunds) the customer brought in (t0, D].
 
-Each run adds a new origin (D moves on by a day, t0 with it): a rolling origin.
+Each run adds a new origin (D moves on by a day, t0 with it): a rolling origin. The coefficients
+are int_churn_model's as they stand: refitted less often than daily, they are the ones in use,
+still applied only to customers the hash kept out of every fit.
 
 **The ledger's scores**: the predictions recorded on business date D − h (int_prediction_ledger)
 against the h days that followed, h = 90 (P(a purchase), the 90-day order and subscription values)
