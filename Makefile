@@ -50,6 +50,7 @@ fmt: setup
 bench: setup bench-lifetimes-env  ## benchmarks; results land in bench/RESULTS.md (reliability: bench/RELIABILITY.md)
 	$(BIN)/python bench/bench_btyd.py
 	$(BIN)/python bench/bench_clv.py --data-dir "$(CLV_DATA_DIR)"
+	$(BIN)/python bench/bench_ledger.py --data-dir "$(CLV_DATA_DIR)"
 	$(BIN)/python bench/bench_generator.py
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_transform.py

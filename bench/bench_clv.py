@@ -111,11 +111,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=None, help="default: $CLV_DATA_DIR or ./data")
     ap.add_argument("--repeats", type=int, default=3, help="runs of the timed model steps")
+    ap.add_argument(
+        "--only-model-health",
+        action="store_true",
+        help="only the section 'Model health against the truth' (issue 19); the other sections are kept",
+    )
     args = ap.parse_args()
     paths = settings.paths(args.data_dir)
     if not paths.warehouse.exists() or not (paths.truth / "customers.csv").exists():
         raise SystemExit(f"no warehouse or truth under {paths.data_dir}: run `make run` first")
     meta = json.loads((paths.state / "meta.json").read_text())
+    if args.only_model_health:
+        lines = model_health_section(paths, meta)
+        write_section("model_health", "\n".join(lines))
+        print("\n".join(lines))
+        return
     con = duckdb.connect(str(paths.warehouse), read_only=True)
     try:
         tables = {
@@ -343,6 +353,9 @@ def main() -> None:
     sub_lines = subscription_section(df, subscriptions, plans, sub_fit, business)
     write_section("subscriptions", "\n".join(sub_lines))
     print("\n".join(sub_lines))
+    health_lines = model_health_section(paths, meta)
+    write_section("model_health", "\n".join(health_lines))
+    print("\n".join(health_lines))
 
 
 def deciles(score: np.ndarray, outcome: np.ndarray) -> pd.DataFrame:
@@ -569,6 +582,146 @@ def subscription_section(
         "",
         f"Fit and value of {len(big):,} subscription episodes (this run's, replicated): {seconds:.1f} s "
         f"(machine load {os.getloadavg()[0]:.1f} on 2 cores).",
+    ]
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
+# Model health against the truth (issue 19)
+
+HEALTH_METRICS = {
+    "no_purchase": ("roc_auc", "pr_auc", "top_decile_lift", "brier", "calibration_gap"),
+    "order_revenue": ("aggregate_error", "normalized_gini"),
+}
+
+
+def _bootstrap(fn, n: int, rng: np.random.Generator, draws: int = 200) -> tuple[float, float]:
+    values = [fn(rng.integers(0, n, n)) for _ in range(draws)]
+    return float(np.nanpercentile(values, 2.5)), float(np.nanpercentile(values, 97.5))
+
+
+def model_health_section(paths, meta) -> list[str]:
+    """The backtest's metrics (the warehouse alone: int_model_performance) beside the same metrics
+    of the predictions the run published on the business date (int_prediction_ledger), scored on
+    the generator's truth of the 90 days after it, on the same customers: those the churn model
+    held out and who had bought by the backtest's cutoff. 95% intervals of the truth-side metrics
+    by bootstrap over customers (200 resamples)."""
+    import zlib
+
+    from clv.stats import model_metrics as mm
+
+    missing = [
+        "## Model health against the truth (issue 19)",
+        "",
+        f"No backtest in {paths.warehouse}: build it with this version (`make run`).",
+    ]
+    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    try:
+        try:
+            business = con.execute(
+                "SELECT max(business_date) FROM intermediate.int_prediction_ledger"
+            ).fetchone()[0]
+        except duckdb.CatalogException:
+            return missing
+        backtest = con.execute(
+            "SELECT model, target, metric, value, customers, origin_date, horizon_days FROM "
+            "intermediate.int_model_performance WHERE evaluation = 'backtest' AND decile = 0 AND business_date = ?",
+            [business],
+        ).df()
+        if backtest.empty:
+            return missing
+        cutoff = backtest["origin_date"].iloc[0]
+        later = con.execute(
+            "SELECT customer_id, last_purchase_date FROM intermediate.int_purchase_summary WHERE as_of_date = ?",
+            [business],
+        ).df()
+        ledger = con.execute(
+            "SELECT l.*, s.has_purchased AS bought_by_cutoff FROM intermediate.int_prediction_ledger l "
+            "JOIN intermediate.int_purchase_summary s ON s.customer_id = l.customer_id AND s.as_of_date = ? "
+            "WHERE l.business_date = ?",
+            [cutoff, business],
+        ).df()
+    finally:
+        con.close()
+    truth = pd.read_csv(paths.truth / "customers.csv")
+    df = ledger.merge(truth, on="customer_id", how="inner", validate="one_to_one")
+    held = np.array([zlib.crc32(str(c).encode()) % 5 == 0 for c in df["customer_id"]])
+    df = df[held & df["bought_by_cutoff"].astype(bool).to_numpy()].reset_index(drop=True)
+    no_purchase = (df["future_purchase_days_90d"] == 0).to_numpy(dtype=float)
+    p90 = df["p_purchase_90d"].to_numpy(dtype=float)
+    alive = df["p_alive"].to_numpy(dtype=float)
+    c = df["churn_probability"].to_numpy(dtype=float)
+    probability = {
+        "churn_model": 1
+        - (1 - c) * np.clip(np.divide(p90, alive, out=np.zeros_like(p90), where=alive > 0), 0, 1),
+        "bgnbd": 1 - p90,
+    }
+    actual = df["future_revenue_90d"].to_numpy(dtype=float)
+    value = {
+        "churn_model": df["predicted_order_value_90d_usd"].to_numpy(dtype=float),
+        "bgnbd": df["bgnbd_order_value_90d_usd"].to_numpy(dtype=float),
+    }
+    rng = np.random.default_rng(19)
+    # the backtest's outcome, as the warehouse reads it, against the truth's: no purchase in
+    # (cutoff, business date]; the truth's last purchase day = business date - T + recency
+    window = df[["customer_id", "age_days", "recency_days"]].merge(later, on="customer_id", how="left")
+    end = pd.Timestamp(business)
+    truth_last = end - pd.to_timedelta(window["age_days"] - window["recency_days"], unit="D")
+    truth_none = truth_last.dt.normalize() <= pd.Timestamp(cutoff)
+    warehouse_none = ~(pd.to_datetime(window["last_purchase_date"]) > pd.Timestamp(cutoff))
+    agree = float((truth_none == warehouse_none).mean())
+
+    def scalar(target: str, model: str, metric: str, idx=None) -> float:
+        i = slice(None) if idx is None else idx
+        if target == "no_purchase":
+            got = mm.probability_metrics(probability[model][i], no_purchase[i])
+        else:
+            got = mm.value_metrics(value[model][i], actual[i])
+        return next(m.value for m in got if m.metric == metric and m.decile is None)
+
+    bt = {(r.model, r.target, r.metric): (r.value, r.customers) for r in backtest.itertuples()}
+    horizon = int(backtest["horizon_days"].iloc[0])
+    lines = [
+        "## Model health against the truth (issue 19)",
+        "",
+        f"`python bench/bench_clv.py --only-model-health` on {paths.data_dir} ({meta['customers']:,} customers, "
+        f"chaos {meta['chaos']}, business date {business}). Machine: {machine()}.",
+        "",
+        f"Left: the rolling-origin backtest, from the warehouse alone (`int_model_performance`: models as of "
+        f"{pd.Timestamp(cutoff).date()}, the {horizon} days after it, the churn model's held-out customers). Right: the predictions "
+        "the same run published on the business date (`int_prediction_ledger`), scored on the generator's "
+        f"truth of the next 90 days (`truth/customers.csv`: `future_purchase_days_90d`, `future_revenue_90d`), on "
+        f"the same customers ({len(df):,}: held out, bought by the cutoff), with a 95% bootstrap interval. The "
+        "two windows differ (the backtest's ends where the truth's begins, and is 180 days long, the truth's 90): "
+        "agreement says the backtest describes how the published predictions will do, not that the numbers "
+        "must be equal.",
+        "",
+        f"The backtest's outcome read from the warehouse (no purchase between the cutoff and the business "
+        f"date) is the truth's for {agree:.1%} of these customers ({int(warehouse_none.sum()):,} without a "
+        f"purchase by the warehouse, {int(truth_none.sum()):,} by the truth).",
+        "",
+        f"| model | metric | backtest ({horizon} d, warehouse) | published predictions vs truth (90 d) | 95% interval | inside |",
+        "| --- | --- | ---: | ---: | --- | :---: |",
+    ]
+    for target, metrics in HEALTH_METRICS.items():
+        for model in ("churn_model", "bgnbd"):
+            for metric in metrics:
+                b, n = bt[(model, target, metric)]
+                t = scalar(target, model, metric)
+                lo, hi = _bootstrap(
+                    lambda idx, m=model, k=metric, g=target: scalar(g, m, k, idx), len(df), rng
+                )
+                inside = "yes" if lo <= b <= hi else "no"
+                lines.append(
+                    f"| {model} | {target} {metric} | {b:.3f} ({n:,}) | {t:.3f} | {lo:.3f} .. {hi:.3f} | {inside} |"
+                )
+    base = bt[("churn_model", "no_purchase", "base_rate")][0]
+    lines += [
+        "",
+        f"PR AUC and the top decile's lift depend on the base rate, the share without a purchase ({base:.3f} in "
+        f"the backtest's {horizon} days, {no_purchase.mean():.3f} in the truth's 90 days; the lift cannot exceed "
+        f"1 / base rate: {1 / base:.2f} and {1 / no_purchase.mean():.2f}), so they differ between the windows by "
+        "construction; ROC AUC, Brier score and calibration gap compare across them.",
     ]
     return lines
 

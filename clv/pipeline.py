@@ -271,8 +271,7 @@ def _scan_or_raise(
             business_date=business_date,
         )
     if not result.ok:
-        names = ", ".join(c["name"] for c in result.failed) or "; ".join(result.errors)[:300]
-        raise CheckFailed(f"{layer} checks failed: {names} (report: {result.report})")
+        raise CheckFailed(f"{layer} checks failed: {result.failure_names()} (report: {result.report})")
     return result
 
 

@@ -76,6 +76,16 @@ class ScanResult:
     def ok(self) -> bool:
         return not self.failed and not self.errors
 
+    def failure_names(self) -> str:
+        """The failed checks' names, each with the explanations its failing rows carry (a column
+        ``explanation``: the anomaly and model-health checks), so that the alert says which metric
+        broke which rule and its history; else the scan's errors."""
+        parts = []
+        for c in self.failed:
+            said = [r["explanation"] for r in self.samples.get(c["name"]) or [] if r.get("explanation")]
+            parts.append(f"{c['name']} [{'; '.join(said)}]" if said else c["name"])
+        return ", ".join(parts) or "; ".join(self.errors)[:300]
+
     def line(self) -> str:
         n = len(self.checks)
         return (
@@ -254,8 +264,7 @@ def scan(
         )
     result.report = _write_report(paths.reports / run_id, result)
     if raise_on_failure and not result.ok:
-        names = ", ".join(c["name"] for c in result.failed) or "; ".join(result.errors)[:300]
-        raise ScanFailed(f"{layer} checks failed: {names}")
+        raise ScanFailed(f"{layer} checks failed: {result.failure_names()}")
     return result
 
 

@@ -20,7 +20,7 @@ import altair as alt  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from dashboard import data, subscriptions  # noqa: E402
+from dashboard import data, model_health, subscriptions  # noqa: E402
 
 TITLE = "Customer value & churn"
 TIER_COLOURS = alt.Scale(domain=list(data.VALUE_TIERS), range=["#1f4e79", "#3a7dbf", "#8bb8e0", "#cfd8e3"])
@@ -643,6 +643,7 @@ TABS = {
     "Support & churn": support_tab,
     "Categories": category_tab,
     "Customer 360": customer_tab,
+    "Model health": model_health.render,
     "Data quality": quality_tab,
 }
 

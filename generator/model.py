@@ -67,9 +67,39 @@ class Params:
     rho_lambda_subscription: float = 0.3
     rho_p_subscription: float = -0.3
     rho_spend_income: float = 0.4
+    # A change of behaviour midway (BehaviourChange; none by default): from this simulated day on,
+    # each repeat purchase happens with probability purchase_rate_factor (a thinned Poisson
+    # process: the purchase rate times the factor; dropout keeps its timing).
+    purchase_rate_change_day: float = float("inf")
+    purchase_rate_factor: float = 1.0
 
 
 PARAMS = Params()
+
+
+@dataclass(frozen=True)
+class BehaviourChange:
+    """Customers change behaviour midway: from ``on`` their purchase rate is multiplied by
+    ``factor`` (0 < factor <= 1). Never drawn at random: a test or benchmark plans it for the
+    history (``generator.runner.history(behaviour=...)``) to prove that model health notices
+    (tests/ledger/test_drift.py); the history's meta.json records it."""
+
+    on: str  # ISO date
+    factor: float
+
+    def __post_init__(self) -> None:
+        if not 0 < self.factor <= 1:
+            raise ValueError(f"a purchase-rate factor must be in (0, 1], got {self.factor}")
+
+    def params(self, base: Params = PARAMS) -> Params:
+        import dataclasses
+        import datetime as dt
+
+        day = (dt.date.fromisoformat(self.on) - dt.date(1970, 1, 1)).days
+        return dataclasses.replace(
+            base, purchase_rate_change_day=float(day), purchase_rate_factor=self.factor
+        )
+
 
 # Latent Gaussian order: lambda, p, engagement, friction, subscription, spend, income
 LATENTS = ("lambda", "p", "engagement", "friction", "subscription", "spend", "income")

@@ -39,7 +39,7 @@ from generator.export import (
     render,
     write_faults,
 )
-from generator.model import PARAMS, daily_signup_rate, signup_days
+from generator.model import PARAMS, BehaviourChange, daily_signup_rate, signup_days
 from generator.profiles import GeneratorError
 from generator.simulate import LAST_DAY, Window, simulate_chunk
 
@@ -112,7 +112,11 @@ def history(
     force: bool = False,
     progress: bool = True,
     workers: int | None = None,
+    behaviour: BehaviourChange | None = None,
 ) -> Summary:
+    """The history batch. ``behaviour``: a planned change of the customers' behaviour midway
+    (``generator.model.BehaviourChange``; none by default), applied to everything simulated,
+    the later day batches included, and recorded in meta.json."""
     if seed < 0:
         raise GeneratorError(f"--seed must be zero or a positive whole number, got {seed}")
     if customers <= 0:
@@ -147,6 +151,7 @@ def history(
     start_day, end_day = to_day(start), to_day(end)
     window = Window(end_day, end_day + HOLDOUT_DAYS)
     signups = signup_days(_rng(seed, 0), customers, start_day, end_day)
+    params = behaviour.params() if behaviour else PARAMS
     batch = end.isoformat()
     writer = BatchWriter(
         paths.landing,
@@ -166,7 +171,7 @@ def history(
     truth_tmp = paths.truth / ".customers.csv.tmp"
     truth_writer = None
     jobs = [
-        (paths, seed, i, lo, signups[lo : lo + CHUNK_CUSTOMERS], window, chaos)
+        (paths, seed, i, lo, signups[lo : lo + CHUNK_CUSTOMERS], window, chaos, params)
         for i, lo in enumerate(range(0, customers, CHUNK_CUSTOMERS))
     ]
     for name in names.KINDS:  # build the string pools once, before workers fork
@@ -192,6 +197,8 @@ def history(
         "signup_rate_per_day": daily_signup_rate(customers, start_day, end_day, PARAMS),
         "generator_version": GENERATOR_VERSION,
     }
+    if behaviour:
+        meta["behaviour_change"] = {"on": behaviour.on, "purchase_rate_factor": behaviour.factor}
     atomic_write_text(paths.state / META, json.dumps(meta, indent=2) + "\n")
     return _summary("history", manifest, customers, time.perf_counter() - t_start, writer.dir)
 
@@ -213,9 +220,9 @@ def _check_data_dir(paths: Paths) -> None:
 
 def _history_chunk(job) -> tuple[dict[str, Rendered], pa.Table]:
     """Simulate one chunk of customers and render its part of the history batch (in a worker)."""
-    paths, seed, i, lo, chunk_signups, window, chaos = job
+    paths, seed, i, lo, chunk_signups, window, chaos, params = job
     profile = chaos_mod.profile(chaos)
-    chunk = simulate_chunk(_rng(seed, 1, i), lo + 1, chunk_signups, window, profile)
+    chunk = simulate_chunk(_rng(seed, 1, i), lo + 1, chunk_signups, window, profile, params)
     fault_rng = _rng(seed, 3, i)
     rendered = {}
     for source in SOURCE_NAMES:
@@ -276,7 +283,9 @@ def day(
     if n_new:
         signup_t = d + np.sort(rng.random(n_new))
         first_idx = int(meta["customers"]) + (offset - 1) * DAY_SIGNUP_CAP + 1
-        chunk = simulate_chunk(rng, first_idx, signup_t, window, profile, with_truth=False)
+        change = meta.get("behaviour_change")
+        params = BehaviourChange(change["on"], change["purchase_rate_factor"]).params() if change else PARAMS
+        chunk = simulate_chunk(rng, first_idx, signup_t, window, profile, params, with_truth=False)
         for source, table in chunk.tables.items():
             delivery = table.column("_delivery")
             fresh[source] = table.filter(pc.equal(delivery, d))

@@ -329,6 +329,11 @@ def _purchases(rng: np.random.Generator, cohort: Cohort, H: float, params: Param
     last_rep = np.zeros(n)
     last_rep[rep_c] = rep_t  # sorted ascending, so the last write per customer is its last purchase
     death_t[dies] = last_rep[dies]
+    if params.purchase_rate_factor < 1:  # a planned change of behaviour (model.BehaviourChange):
+        # repeats after the change day are thinned; the dropout keeps its time (sessions follow it)
+        after = rep_t >= params.purchase_rate_change_day
+        kept = ~after | (rng.random(len(rep_t)) < params.purchase_rate_factor)
+        rep_c, rep_t = rep_c[kept], rep_t[kept]
 
     occ_c = np.concatenate([np.arange(n), rep_c])
     occ_t = np.concatenate([t0, rep_t])

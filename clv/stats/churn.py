@@ -264,14 +264,22 @@ class Evaluation:
     auc_bgnbd: float
 
 
-def evaluate(model: ChurnModel, X: np.ndarray, out: Outcome) -> Evaluation:
-    """How well the outcome is predicted, by this model and by BG/NBD alone (π = 1 − P(alive),
-    κ = 1)."""
-    y = out.no_purchase
+def outcome_probabilities(model: ChurnModel, X: np.ndarray, out: Outcome) -> tuple[np.ndarray, np.ndarray]:
+    """P(no purchase in the label window) per customer, by this model (π + (1 − π)·q(κ)) and by
+    BG/NBD alone (1 − P(alive) + P(alive)·q): the probabilities the holdout and the backtest
+    score (clv.stats.backtest)."""
     q_model, _ = out.q(model.rate_factor(X))
     q_bgnbd, _ = out.q(1.0)
     p_model = q_model + (1 - q_model) * model.probability(X)
     p_bgnbd = q_bgnbd + (1 - q_bgnbd) * special.expit(X[:, 0])
+    return p_model, p_bgnbd
+
+
+def evaluate(model: ChurnModel, X: np.ndarray, out: Outcome) -> Evaluation:
+    """How well the outcome is predicted, by this model and by BG/NBD alone (π = 1 − P(alive),
+    κ = 1)."""
+    y = out.no_purchase
+    p_model, p_bgnbd = outcome_probabilities(model, X, out)
     return Evaluation(
         len(y),
         float(y.mean()),

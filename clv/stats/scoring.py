@@ -408,7 +408,17 @@ def training_data(
     the behavioural `signals` as of the cutoff (int_churn_features), and the outcome, no purchase
     in the window, from the last purchase date in `purchases_later` (the purchase summary as of
     the business date)."""
-    fit = fit_clv(summary, cutoff, time_unit, purchase_model)
+    return training_frame(
+        fit_clv(summary, cutoff, time_unit, purchase_model), signals, purchases_later, window_days
+    )
+
+
+def training_frame(
+    fit: ClvFit, signals: pd.DataFrame, purchases_later: pd.DataFrame, window_days: int
+) -> tuple[pd.DataFrame, churn.Outcome]:
+    """`training_data` given the purchase model already fitted at the cutoff (`fit.as_of`): the
+    backtest (clv.stats.backtest) reuses the fit for its value predictions."""
+    cutoff, time_unit = fit.as_of, fit.time_unit
     s = fit.summary
     model = fit.purchase
     frame = s[["customer_id", "frequency", "recency", "age"]].copy()

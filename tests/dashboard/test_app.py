@@ -351,7 +351,8 @@ def test_charts_carry_the_marts_figures(pipeline_data, run_app):
 
     at = run_app(pipeline_data)
     charts = [(json.loads(c.proto.spec), c) for c in at.get("vega_lite_chart")]
-    assert len(charts) == 11  # 8 + the subscriptions section: MRR bridge, MRR over time, retention by plan
+    assert len(charts) == 18  # 8 + the subscriptions section: MRR bridge, MRR over time, retention by plan;
+    # + the model-health section: 3 trends, calibration, lift, value deciles, churn coefficients
     (heatmap,) = [chart_data(c) for spec, c in charts if spec["mark"]["type"] == "rect"]
     cohorts = query(
         pipeline_data,
