@@ -101,7 +101,7 @@ def _ledger(context: ExecutionContext, day: dt.date) -> pd.DataFrame:
         disable_restatement=True,
     ),
     grain=list(GRAIN),
-    tags=["intermediate", "ledger"],
+    tags=["intermediate", "ledger", "as_known"],
     columns=backtest.PERFORMANCE_COLUMNS,
     depends_on=[
         "intermediate.int_purchase_summary",

@@ -2,9 +2,9 @@
    kept so that int_model_performance can score it once the horizon has passed (90 days; 365 for
    the 12-month values) against what the customers then did, from the warehouse alone.
    The ledger is history, not a view of today: it is INCREMENTAL_BY_TIME_RANGE on business_date,
-   forward_only (a model change never rebuilds it) and disable_restatement (a restatement, e.g.
-   late loads clearing the intervals downstream of staging, re-evaluates only the latest business
-   date, never the past ones: clv.transform.restate_late_loads). Each interval writes only the
+   forward_only (a model change never rebuilds it), disable_restatement, and tagged as_known: a
+   restatement of late loads (clv.transform.restate_late_loads) never clears it, so no past
+   business date is re-evaluated. Each interval writes only the
    run's own business date: the FULL models it reads hold the predictions of that date alone, so
    a catch-up run over several days records the day it predicts and no invented past.
    Compact by design: the probabilities and values as REAL (4 bytes, 7 significant digits), the
@@ -19,7 +19,7 @@ MODEL (
     disable_restatement TRUE
   ),
   grain (business_date, customer_id),
-  tags [intermediate, ledger],
+  tags [intermediate, ledger, as_known],
   audits (
     unique_combination_of_columns(columns := (business_date, customer_id)),
     not_null(
