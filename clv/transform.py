@@ -17,9 +17,11 @@ their first interval (SQLMesh restates unique-key models only whole); the two mo
 restatement is disabled to protect their history (``core.dim_customers``, SCD type 2, and the
 daily ``core.fct_customer_snapshot``) have their latest interval re-evaluated, which adds what
 changed without rewriting history. Models tagged ``as_known`` record only what the run knew on
-its own business date (the at-risk history, the prediction ledger): re-evaluating an earlier
-interval would write nothing for it and so erase it, so a restatement leaves them alone. Each
-restatement is recorded in ``ops.restatements``.
+its own business date (the at-risk history, the prediction ledger): their latest interval is
+cleared only when it is the run's own business date (a rerun of that date, e.g. a quarantine
+correction, records it again with the corrected data); an earlier date's interval is left alone,
+since re-evaluating it with the new run's business date would write nothing for it and so erase
+it. Each restatement is recorded in ``ops.restatements``.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from clv.errors import TransientError, UserError
 from clv.names import ENVIRONMENT_PATTERN
 
 EXTERNAL_MODELS = settings.SQLMESH_PROJECT / "external_models.yaml"
-AS_KNOWN = "as_known"  # the tag of the models a restatement never clears (see above)
+AS_KNOWN = "as_known"  # the tag of the models whose past a restatement never clears (see above)
 logger = logging.getLogger(__name__)
 
 
@@ -328,15 +330,18 @@ def restate_late_loads(ctx, business_date: dt.date) -> tuple[Restatement | None,
     # the others recompute every interval they have, as SQLMesh's own restatement of a unique-key
     # parent would make them.
     dag = DAG({name: {p.name for p in s.parents} for name, s in snapshots.items()})
+    today = to_timestamp(business_date)
     cleared: dict[str, tuple[int, int]] = {}
     for name in dag:
         s = snapshots[name]
         if not (name in restated or any(p.name in cleared for p in s.parents)):
             continue
-        if not s.is_model or s.is_seed or s.is_symbolic or not s.intervals or AS_KNOWN in s.node.tags:
+        if not s.is_model or s.is_seed or s.is_symbolic or not s.intervals:
             continue
         end = s.intervals[-1][1]
         start = to_timestamp(s.node.cron_prev(end)) if s.disable_restatement else s.intervals[0][0]
+        if AS_KNOWN in s.node.tags and start != today:
+            continue  # an earlier business date's record: never re-evaluated
         cleared[name] = (start, end)
     ctx.state_sync.remove_intervals(
         [(snapshots[name], interval) for name, interval in cleared.items()], remove_shared_versions=True

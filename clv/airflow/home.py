@@ -249,6 +249,12 @@ def _step(args: list[str], data_dir: Path | None, log: Path) -> None:
         raise UserError(f"`airflow {' '.join(args)}` failed (log: {log}):\n{tail}")
 
 
+def dags_test_environ(data_dir: Path | None = None) -> dict[str, str]:
+    """The environment of an ``airflow dags test`` process: the project's, flagged so that the
+    daily DAG leaves its deadline alert off (``clv.settings.in_dags_test``)."""
+    return {**environ(data_dir), settings.DAGS_TEST_FLAG: "1"}
+
+
 def dags_test(
     dag_id: str,
     business_date: dt.date,
@@ -275,7 +281,7 @@ def dags_test(
         log.open("w") as f,
         subprocess.Popen(
             command,
-            env={**environ(data_dir), settings.DAGS_TEST_FLAG: "1"},
+            env=dags_test_environ(data_dir),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -21,7 +21,10 @@ FACTS = ("fct_revenue", "fct_activity_logs", "fct_loyalty", "fct_support_logs")
 # Columns read from what earlier runs recorded (models tagged as_known), not from the data: two
 # warehouses whose runs differ (a missed day, a rebuild from raw) differ there by design, and
 # only there. Warehouses with the same runs are compared on them too.
-RUN_HISTORY = {"mart_churn_risk": ("risk_change", "previous_business_date")}
+RUN_HISTORY = {
+    "mart_churn_risk": ("risk_change", "previous_business_date"),
+    "mart_customer_360": ("risk_change", "previous_business_date"),
+}
 
 
 def run_history(table: str) -> tuple[str, ...]:

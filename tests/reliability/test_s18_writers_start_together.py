@@ -39,7 +39,7 @@ def start(dag_id: str, conf: dict, data, log) -> subprocess.Popen:
             "--conf",
             json.dumps(conf),
         ],
-        env=airflow_home.environ(data),
+        env=airflow_home.dags_test_environ(data),
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
         start_new_session=True,

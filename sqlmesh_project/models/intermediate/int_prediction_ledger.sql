@@ -3,8 +3,8 @@
    the 12-month values) against what the customers then did, from the warehouse alone.
    The ledger is history, not a view of today: it is INCREMENTAL_BY_TIME_RANGE on business_date,
    forward_only (a model change never rebuilds it), disable_restatement, and tagged as_known: a
-   restatement of late loads (clv.transform.restate_late_loads) never clears it, so no past
-   business date is re-evaluated. Each interval writes only the
+   restatement of late loads (clv.transform.restate_late_loads) never clears an earlier date
+   than the run's own, so no past business date is re-evaluated. Each interval writes only the
    run's own business date: the FULL models it reads hold the predictions of that date alone, so
    a catch-up run over several days records the day it predicts and no invented past.
    Compact by design: the probabilities and values as REAL (4 bytes, 7 significant digits), the
