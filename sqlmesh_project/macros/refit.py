@@ -65,7 +65,9 @@ def stored_fit(context, model_name: str, business: dt.date, date_column: str) ->
     # A logger is looked up here: SQLMesh serializes the model's helpers, and a Logger object is not.
     logger = logging.getLogger("clv.refit")
     if refit_due(fitted, business, every):
-        logger.info("%s: refitting on %s (stored fit: %s, refit every %d days)", model_name, business, fitted, every)
+        logger.info(
+            "%s: refitting on %s (stored fit: %s, refit every %d days)", model_name, business, fitted, every
+        )
         return None
     logger.info(
         "%s: keeping the fit of %s (%d days old, refit every %d days)",
