@@ -173,6 +173,15 @@ def force_refit() -> bool:
     return value in ("1", "true")
 
 
+def reuse_sqlmesh_context() -> bool:
+    """``CLV_REUSE_SQLMESH_CONTEXT`` (default 1): the layer steps of one process share one loaded
+    SQLMesh context (``clv.transform.shared_context``); 0 loads one per step."""
+    value = (_get("CLV_REUSE_SQLMESH_CONTEXT", "1") or "1").lower()
+    if value not in ("0", "1", "false", "true"):
+        raise SettingError(f"CLV_REUSE_SQLMESH_CONTEXT={value!r} is not 0 or 1")
+    return value in ("1", "true")
+
+
 def approval_timeout_minutes() -> float:
     """How long a deploy's or backfill's approval task waits for an answer before it counts as a
     reject (``CLV_APPROVAL_TIMEOUT_MINUTES``, default 120). Read when the DAG files are parsed."""
