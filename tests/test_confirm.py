@@ -22,7 +22,7 @@ D = DEFAULT_HISTORY_END
 def _run(data, *extra: str) -> str:
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "SQLMESH__DISABLE_ANONYMIZED_ANALYTICS": "1"}
     cmd = [sys.executable, "-m", "clv.cli", "run", "--no-airflow", "--data-dir", str(data)]
-    cmd += ["--customers", "500", "--start", "2024-06-01", "--chaos", "none", *extra]
+    cmd += ["--customers", "800", "--start", "2024-06-01", "--chaos", "none", *extra]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out.stdout
