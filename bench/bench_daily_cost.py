@@ -116,8 +116,13 @@ def main() -> None:
     def task_med(rows: list[dict], task: str) -> float:
         return median([r["tasks"].get(task, 0.0) for r in rows])
 
-    def model_med(rows: list[dict], model: str) -> float:
-        return median([r["models"].get(model, 0.0) for r in rows])
+    def model_med(rows: list[dict], model: str) -> str:
+        """A layer step records its 5 slowest models: a model missing from a run took less than
+        the fifth of that run."""
+        if all(model in r["models"] for r in rows):
+            return f"{median([r['models'][model] for r in rows]):.2f} s"
+        below = max(min(r["models"].values()) for r in rows if r["models"])
+        return f"< {below:.2f} s (not among the 5 slowest)"
 
     lines = [
         "## Daily cost: refit cadence, one SQLMesh context, confirming a published day (issue 22)",
@@ -156,8 +161,8 @@ def main() -> None:
         "intermediate.int_clv_model_fit",
     ):
         lines.append(
-            f"| next day: model {model.split('.')[1]} | {model_med(days['on'], model):.2f} s | "
-            f"{model_med(days['off'], model):.2f} s | |"
+            f"| next day: model {model.split('.')[1]} | {model_med(days['on'], model)} | "
+            f"{model_med(days['off'], model)} | |"
         )
     loads = [r["load"] for rows in (*days.values(), *again.values()) for r in rows]
     lines += [
