@@ -1,6 +1,7 @@
 """A second `clv run` for a business date already published confirms it (clv/confirm.py): nothing
 runs, the serving file stays as it is, the run report and summary are printed again; and what
-makes the day run again (a file that landed, a step that ran since) is noticed."""
+makes the day run again (a file that landed, a step that ran since) is noticed. The first run also
+shows its layer steps sharing one SQLMesh context."""
 
 from __future__ import annotations
 
@@ -43,6 +44,18 @@ def test_a_published_day_is_confirmed_until_something_changes(tmp_path):
     assert "already published" not in first
     steps, published = _state(data)
     assert steps["publish"] == 1 and confirm.CONFIRM_TASK not in steps
+    # The layer steps of the run shared one SQLMesh context (clv.transform.shared_context).
+    with duckdb.connect(str(data / "warehouse.duckdb"), read_only=True) as con:
+        loaded = dict(
+            con.execute(
+                "SELECT task_id, json_extract_string(detail, '$.sqlmesh_context') FROM ops.pipeline_runs "
+                "WHERE task_id LIKE 'transform_%'"
+            ).fetchall()
+        )
+    assert loaded["transform_staging"].startswith("loaded in"), loaded
+    assert all(
+        loaded[f"transform_{layer}"].startswith("reused") for layer in ("core", "intermediate", "marts")
+    )
 
     second = _run(data)
     assert f"business date {D} is already published" in second, second[-2000:]
