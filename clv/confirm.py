@@ -79,7 +79,10 @@ def _nothing_new_landed(con, landing: Path, business_date: dt.date) -> str | Non
     """Why the landing folder holds something the warehouse has not taken in (None: nothing)."""
     from clv import ingest
 
-    files, waiting = ingest.discover(landing)
+    try:
+        files, waiting = ingest.discover(landing)
+    except ingest.IngestError as e:
+        return str(e)
     arriving = [w for w in waiting if w[:10] <= business_date.isoformat()]
     if arriving:
         return f"batch {arriving[0]} is still arriving"
