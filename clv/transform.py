@@ -74,6 +74,7 @@ def context(data_dir: Path | None = None, wait_seconds: float | None = None, **k
     ``ctx.console.model_seconds`` collects how long each model took to evaluate (all batches,
     its audits included) during the context's plans and runs: see ``slowest_models``."""
     gateway = settings.sqlmesh_gateway()
+    settings.force_refit()  # read by the fitted models as they run: a malformed value stops here, in one line
     _environ(data_dir)
     from sqlmesh import Context
 
