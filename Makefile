@@ -56,6 +56,7 @@ bench: setup bench-lifetimes-env  ## benchmarks; results land in bench/RESULTS.m
 	$(BIN)/python bench/bench_transform.py
 	$(BIN)/python bench/bench_quality.py --data-dir "$(CLV_DATA_DIR)"
 	$(BIN)/python bench/bench_airflow.py
+	$(BIN)/python bench/bench_daily_cost.py
 	$(BIN)/python bench/bench_scale.py
 	$(BIN)/python bench/reliability_report.py
 

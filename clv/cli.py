@@ -108,6 +108,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
         business_date = pipeline.next_simulated_day(paths.data_dir)
     else:
         business_date = args.business_date or pipeline.latest_batch(paths.data_dir) or args.end
+    if not args.rerun:
+        from clv import confirm
+
+        published = confirm.check(business_date, paths.data_dir)
+        if published:
+            print(published.line())
+            confirm.record(published, paths.data_dir, run_id=f"confirm-{dt.datetime.now():%Y%m%dT%H%M%S}")
+            print(ops.run_report(paths, published.dag_id, business_date, published.run_id))
+            print(publish.serving_summary(paths))
+            print(f"Done in {time.perf_counter() - t0:,.1f} s. Dashboard data: {paths.serving}")
+            return 0
     if args.no_airflow:
         run_id = f"cli-{dt.datetime.now():%Y%m%dT%H%M%S}"
         print(f"daily refresh for business date {business_date} (in this process, run {run_id})")
@@ -691,6 +702,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="process the next simulated day: the day after the latest generated batch",
     )
     r.add_argument("--no-airflow", action="store_true", help="run the same steps in this process")
+    r.add_argument(
+        "--rerun",
+        action="store_true",
+        help="run the day even when it is already published and nothing changed (default: confirm it)",
+    )
     r.set_defaults(func=_cmd_run)
     pb = sub.add_parser("publish", help="rebuild the serving file from the marts (atomic swap)")
     pb.add_argument("--data-dir", default=None)

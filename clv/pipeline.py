@@ -313,25 +313,25 @@ def transform_layer(
     step = step or ops.StepRun(task_id=f"transform_{layer}", business_date=business_date)
     with ops.recorded(paths.data_dir, step):
         restatement = None
-        ctx = transform.context(paths.data_dir)
         try:
-            if not transform.has_prod(ctx):
-                transform.plan_prod(ctx, business_date)
-                how = "planned prod (first build of every model)"
-            else:
-                outcome = transform.run(ctx, business_date, layer=layer)
-                restatement = outcome.restatement
-                if not outcome:
-                    raise transform.TransformError(
-                        f"the SQLMesh run of the {layer} models up to {business_date} failed; see the log"
-                    )
-                how = "restated late loads, then ran" if restatement else "ran"
-            slowest = {name: round(sec, 2) for name, sec in transform.slowest_models(ctx, 5)}
-            con = ctx.engine_adapter.connection
-            step.rows = layer_rows(con, layer)
-            result = _scan_or_raise(con, layer, business_date, step.report_id, paths.data_dir, step=step)
+            with transform.shared_context(paths.data_dir) as (ctx, loaded):
+                step.detail["sqlmesh_context"] = loaded
+                if not transform.has_prod(ctx):
+                    transform.plan_prod(ctx, business_date)
+                    how = "planned prod (first build of every model)"
+                else:
+                    outcome = transform.run(ctx, business_date, layer=layer)
+                    restatement = outcome.restatement
+                    if not outcome:
+                        raise transform.TransformError(
+                            f"the SQLMesh run of the {layer} models up to {business_date} failed; see the log"
+                        )
+                    how = "restated late loads, then ran" if restatement else "ran"
+                slowest = {name: round(sec, 2) for name, sec in transform.slowest_models(ctx, 5)}
+                con = ctx.engine_adapter.connection
+                step.rows = layer_rows(con, layer)
+                result = _scan_or_raise(con, layer, business_date, step.report_id, paths.data_dir, step=step)
         finally:
-            ctx.close()
             if restatement:  # the intervals are cleared: said whether or not the run went through
                 step.detail["restated"] = {
                     "batch_dates": [d.isoformat() for d in restatement.batch_dates],

@@ -163,6 +163,25 @@ def in_dags_test() -> bool:
     return _get(DAGS_TEST_FLAG) == "1"
 
 
+def force_refit() -> bool:
+    """``CLV_FORCE_REFIT=1``: the fitted models (the churn model, the renewal model) refit on this
+    run whatever the age of their stored fit (the variable ``model_refit_days`` sets the cadence,
+    sqlmesh_project/macros/refit.py). Read when the models run, so it needs no plan."""
+    value = (_get("CLV_FORCE_REFIT", "0") or "0").lower()
+    if value not in ("0", "1", "false", "true"):
+        raise SettingError(f"CLV_FORCE_REFIT={value!r} is not 0 or 1")
+    return value in ("1", "true")
+
+
+def reuse_sqlmesh_context() -> bool:
+    """``CLV_REUSE_SQLMESH_CONTEXT`` (default 1): the layer steps of one process share one loaded
+    SQLMesh context (``clv.transform.shared_context``); 0 loads one per step."""
+    value = (_get("CLV_REUSE_SQLMESH_CONTEXT", "1") or "1").lower()
+    if value not in ("0", "1", "false", "true"):
+        raise SettingError(f"CLV_REUSE_SQLMESH_CONTEXT={value!r} is not 0 or 1")
+    return value in ("1", "true")
+
+
 def approval_timeout_minutes() -> float:
     """How long a deploy's or backfill's approval task waits for an answer before it counts as a
     reject (``CLV_APPROVAL_TIMEOUT_MINUTES``, default 120). Read when the DAG files are parsed."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -79,6 +80,7 @@ def context(data_dir: Path | None = None, wait_seconds: float | None = None, **k
     ``ctx.console.model_seconds`` collects how long each model took to evaluate (all batches,
     its audits included) during the context's plans and runs: see ``slowest_models``."""
     gateway = settings.sqlmesh_gateway()
+    settings.force_refit()  # read by the fitted models as they run: a malformed value stops here, in one line
     _environ(data_dir)
     from sqlmesh import Context
 
@@ -99,6 +101,115 @@ def context(data_dir: Path | None = None, wait_seconds: float | None = None, **k
         ctx.close()
         raise
     return ctx
+
+
+# --- One context per process ------------------------------------------------------------------
+#
+# Loading the project (parsing ~60 models, their Python environments, the linter) costs seconds.
+# Under `airflow dags test` (what `clv run` runs) and `clv run --no-airflow` every task runs in one
+# process, so the layer steps share one loaded context. Between steps it holds no connection: other
+# steps of the same process (the load, the raw scan, publish) open the warehouse themselves, and
+# other processes (a manual `clv load`) may take it, so the context's DuckDB connections are closed
+# when a step ends and reopened, waiting for the lock like every writer, when the next one starts.
+# SQLMesh's state is read afresh each time (a new state sync): another process may have run or
+# planned in between. A context is reused only for the same project files (paths, sizes and
+# modification times), warehouse, gateway and CLV_/SQLMESH__ environment; anything else closes it
+# and loads a new one. A step that fails drops it. Off with CLV_REUSE_SQLMESH_CONTEXT=0.
+
+
+@dataclass
+class _Shared:
+    key: tuple
+    ctx: object
+    load_seconds: float
+    uses: int = 0
+
+
+_shared: _Shared | None = None
+
+
+def _project_signature(project: Path) -> tuple:
+    """The project's files as SQLMesh loads them: a changed, added or removed file changes it."""
+    out = []
+    for p in sorted(project.rglob("*")):
+        rel = p.relative_to(project)
+        if rel.parts[0] in (".cache", "logs") or "__pycache__" in rel.parts or not p.is_file():
+            continue
+        st = p.stat()
+        out.append((str(rel), st.st_size, st.st_mtime_ns))
+    return tuple(out)
+
+
+def _reuse_key(data_dir: Path | None) -> tuple:
+    _environ(data_dir)
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(("CLV_", "SQLMESH__"))))
+    project = settings.sqlmesh_project().resolve()
+    warehouse = settings.paths(data_dir).warehouse.resolve()
+    return (str(project), str(warehouse), settings.sqlmesh_gateway(), env, _project_signature(project))
+
+
+def drop_shared_context() -> None:
+    """Close and forget the process's shared context (the next step loads a new one)."""
+    global _shared
+    if _shared is not None:
+        shared, _shared = _shared, None
+        try:
+            _release(shared.ctx)
+        except Exception:  # a context that failed may not close cleanly; it is gone either way
+            logger.debug("closing the shared SQLMesh context failed", exc_info=True)
+
+
+@contextmanager
+def shared_context(data_dir: Path | None = None, wait_seconds: float | None = None):
+    """A SQLMesh context for one step, loaded once per process and reused by the next steps (see
+    above); its connections are closed when the step ends. Yields ``(ctx, how)``, ``how`` saying
+    whether the context was loaded (and in how many seconds) or reused."""
+    global _shared
+    import time
+
+    if not settings.reuse_sqlmesh_context() or settings.sqlmesh_gateway() != "duckdb":
+        t0 = time.perf_counter()
+        ctx = context(data_dir, wait_seconds)
+        try:
+            yield ctx, f"loaded in {time.perf_counter() - t0:.1f} s (reuse off)"
+        finally:
+            ctx.close()
+        return
+    key = _reuse_key(data_dir)
+    if _shared is not None and _shared.key != key:
+        drop_shared_context()
+    if _shared is None:
+        t0 = time.perf_counter()
+        ctx = context(data_dir, wait_seconds)  # opens the connection, waiting for the lock
+        _shared = _Shared(key, ctx, time.perf_counter() - t0)
+        how = f"loaded in {_shared.load_seconds:.1f} s"
+    else:
+        ctx = _shared.ctx
+        ctx._state_sync = None  # SQLMesh 0.236 caches snapshots and intervals in its state sync
+        ctx.console = _timing_console()
+        try:
+            _open_waiting(ctx, settings.paths(data_dir).warehouse, wait_seconds)
+        except BaseException:
+            drop_shared_context()
+            raise
+        how = f"reused (loaded once in this process, {_shared.load_seconds:.1f} s)"
+    _shared.uses += 1
+    try:
+        yield ctx, how
+    except BaseException:
+        drop_shared_context()
+        raise
+    else:
+        _release(ctx)
+
+
+def _release(ctx) -> None:
+    """Close every connection of a context that stays loaded: no lock is held between steps.
+    ``Context.close`` closes the scheduler's and the state's adapters, which exist only once a
+    plan or run made them; the context's own adapter is closed here too (a context that is
+    dropped closes it when it is collected)."""
+    ctx.close()
+    ctx.engine_adapter.close()
 
 
 class _SqlAtDebugLevel(logging.Filter):

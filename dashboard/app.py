@@ -106,6 +106,13 @@ LABELS = {
     "is_at_risk": "At risk (reachable, churn risk medium or high)",
     "previous_business_date": "Previous business date",
     "avg_leave_probability_90d": "Avg leaves within 90 days",
+    "model_name": "Model",
+    "fit_date": "Fitted on",
+    "fit_age_days": "Age of the fit (days)",
+    "refit_every_days": "Refitted every (days)",
+    "next_refit_date": "Next refit",
+    "trained_as_of": "Learned from data as of",
+    "model_version": "Version",
 }
 
 
@@ -123,7 +130,7 @@ def table_config(df: pd.DataFrame) -> dict[str, object]:
             "leave_probability_90d",
         ) or col.startswith(("share_", "avg_category", "avg_churn", "avg_leave")):
             config[col] = st.column_config.NumberColumn(label, format="percent")
-        elif col == "business_date":
+        elif col in ("business_date", "fit_date", "next_refit_date", "trained_as_of"):
             config[col] = st.column_config.DateColumn(label, format="YYYY-MM-DD")
         elif col.endswith("scanned_at"):
             config[col] = st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm:ss")
@@ -149,9 +156,11 @@ def unavailable(reason: str) -> None:
 
 def header(s: data.Serving) -> None:
     st.title(TITLE)
+    fitted = data.churn_fit_line(s)
     st.caption(
         f"Business date **{s.business_date:%Y-%m-%d}** · published {s.published_at:%Y-%m-%d %H:%M:%S} · "
-        f"`{s.path}`"
+        + (f"{fitted} · " if fitted else "")
+        + f"`{s.path}`"
     )
     summary = data.check_summary(s)
     if summary is not None and int(summary["failed"].sum()):
@@ -630,6 +639,14 @@ def quality_tab(s: data.Serving) -> None:
         with st.expander("Every check"):
             every = data.check_details(s)
             st.dataframe(every, hide_index=True, column_config=table_config(every), key="check_all")
+    fits = data.model_fits(s)
+    if fits is not None:
+        st.subheader("Model fits")
+        st.caption(
+            "The churn and subscription renewal models are refitted every few days (model_refit_days) "
+            "and score every day with their latest fit; the purchase models are fitted on every run."
+        )
+        st.dataframe(fits, hide_index=True, column_config=table_config(fits), key="model_fits")
     with st.expander("Rows per published table"):
         counts = data.row_counts(s)
         st.dataframe(counts, hide_index=True, column_config=table_config(counts), key="row_counts")

@@ -693,6 +693,29 @@ def check_details(s: Serving, only_problems: bool = False) -> pd.DataFrame | Non
     )
 
 
+def model_fits(s: Serving) -> pd.DataFrame | None:
+    """Each fitted model: the business date of the fit that scored the marts, its age, its next
+    refit (marts.mart_model_fits; the churn and renewal models refit every model_refit_days). None
+    when the serving file predates that mart."""
+    if not s.has("mart_model_fits"):
+        return None
+    return s.df(
+        "SELECT model_name, fit_date, fit_age_days, refit_every_days, next_refit_date, trained_as_of, "
+        "model_version FROM mart_model_fits ORDER BY CASE model_name WHEN 'churn' THEN 0 "
+        "WHEN 'subscription renewal' THEN 1 ELSE 2 END, model_name"
+    )
+
+
+def churn_fit_line(s: Serving) -> str | None:
+    """'churn model fitted 2024-12-27 (4 days old)' for the page header; None without the mart."""
+    fits = model_fits(s)
+    if fits is None or "churn" not in set(fits["model_name"]):
+        return None
+    row = fits.set_index("model_name").loc["churn"]
+    age = int(row["fit_age_days"])
+    return f"churn model fitted {pd.Timestamp(row['fit_date']):%Y-%m-%d} ({age} day{'' if age == 1 else 's'} old)"
+
+
 def row_counts(s: Serving) -> pd.DataFrame:
     """Rows per published table, as recorded at publish time."""
     return pd.DataFrame(sorted(s.row_counts.items()), columns=["table", "rows"])

@@ -42,6 +42,7 @@ ROOMS = {
         "clv.quality_run",
         "clv.rollback",
         "clv.backup",
+        "clv.confirm",
     ),
     "orchestration": ("clv.airflow", "clv.cli"),
 }

@@ -473,6 +473,7 @@ CHURN_MODEL_COLUMNS = {
     "description": "TEXT",
     "churn_model": "TEXT",
     "trained_as_of": "DATE",
+    "fit_date": "DATE",
     "label_window_days": "INT",
     "train_customers": "INT",
     "holdout_customers": "INT",
@@ -514,6 +515,7 @@ def churn_model_frame(tr: ChurnTraining) -> pd.DataFrame:
     )
     df["churn_model"] = CHURN_MODEL_NAME
     df["trained_as_of"] = tr.cutoff
+    df["fit_date"] = tr.cutoff + dt.timedelta(days=tr.window_days)  # the business date of the fit
     df["label_window_days"] = tr.window_days
     df["train_customers"] = m.train_customers
     df["holdout_customers"] = h.customers

@@ -541,3 +541,18 @@ def test_customer_360_explains_numbers_that_seem_to_disagree(pipeline_data, run_
     at.text_input(key="customer_id").set_value(calm)
     at = run_app(pipeline_data, at)
     assert not at.info  # numbers that agree need no explanation
+
+
+def test_the_age_of_the_churn_fit_is_shown(serving_copy, run_app):
+    at = run_app(serving_copy)
+    assert "churn model fitted 2024-12-31 (0 days old)" in at.caption[0].value
+    execute(
+        serving_copy,
+        "UPDATE mart_model_fits SET fit_date = DATE '2024-12-27', fit_age_days = 4 WHERE model_name = 'churn'",
+    )
+    at = run_app(serving_copy)
+    assert "churn model fitted 2024-12-27 (4 days old)" in at.caption[0].value
+    fits = next(d.value for d in at.dataframe if "fit_age_days" in d.value.columns).set_index("model_name")
+    assert list(fits.index) == ["churn", "subscription renewal", "purchase"]
+    assert fits.loc["churn", "fit_age_days"] == 4 and fits.loc["purchase", "fit_age_days"] == 0
+    assert fits.loc["subscription renewal", "refit_every_days"] == 7

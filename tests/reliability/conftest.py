@@ -63,6 +63,17 @@ def ledger(request, tmp_path_factory):
     led.write(outcome, out_dir(tmp_path_factory.getbasetemp() / "reliability"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def refit_every_run():
+    """The scenarios compare data paths (a daily run against a rebuild from raw, a restated day
+    against one delivered whole): the churn and renewal models refit on every run here, as they
+    did before their cadence, so both sides are fitted on the same business date. The cadence has
+    its own test (tests/sqlmesh/test_refit_cadence.py)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLV_FORCE_REFIT", "1")
+        yield
+
+
 def copy_data(src: Paths, dst) -> Paths:
     shutil.copytree(src.data_dir, dst, ignore=shutil.ignore_patterns("*.tmp"))
     return Paths(dst)

@@ -4,7 +4,9 @@ the cutoff for 1 - P(alive); int_churn_features' sessions, tickets, subscription
 stage of the cutoff), the outcome = no purchase between the cutoff and the business date (the
 last purchase date in int_purchase_summary's rows of the business date), read through BG/NBD so
 that the coefficients describe the probability of having left. One customer in five is held out
-and scored against BG/NBD alone. Grain: one row per feature (plus the intercept)."""
+and scored against BG/NBD alone. Refitted every model_refit_days (macros/refit.py): on the days
+between, the stored fit is returned unchanged and int_churn_scoring scores with it (fit_date says
+when it was fitted). Grain: one row per feature (plus the intercept)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import typing as t
 
 import pandas as pd
 from macros.features import read_model
+from macros.refit import stored_fit
 from sqlglot import exp
 from sqlmesh import ExecutionContext, model
 from sqlmesh.core.model.kind import ModelKindName
@@ -44,6 +47,7 @@ from clv.stats import scoring
         "description": "What the feature measures",
         "churn_model": "Model name and version",
         "trained_as_of": "Cutoff date of the features",
+        "fit_date": "Business date on which the model was fitted (refit every model_refit_days days)",
         "label_window_days": "Days after the cutoff in which a purchase counts as staying",
         "train_customers": "Customers in the fit",
         "holdout_customers": "Customers held out (one in five)",
@@ -59,6 +63,9 @@ def execute(
     context: ExecutionContext, start: t.Any, end: t.Any, execution_time: t.Any, **kwargs: t.Any
 ) -> pd.DataFrame:
     business = from_execution_time(execution_time)
+    kept = stored_fit(context, "intermediate.int_churn_model", business, "fit_date")
+    if kept is not None:
+        return kept
     window_days = int(context.var("churn_label_window_days", 180))
     cutoff = scoring.training_cutoff(business, window_days)
     training = scoring.train_churn(

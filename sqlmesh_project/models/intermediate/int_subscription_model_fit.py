@@ -5,6 +5,8 @@ subscriptions still running (paused ones included: billing charges them), the re
 the others were cancelled; a plan change is chained into one episode, not counted as a
 cancellation. A plan with too little data is pooled into its billing cycle; a group that cannot
 be fitted (no subscribers, no cancellation yet) is a row with its reason, never a failed run.
+Refitted every model_refit_days (macros/refit.py): on the days between, the stored fit is returned
+unchanged and int_subscription_value values with it (business_date says when it was fitted).
 Grain: one row per fitted group (a plan, or the plans of a billing cycle pooled together)."""
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import typing as t
 
 import pandas as pd
 from macros.features import known_customers, read_model
+from macros.refit import stored_fit
 from sqlglot import exp
 from sqlmesh import ExecutionContext, model
 from sqlmesh.core.model.kind import ModelKindName
@@ -50,7 +53,7 @@ from clv.stats import renewal
     ],
     description="Shifted-beta-geometric renewal model per plan (or billing cycle), with the fit's diagnostics.",
     column_descriptions={
-        "business_date": "Subscriptions started up to this date; an end after it is not known yet",
+        "business_date": "Business date of the fit: subscriptions started up to this date (refit every model_refit_days days)",
         "group_level": "plan: one plan's own fit; billing_cycle: the plans of a cycle pooled (too little data alone)",
         "billing_cycle": "monthly or annual: a renewal is one billing cycle",
         "plan_tier": "basic, plus or premium for a plan's own fit; null when pooled",
@@ -75,6 +78,9 @@ def execute(
     context: ExecutionContext, start: t.Any, end: t.Any, execution_time: t.Any, **kwargs: t.Any
 ) -> pd.DataFrame:
     business = from_execution_time(execution_time)
+    kept = stored_fit(context, "intermediate.int_subscription_model_fit", business, "business_date")
+    if kept is not None:
+        return kept
     subscriptions = known_customers(context, read_model(context, "staging.stg_subscriptions"))
     plans = read_model(context, "core.dim_plans")
     eps = renewal.episodes(subscriptions, plans, business)

@@ -1,0 +1,183 @@
+"""What a day costs after the first run (issue 22): the next business day through Airflow and a
+second `make run` with nothing new, with the refit cadence, the shared SQLMesh context and the
+confirmation of a published day switched on (the defaults) and off.
+
+"Off" reproduces the behaviour before issue 22 with today's code: ``CLV_FORCE_REFIT=1`` (the churn
+and renewal models refit every day), ``CLV_REUSE_SQLMESH_CONTEXT=0`` (every layer task loads
+SQLMesh) and, for a second run of a published day, ``clv run --rerun``. The days run on one
+warehouse, alternating on/off, so the two settings see the same sizes; each run's per-task time
+comes from ``ops.pipeline_runs``, each model's from the layer steps' ``slowest_models``. Wall time
+and the CPU time of the whole process tree (user + system, from ``getrusage`` of the children) are
+both reported: on a shared machine the CPU time is the steadier of the two.
+
+    python bench/bench_daily_cost.py [--customers 20000] [--repeats 3] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import duckdb
+
+from bench.common import machine, median, run, write_section
+
+PY = sys.executable
+OFF = {"CLV_FORCE_REFIT": "1", "CLV_REUSE_SQLMESH_CONTEXT": "0"}
+ON = {"CLV_FORCE_REFIT": "0", "CLV_REUSE_SQLMESH_CONTEXT": "1"}
+LAYER_TASKS = ("transform_staging", "transform_core", "transform_intermediate", "transform_marts")
+
+
+def clv_run(data: Path, env: dict, *args: str) -> dict:
+    """One `clv run`: wall seconds, CPU seconds of its process tree, load average before."""
+    load = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    out = run([PY, "-m", "clv.cli", "run", "--data-dir", str(data), *args], env=env).stdout
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall": wall, "cpu": cpu, "load": load, "out": out}
+
+
+def last_run(data: Path, business_date: dt.date) -> dict:
+    """Per-task seconds, the SQLMesh context's load line and the slowest models of the latest
+    daily run for the business date."""
+    con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
+    try:
+        (run_id,) = con.execute(
+            "SELECT run_id FROM ops.pipeline_runs WHERE dag_id = 'clv_daily_refresh' AND business_date = ? "
+            "ORDER BY finished_at DESC LIMIT 1",
+            [business_date],
+        ).fetchone()
+        rows = con.execute(
+            "SELECT task_id, duration_seconds, detail FROM ops.pipeline_runs WHERE run_id = ? AND status = 'success'",
+            [run_id],
+        ).fetchall()
+    finally:
+        con.close()
+    tasks, contexts, models = {}, {}, {}
+    for task, seconds, detail in rows:
+        tasks[task] = seconds
+        d = json.loads(detail) if detail else {}
+        if "sqlmesh_context" in d:
+            contexts[task] = d["sqlmesh_context"]
+        models.update(d.get("slowest_models") or {})
+    return {"tasks": tasks, "contexts": contexts, "models": models}
+
+
+def latest_batch(data: Path) -> dt.date:
+    return max(dt.date.fromisoformat(p.name[:10]) for p in (data / "landing").iterdir() if p.is_dir())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--customers", type=int, default=20_000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--data-dir", type=Path, default=None, help="a data directory `clv run` built (else built)"
+    )
+    args = ap.parse_args()
+    data = args.data_dir or Path(tempfile.mkdtemp(prefix="bench-daily-")) / "data"
+    first = None
+    if not (data / "serving.duckdb").exists():
+        first = clv_run(data, ON, "--customers", str(args.customers))
+        print(f"first run: {first['wall']:.1f} s wall, {first['cpu']:.1f} s CPU (load {first['load']:.2f})")
+
+    days: dict[str, list[dict]] = {"on": [], "off": []}
+    for i in range(2 * args.repeats):
+        name, env = ("on", ON) if i % 2 == 0 else ("off", OFF)
+        r = clv_run(data, env, "--next-day")
+        day = latest_batch(data)
+        r.update(last_run(data, day), day=day)
+        days[name].append(r)
+        print(f"next day {day} ({name}): {r['wall']:.1f} s wall, {r['cpu']:.1f} s CPU (load {r['load']:.2f})")
+
+    again: dict[str, list[dict]] = {"on": [], "off": []}
+    for i in range(2 * args.repeats):
+        name = "off" if i % 2 == 0 else "on"  # --rerun first: it publishes again, the confirmation follows
+        r = clv_run(data, OFF if name == "off" else ON, *(["--rerun"] if name == "off" else []))
+        assert ("is already published" in r["out"]) == (name == "on"), r["out"][-2000:]
+        again[name].append(r)
+        print(f"again ({name}): {r['wall']:.1f} s wall, {r['cpu']:.1f} s CPU (load {r['load']:.2f})")
+
+    def med(rows: list[dict], key: str) -> float:
+        return median([r[key] for r in rows])
+
+    def task_med(rows: list[dict], task: str) -> float:
+        return median([r["tasks"].get(task, 0.0) for r in rows])
+
+    def model_med(rows: list[dict], model: str) -> str:
+        """A layer step records its 5 slowest models: a model missing from a run took less than
+        the fifth of that run."""
+        if all(model in r["models"] for r in rows):
+            return f"{median([r['models'][model] for r in rows]):.2f} s"
+        below = max(min(r["models"].values()) for r in rows if r["models"])
+        return f"< {below:.2f} s (not among the 5 slowest)"
+
+    lines = [
+        "## Daily cost: refit cadence, one SQLMesh context, confirming a published day (issue 22)",
+        "",
+        f"Machine: {machine()}. Command: `python bench/bench_daily_cost.py --customers {args.customers} "
+        f"--repeats {args.repeats}`. {args.customers:,} customers; days alternate on/off on one warehouse.",
+        "**on** = the defaults (refit every `model_refit_days` = 7, one SQLMesh context per process, a "
+        "published day confirmed); **off** = `CLV_FORCE_REFIT=1 CLV_REUSE_SQLMESH_CONTEXT=0` and "
+        "`--rerun` (the behaviour before issue 22). Medians; CPU = user + system of the process tree; "
+        "load = 1-minute load average before each run (the machine is shared).",
+        "",
+    ]
+    if first:
+        lines.append(
+            f"First `clv run` (generate, load, build, publish): {first['wall']:.1f} s wall, "
+            f"{first['cpu']:.1f} s CPU, load {first['load']:.2f}."
+        )
+        lines.append("")
+    lines += [
+        "| measure | on | off | runs each |",
+        "| --- | ---: | ---: | ---: |",
+        f"| next business day through Airflow, wall | {med(days['on'], 'wall'):.1f} s | "
+        f"{med(days['off'], 'wall'):.1f} s | {args.repeats} |",
+        f"| next business day, CPU | {med(days['on'], 'cpu'):.1f} s | {med(days['off'], 'cpu'):.1f} s | |",
+        f"| `clv run` again with nothing new, wall | {med(again['on'], 'wall'):.1f} s | "
+        f"{med(again['off'], 'wall'):.1f} s | {args.repeats} |",
+        f"| again with nothing new, CPU | {med(again['on'], 'cpu'):.1f} s | {med(again['off'], 'cpu'):.1f} s | |",
+    ]
+    for task in ("load_raw", "scan_raw", *LAYER_TASKS, "publish"):
+        lines.append(
+            f"| next day: {task} | {task_med(days['on'], task):.1f} s | {task_med(days['off'], task):.1f} s | |"
+        )
+    for model in (
+        "intermediate.int_churn_model",
+        "intermediate.int_subscription_model_fit",
+        "intermediate.int_clv_model_fit",
+    ):
+        lines.append(
+            f"| next day: model {model.split('.')[1]} | {model_med(days['on'], model)} | "
+            f"{model_med(days['off'], model)} | |"
+        )
+    loads = [r["load"] for rows in (*days.values(), *again.values()) for r in rows]
+    lines += [
+        "",
+        f"Load average before the runs: {min(loads):.2f} to {max(loads):.2f}.",
+        "SQLMesh context per layer task, last `on` day: "
+        + "; ".join(f"{t}: {days['on'][-1]['contexts'].get(t, '?')}" for t in LAYER_TASKS)
+        + ". Last `off` day: "
+        + "; ".join(f"{t}: {days['off'][-1]['contexts'].get(t, '?')}" for t in LAYER_TASKS)
+        + ".",
+    ]
+    body = "\n".join(lines)
+    print(body)
+    write_section("daily_cost", body)
+
+
+if __name__ == "__main__":
+    main()
