@@ -75,11 +75,11 @@ def test_sigkill_mid_load_then_rerun(landed, tmp_path, ledger):
     total_files = ref.sql("SELECT count(*) FROM ops.load_manifest").fetchone()[0]
     ref.close()
 
-    # Kill a fifth, half and four fifths of a load's time after the loader created the raw zone
+    # Kill a tenth, three tenths and six tenths of a load's time after the loader created the raw zone
     # (its first write to the warehouse's log): not after a fixed delay, which a busy machine
     # spends importing.
     interrupted = 0
-    for fraction in (0.2, 0.5, 0.8):
+    for fraction in (0.1, 0.3, 0.6):
         paths = Paths(tmp_path / f"kill-{fraction}")
         shutil.copytree(landed.data_dir, paths.data_dir)
         proc = subprocess.Popen(
@@ -94,7 +94,9 @@ def test_sigkill_mid_load_then_rerun(landed, tmp_path, ledger):
             time.sleep(0.01)
         time.sleep(fraction * load_seconds)
         proc.send_signal(signal.SIGKILL)
-        assert proc.wait() == -signal.SIGKILL
+        # 0: the load finished before the kill (a fast machine loads in less than the fraction of
+        # the in-process time); counted below as a kill outside the load, never as an interruption.
+        assert proc.wait() in (-signal.SIGKILL, 0)
         mid = False
         if paths.warehouse.exists():
             con = duckdb.connect(str(paths.warehouse))
