@@ -42,6 +42,16 @@ LABELS = {
     "value_tier": "Value tier",
     "churn_probability": "Churn probability",
     "p_alive": "P(alive)",
+    "p_purchase_90d": "P(buys within 90 days)",
+    "p_purchase_365d": "P(buys within 365 days)",
+    "order_value_12m_p10_usd": "Orders next 12 months, low (P10)",
+    "order_value_12m_p50_usd": "Orders next 12 months, median",
+    "order_value_12m_p90_usd": "Orders next 12 months, high (P90)",
+    "measure": "Total",
+    "expected_usd": "Expected",
+    "p10_usd": "Low (P10)",
+    "p50_usd": "Median (P50)",
+    "p90_usd": "High (P90)",
     "risk_band": "Churn risk",
     "revenue_at_risk_usd": "Revenue at risk, 90 days",
     "value_lost_usd": "Value already lost",
@@ -128,6 +138,8 @@ def table_config(df: pd.DataFrame) -> dict[str, object]:
             "p_alive",
             "churned_share",
             "leave_probability_90d",
+            "p_purchase_90d",
+            "p_purchase_365d",
         ) or col.startswith(("share_", "avg_category", "avg_churn", "avg_leave")):
             config[col] = st.column_config.NumberColumn(label, format="percent")
         elif col in ("business_date", "fit_date", "next_refit_date", "trained_as_of"):
@@ -209,6 +221,33 @@ def kpi_row(s: data.Serving) -> None:
         f"still reachable ({money(k.high_value_at_risk_usd)} of the revenue at risk sits with Top 10% "
         f"and High value customers); {k.lost_customers:,} have most likely left, the win-back pool, "
         f"with {money(k.win_back_value_usd)} of the value lost."
+    )
+    sure = interval_sentence(data.total_intervals(s))
+    if sure:
+        st.caption(sure)
+
+
+def interval_sentence(intervals: dict[tuple[str, str], data.Interval]) -> str | None:
+    """How sure the totals are, in one sentence: the 80% intervals of the order part (what the
+    purchase model can bracket; subscription value has no interval yet)."""
+    value, risk = (
+        intervals.get(("all customers", "value_12m")),
+        intervals.get(("all customers", "revenue_at_risk")),
+    )
+    if value is None:
+        return None
+    text = (
+        f"**How sure:** of the predicted 12-month value, the order part is {money(value.expected_usd)}, "
+        f"80% likely between {money(value.p10_usd)} and {money(value.p90_usd)}"
+    )
+    if risk is not None:
+        text += (
+            f"; the order part of the revenue at risk is {money(risk.expected_usd)}, 80% likely "
+            f"between {money(risk.p10_usd)} and {money(risk.p90_usd)}"
+        )
+    return text + (
+        " (purchases, spend per purchase and the models' parameter uncertainty; subscriptions are "
+        "not in these intervals)."
     )
 
 
@@ -387,6 +426,19 @@ def value_tab(s: data.Serving) -> None:
         ]
     ]
     st.dataframe(shown, hide_index=True, column_config=table_config(shown), key="value_tiers_table")
+    intervals = data.interval_table(s)
+    if intervals is not None and not intervals.empty:
+        st.subheader("How sure: 80% intervals of the totals")
+        st.caption(
+            "The order part of each tier's next 12 months and of its revenue at risk: 80% likely "
+            "between Low and High (purchases, spend per purchase and the models' parameter "
+            "uncertainty). A total's interval is not the sum of its customers' intervals: their "
+            "good and bad years offset, while the parameters' uncertainty is shared. Subscriptions "
+            "are not in these intervals."
+        )
+        st.dataframe(
+            intervals, hide_index=True, column_config=table_config(intervals), key="value_intervals_table"
+        )
 
 
 def retention_tab(s: data.Serving) -> None:
@@ -548,7 +600,13 @@ def _display(column: str, value: object) -> str:
         return "yes" if value else "no"
     if column.endswith("_usd"):
         return f"${float(value):,.2f}"
-    if column in ("churn_probability", "p_alive", "leave_probability_90d"):
+    if column in (
+        "churn_probability",
+        "p_alive",
+        "leave_probability_90d",
+        "p_purchase_90d",
+        "p_purchase_365d",
+    ):
         return f"{float(value):.1%}"
     if isinstance(value, float):
         return f"{value:,.2f}"
@@ -585,11 +643,24 @@ def customer_tab(s: data.Serving) -> None:
         st.markdown(" · ".join(who))
     cols = st.columns(6)
     cols[0].metric("Value tier", str(row["value_tier"]))
-    cols[1].metric("Predicted 12-month CLV", money(row["predicted_clv_12m_usd"]))
+    low, high = row.get("order_value_12m_p10_usd"), row.get("order_value_12m_p90_usd")
+    cols[1].metric(
+        "Predicted 12-month CLV",
+        money(row["predicted_clv_12m_usd"]),
+        help=None
+        if low is None
+        else f"Orders alone: 80% likely between {money(low)} and {money(high)} over the next 12 months.",
+    )
     cols[2].metric("Churn probability", pct(row["churn_probability"]))
     cols[3].metric("Revenue at risk", money(row["revenue_at_risk_usd"]))
     cols[4].metric("Value already lost", money(row["value_lost_usd"]))
     cols[5].metric("Lifecycle stage", str(row["lifecycle_stage"]))
+    if low is not None:
+        buys = row.get("p_purchase_90d")
+        st.markdown(
+            f"**How sure:** orders over the next 12 months 80% likely between {money(low)} and "
+            f"{money(high)}" + (f"; {pct(buys)} likely to buy within 90 days." if buys is not None else ".")
+        )
     if row.get("churn_reasons"):
         st.markdown(f"**Why:** {row['churn_reasons']}")
     if row.get("risk_change") and row.get("previous_business_date"):

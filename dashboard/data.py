@@ -87,7 +87,10 @@ AT_RISK_COLUMNS = (
     "lifecycle_stage",
     "days_since_last_activity",
     "p_alive",
+    "p_purchase_90d",
     "predicted_clv_12m_usd",
+    "order_value_12m_p10_usd",
+    "order_value_12m_p90_usd",
     "historical_clv_usd",
     "value_at_stake_usd",
     "predicted_remaining_clv_usd",
@@ -353,6 +356,54 @@ def value_tiers(s: Serving) -> pd.DataFrame:
     df["share_of_customers"] = df["customers"] / df["customers"].sum()
     total = df["predicted_clv_12m_usd"].sum()
     df["share_of_predicted_clv"] = df["predicted_clv_12m_usd"] / total if total else 0.0
+    return df
+
+
+# --- how sure -------------------------------------------------------------------------------
+
+INTERVAL_MEASURES = {"value_12m": "Orders, next 12 months", "revenue_at_risk": "Revenue at risk from orders"}
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An 80% interval of a total, next to the pipeline's expected figure (order part only)."""
+
+    customers: int
+    expected_usd: float
+    p10_usd: float
+    p50_usd: float
+    p90_usd: float
+
+
+def total_intervals(s: Serving, group_kind: str = "all") -> dict[tuple[str, str], Interval]:
+    """(group, measure) -> the 80% interval of the group's total from mart_value_intervals: the
+    order part of the next 12 months' value and of the revenue at risk, with purchase, spend and
+    parameter uncertainty. Empty when the serving file predates the mart."""
+    if not s.has("mart_value_intervals"):
+        return {}
+    rows = s.con.execute(
+        "SELECT group_value, measure, customers, expected_usd, p10_usd, p50_usd, p90_usd "
+        "FROM mart_value_intervals WHERE group_kind = ?",
+        [group_kind],
+    ).fetchall()
+    return {
+        (g, m): Interval(int(n), float(e), float(lo), float(mid), float(hi))
+        for g, m, n, e, lo, mid, hi in rows
+    }
+
+
+def interval_table(s: Serving) -> pd.DataFrame | None:
+    """Per value tier, the 80% intervals of the order part's totals, in tier order; None without
+    mart_value_intervals."""
+    if not s.has("mart_value_intervals"):
+        return None
+    df = s.df(
+        "SELECT group_value AS value_tier, measure, customers, expected_usd, p10_usd, p50_usd, p90_usd "
+        "FROM mart_value_intervals WHERE group_kind IN ('all', 'value_tier') "
+        "ORDER BY group_kind, coalesce(list_position(?, group_value), 99), measure",
+        [list(VALUE_TIERS)],
+    )
+    df["measure"] = df["measure"].map(INTERVAL_MEASURES).fillna(df["measure"])
     return df
 
 

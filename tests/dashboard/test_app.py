@@ -556,3 +556,36 @@ def test_the_age_of_the_churn_fit_is_shown(serving_copy, run_app):
     assert list(fits.index) == ["churn", "subscription renewal", "purchase"]
     assert fits.loc["churn", "fit_age_days"] == 4 and fits.loc["purchase", "fit_age_days"] == 0
     assert fits.loc["subscription renewal", "refit_every_days"] == 7
+
+
+def test_how_sure_the_totals_and_a_customers_value_are(pipeline_data, run_app):
+    """Issue 18: the KPIs carry the 80% intervals of the order part's totals (mart_value_intervals),
+    the value tab a table of them per tier, and a customer's 360 view their own interval and
+    P(buys within 90 days) from mart_customer_360."""
+    ((expected, lo, hi),) = query(
+        pipeline_data,
+        "SELECT expected_usd, p10_usd, p90_usd FROM mart_value_intervals "
+        "WHERE group_kind = 'all' AND measure = 'value_12m'",
+    )
+    assert lo < expected < hi
+    at = run_app(pipeline_data)
+    caption = "\n".join(c.value for c in at.caption)
+    assert f"the order part is ${expected:,.0f}, 80% likely between ${lo:,.0f} and ${hi:,.0f}" in caption
+    tables = [d.value for d in at.dataframe if "p10_usd" in d.value.columns]
+    assert tables, "no interval table on the value tab"
+    (tiers,) = tables
+    assert tiers["value_tier"].iloc[0] == "all customers"
+    assert set(tiers["value_tier"]) >= {"all customers", "Top 10%"}
+    assert (tiers["p10_usd"] <= tiers["p90_usd"]).all()
+
+    ((cid, c_lo, c_hi, buys),) = query(
+        pipeline_data,
+        "SELECT customer_id, order_value_12m_p10_usd, order_value_12m_p90_usd, p_purchase_90d "
+        "FROM mart_customer_360 WHERE order_value_12m_p90_usd > 0 ORDER BY value_at_stake_usd DESC, customer_id LIMIT 1",
+    )
+    at.text_input(key="customer_id").set_value(cid)
+    at = run_app(pipeline_data, at)
+    assert (
+        f"**How sure:** orders over the next 12 months 80% likely between ${c_lo:,.0f} and ${c_hi:,.0f}; "
+        f"{buys:.0%} likely to buy within 90 days." in markdown(at)
+    )

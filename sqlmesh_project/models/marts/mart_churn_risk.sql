@@ -18,6 +18,7 @@ MODEL (
     not_null(columns := (customer_id, churn_probability, risk_band, is_reachable, revenue_at_risk_usd, value_lost_usd)),
     accepted_range(column := churn_probability, min_v := 0, max_v := 1),
     accepted_range(column := p_alive, min_v := 0, max_v := 1),
+    accepted_range(column := p_purchase_90d, min_v := 0, max_v := 1),
     accepted_range(column := leave_probability_90d, min_v := 0, max_v := 1),
     accepted_values(column := risk_band, is_in := ('high', 'medium', 'low')),
     risk_within_remaining_value
@@ -27,6 +28,7 @@ MODEL (
     customer_id = 'Customer identifier',
     churn_probability = 'Probability that the customer has already left, 0-1 (churn model)',
     p_alive = 'BG/NBD probability that the customer is still active',
+    p_purchase_90d = 'Probability of at least one purchase in the next 90 days (the purchase model): how likely the customer buys again soon',
     risk_band = 'high (>= 0.6), medium (>= 0.3) or low, by churn_probability',
     leave_probability_90d = 'Probability of being active today and leaving within the next 90 days (int_revenue_risk)',
     is_reachable = 'A running subscription, or lifecycle stage other than churned and churn_probability < 0.5; false = most likely gone (win-back pool)',
@@ -63,6 +65,7 @@ SELECT
   r.customer_id,
   r.churn_probability,
   r.p_alive,
+  r.p_purchase_90d,
   @risk_band(r.churn_probability) AS risk_band,
   r.leave_probability_90d,
   r.is_reachable,

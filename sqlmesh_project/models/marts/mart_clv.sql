@@ -4,7 +4,9 @@
    bring over the next 12 months if retained (predicted_remaining_clv_usd), not the
    churn-discounted prediction: a valuable customer who is slipping stays in a high tier, which is
    what retention targets. predicted_clv_12m_usd keeps the churn-discounted expectation. Value is
-   orders + subscriptions (int_revenue_risk), both parts kept as columns.
+   orders + subscriptions (int_revenue_risk), both parts kept as columns. How sure: the order
+   part's 80% predictive interval (order_value_12m_p10/p50/p90_usd: what the customer may actually
+   spend, by the purchase model with parameter uncertainty) and P(at least one purchase).
    Grain: one row per customer_id. */
 MODEL (
   name marts.mart_clv,
@@ -14,7 +16,8 @@ MODEL (
   audits (
     unique_values(columns := (customer_id)),
     not_null(columns := (customer_id, historical_clv_usd, predicted_clv_12m_usd, value_tier)),
-    accepted_values(column := value_tier, is_in := ('Top 10%', 'High', 'Medium', 'Low'))
+    accepted_values(column := value_tier, is_in := ('Top 10%', 'High', 'Medium', 'Low')),
+    quantiles_in_order(low := order_value_12m_p10_usd, middle := order_value_12m_p50_usd, high := order_value_12m_p90_usd)
   ),
   description 'Historical and predicted CLV per customer with value tier.',
   column_descriptions (
@@ -28,6 +31,11 @@ MODEL (
     value_at_stake_usd = 'historical_clv_usd + predicted_remaining_clv_usd: worth to date plus the next 12 months if retained',
     expected_purchases_365d = 'Expected purchase days in the next 365 days',
     expected_spend_per_purchase_usd = 'Expected net value of one purchase',
+    p_purchase_90d = 'Probability of at least one purchase in the next 90 days (the purchase model)',
+    p_purchase_365d = 'Probability of at least one purchase in the next 365 days (the purchase model)',
+    order_value_12m_p10_usd = 'Orders: 10th percentile of what the customer may actually spend over the next 12 months (purchases, spend per purchase and parameter uncertainty)',
+    order_value_12m_p50_usd = 'Orders: median net order revenue of the next 12 months (0 when no purchase is more likely than not)',
+    order_value_12m_p90_usd = 'Orders: 90th percentile; with order_value_12m_p10_usd an 80% predictive interval (subscriptions are not in it)',
     total_clv_usd = 'Historical plus predicted 12-month value',
     value_tier = 'Top 10%, High, Medium or Low by value at stake',
     value_rank = 'Rank by value at stake, 1 = highest',
@@ -49,6 +57,11 @@ WITH ranked AS (
     c.historical_clv_usd + r.predicted_remaining_clv_usd AS value_at_stake_usd,
     r.expected_purchases_365d,
     r.expected_spend_per_purchase_usd,
+    r.p_purchase_90d,
+    r.p_purchase_365d,
+    r.order_value_12m_p10_usd,
+    r.order_value_12m_p50_usd,
+    r.order_value_12m_p90_usd,
     c.purchase_days,
     c.avg_order_value_usd,
     c.tenure_months,
@@ -69,6 +82,11 @@ SELECT
   CAST(value_at_stake_usd AS DECIMAL(14, 2)) AS value_at_stake_usd,
   expected_purchases_365d,
   expected_spend_per_purchase_usd,
+  p_purchase_90d,
+  p_purchase_365d,
+  order_value_12m_p10_usd,
+  order_value_12m_p50_usd,
+  order_value_12m_p90_usd,
   CAST(historical_clv_usd + predicted_clv_12m_usd AS DECIMAL(14, 2)) AS total_clv_usd,
   CASE
     WHEN value_percentile < 0.1 THEN 'Top 10%'
