@@ -405,8 +405,11 @@ def observe(
 
 
 def publish(business_date: dt.date, *, data_dir: Path | None = None, step: ops.StepRun | None = None) -> dict:
-    """Rebuild the serving file from the marts and swap it in atomically."""
+    """Rebuild the serving file from the marts and swap it in atomically. Returns the serving
+    file, rows per table and the published marts' headline figures (customers, predicted value,
+    revenue at risk, ...: ``clv.review.totals``), which the run's note in Airflow shows."""
     from clv import publish as publish_mod
+    from clv import review
     from clv.warehouse import connect
 
     paths = settings.paths(data_dir)
@@ -414,8 +417,9 @@ def publish(business_date: dt.date, *, data_dir: Path | None = None, step: ops.S
     with ops.recorded(paths.data_dir, step):
         with closing(connect(paths.warehouse)) as con:
             counts = publish_mod.publish(con, business_date, paths.data_dir)
+            figures = review.totals(con, layers=("marts",))
         step.rows = sum(counts.values())
-        return {"serving": str(paths.serving), "tables": counts}
+        return {"serving": str(paths.serving), "tables": counts, "figures": figures}
 
 
 def stage_environment(

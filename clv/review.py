@@ -410,16 +410,25 @@ def mart_diff(table_diff, environment: str) -> dict:
     }  # fmt: skip
 
 
+def totals(
+    con, environment: str | None = None, layers: tuple[str, ...] = ("marts", "intermediate")
+) -> list[dict]:
+    """The headline figures of one environment (None: prod), those of ``layers`` only: name,
+    value (None where the table or column is missing) and unit."""
+    return [
+        {"name": name, "value": _scalar(con, f'SELECT {aggregate} FROM {env_schema(layer, environment)}."{table}"'), "unit": unit}
+        for name, layer, table, aggregate, unit in TOTALS
+        if layer in layers
+    ]  # fmt: skip
+
+
 def business_figures(con, environment: str) -> list[dict]:
     """The marts' headline figures in prod and in the environment (None where a table or column
     is missing on one side)."""
-    out = []
-    for name, layer, table, aggregate, unit in TOTALS:
-        values = [
-            _scalar(con, f'SELECT {aggregate} FROM {env_schema(layer, e)}."{table}"')
-            for e in (None, environment)
-        ]
-        out.append({"group": "total", "name": name, "prod": values[0], "candidate": values[1], "unit": unit})
+    out = [
+        {"group": "total", "name": p["name"], "prod": p["value"], "candidate": c["value"], "unit": p["unit"]}
+        for p, c in zip(totals(con), totals(con, environment))
+    ]
     for what, table, column, order in BREAKDOWNS:
         sides = [
             _rows(con, f'SELECT {column}, count(*), {order} FROM {env_schema("marts", e)}."{table}" GROUP BY 1 ORDER BY 3')

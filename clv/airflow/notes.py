@@ -1,5 +1,6 @@
 """The note each run of our DAGs carries in the UI's grid: the business date it processed, the rows
-loaded and the checks passed, warned and failed — so a run that processed 2025-01-01 says so, and
+loaded, the checks passed, warned and failed, and what it published (customers, predicted value,
+revenue at risk, value already lost) — so a run that processed 2025-01-01 says so, and
 a layer whose checks warned is visible without opening a log.
 
 Written when a run ends, by an Airflow listener (``plugins/clv_plugin.py`` registers this module)
@@ -44,9 +45,25 @@ def note_text(state: str, results: dict[str, object], failed_tasks: list[str]) -
         for task_id, c in checks.items():
             if c.get("warned_checks"):
                 lines.append(f"- warned in {task_id}: " + "; ".join(c["warned_checks"]))
+    figures = next(
+        (
+            r["figures"]
+            for r in results.values()
+            if isinstance(r, dict) and isinstance(r.get("figures"), list)
+        ),
+        None,
+    )
+    if figures:
+        lines.append("- published: " + " · ".join(_figure(f) for f in figures if f.get("value") is not None))
     if failed_tasks:
         lines.append("- failed: " + ", ".join(failed_tasks))
     return "\n".join(lines)
+
+
+def _figure(figure: dict) -> str:
+    value = figure["value"]
+    text = f"${value:,.0f}" if figure.get("unit") == "usd" else f"{value:,.0f}"
+    return f"{figure['name']} {text}"
 
 
 def _is_date(value) -> bool:

@@ -141,10 +141,19 @@ def test_the_run_note():
         "load_raw": {"rows_loaded": 1200, "lines": []},
         "scan_raw": {"checks": {"passed": 60, "warned": 1, "failed": 0, "warned_checks": ["orders fresh"]}},
         "transform_core": {"checks": {"passed": 7, "warned": 0, "failed": 0, "warned_checks": []}},
+        "publish": {
+            "tables": {"mart_clv": 10},
+            "figures": [
+                {"name": "customers", "value": 10.0, "unit": "count"},
+                {"name": "revenue at risk", "value": 1234.56, "unit": "usd"},
+                {"name": "value already lost", "value": None, "unit": "usd"},
+            ],
+        },
     }
     assert notes.note_text("success", results, []) == (
         "**Business date 2025-01-02** · success\n- rows loaded: 1,200\n"
-        "- checks: 67 passed, 1 warned, 0 failed\n- warned in scan_raw: orders fresh"
+        "- checks: 67 passed, 1 warned, 0 failed\n- warned in scan_raw: orders fresh\n"
+        "- published: customers 10 · revenue at risk $1,235"
     )
     # A backfill's date comes from its business_date task; a run refused at once has none.
     assert notes.note_text(

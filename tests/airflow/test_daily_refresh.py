@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 
 import pytest
 
+from clv.airflow import home as airflow_home
 from clv.names import CHECKED_LAYERS, DEFAULT_HISTORY_END
 from tests.airflow.helpers import clv, explain, query
 
@@ -57,6 +59,19 @@ def test_daily_refresh_twice(tmp_path):
     # Soda ran on every layer in this run, inside the layer's task.
     layers = query(data, "SELECT DISTINCT layer FROM ops.check_results ORDER BY layer")
     assert {r[0] for r in layers} == set(CHECKED_LAYERS)
+    # The run's note in Airflow's grid names its business date and what it published.
+    ((at_risk, clv12),) = query(
+        data,
+        "SELECT sum(revenue_at_risk_usd), sum(predicted_clv_12m_usd) FROM mart_customer_360",
+        db="serving.duckdb",
+    )
+    note = run_note(data)
+    assert note.startswith(f"**Business date {END}** · success"), note
+    assert (
+        f"revenue at risk ${at_risk:,.0f}" in note
+        and f"predicted value, next 12 months ${clv12:,.0f}" in note
+    )
+    assert f"customers {customers:,}" in note
 
     # Day two: the generator delivers the next business day; only that batch is loaded.
     day2 = END + dt.timedelta(days=1)
@@ -81,3 +96,16 @@ def test_daily_refresh_twice(tmp_path):
 
 def rows_by_task(rows):
     return [(t, r) for t, _, r in rows]
+
+
+def run_note(data) -> str:
+    """The note of the latest clv_daily_refresh run, from Airflow's own metadata database."""
+    con = sqlite3.connect(airflow_home.home(data) / "airflow.db")
+    try:
+        ((note,),) = con.execute(
+            "SELECT n.content FROM dag_run r JOIN dag_run_note n ON n.dag_run_id = r.id "
+            "WHERE r.dag_id = 'clv_daily_refresh' ORDER BY r.id DESC LIMIT 1"
+        ).fetchall()
+    finally:
+        con.close()
+    return note
