@@ -42,6 +42,11 @@ LABELS = {
     "value_tier": "Value tier",
     "churn_probability": "Churn probability",
     "p_alive": "P(alive)",
+    "predicted_order_value_12m_usd": "Predicted 12-month value: orders",
+    "predicted_subscription_value_12m_usd": "Predicted 12-month value: subscriptions",
+    "mrr_usd": "Monthly recurring revenue",
+    "subscription_cancel_probability_90d": "Cancels a subscription within 90 days",
+    "subscription_revenue_at_risk_usd": "Revenue at risk: subscriptions",
     "p_purchase_90d": "P(buys within 90 days)",
     "p_purchase_365d": "P(buys within 365 days)",
     "order_value_12m_p10_usd": "Orders next 12 months, low (P10)",
@@ -126,6 +131,17 @@ LABELS = {
 }
 
 
+# Columns shown as percentages (one customer's probabilities).
+PROBABILITIES = (
+    "churn_probability",
+    "p_alive",
+    "leave_probability_90d",
+    "p_purchase_90d",
+    "p_purchase_365d",
+    "subscription_cancel_probability_90d",
+)
+
+
 def table_config(df: pd.DataFrame) -> dict[str, object]:
     """Readable headers, dollars for *_usd, percentages for probabilities and shares."""
     config: dict[str, object] = {}
@@ -133,14 +149,9 @@ def table_config(df: pd.DataFrame) -> dict[str, object]:
         label = LABELS.get(col, col.replace("_", " "))
         if col.endswith("_usd"):
             config[col] = st.column_config.NumberColumn(label, format="dollar")
-        elif col in (
-            "churn_probability",
-            "p_alive",
-            "churned_share",
-            "leave_probability_90d",
-            "p_purchase_90d",
-            "p_purchase_365d",
-        ) or col.startswith(("share_", "avg_category", "avg_churn", "avg_leave")):
+        elif col in (*PROBABILITIES, "churned_share") or col.startswith(
+            ("share_", "avg_category", "avg_churn", "avg_leave")
+        ):
             config[col] = st.column_config.NumberColumn(label, format="percent")
         elif col in ("business_date", "fit_date", "next_refit_date", "trained_as_of"):
             config[col] = st.column_config.DateColumn(label, format="YYYY-MM-DD")

@@ -400,7 +400,7 @@ def interval_table(s: Serving) -> pd.DataFrame | None:
     df = s.df(
         "SELECT group_value AS value_tier, measure, customers, expected_usd, p10_usd, p50_usd, p90_usd "
         "FROM mart_value_intervals WHERE group_kind IN ('all', 'value_tier') "
-        "ORDER BY group_kind, coalesce(list_position(?, group_value), 99), measure",
+        "ORDER BY group_kind, coalesce(list_position(?, group_value), 99), measure DESC",
         [list(VALUE_TIERS)],
     )
     df["measure"] = df["measure"].map(INTERVAL_MEASURES).fillna(df["measure"])

@@ -145,6 +145,13 @@ def test_the_dashboard_renders_in_chromium(pipeline_data, tmp_path, browser_page
         assert csv["customer_id"].iloc[0] == top_id
         assert csv["revenue_at_risk_usd"].is_monotonic_decreasing
 
+        # how sure: the headline's interval line, and the value tab's table of the totals' intervals
+        page.get_by_text("How sure:", exact=False).first.wait_for(timeout=30_000)
+        page.get_by_role("tab", name="Value").click()
+        page.get_by_role("heading", name="How sure: 80% intervals of the totals").wait_for(timeout=30_000)
+        page.get_by_role("tabpanel", name="Value").get_by_test_id("stDataFrame").nth(1).wait_for()
+        page.screenshot(path=str(shots / "dashboard-value.png"), full_page=True)
+
         # the retention heatmap draws (Vega renders into a canvas or an SVG)
         page.get_by_role("tab", name="Retention").click()
         page.get_by_role("heading", name="Retention by signup cohort").wait_for()
