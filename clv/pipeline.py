@@ -329,7 +329,8 @@ def transform_layer(
                     how = "restated late loads, then ran" if restatement else "ran"
                 slowest = {name: round(sec, 2) for name, sec in transform.slowest_models(ctx, 5)}
                 con = ctx.engine_adapter.connection
-                step.rows = layer_rows(con, layer)
+                models = model_outcomes(ctx, con, layer)
+                step.rows = sum(m["rows"] for m in models)
                 result = _scan_or_raise(con, layer, business_date, step.report_id, paths.data_dir, step=step)
         finally:
             if restatement:  # the intervals are cleared: said whether or not the run went through
@@ -348,17 +349,53 @@ def transform_layer(
                     business_date=business_date,
                 )
         step.detail.update({"transform": how, "checks": len(result.checks), "slowest_models": slowest})
-        return {"transform": how, "rows": step.rows, "line": result.line(), "checks": check_counts(result)}
+        return {
+            "transform": how,
+            "rows": step.rows,
+            "line": result.line(),
+            "checks": check_counts(result),
+            "models": models,
+        }
+
+
+def table_rows(con, schema: str) -> dict[str, int]:
+    """Rows per table and view of a schema (a layer's output), by name."""
+    names = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
+        "AND table_catalog = current_database() ORDER BY table_name",
+        [schema],
+    ).fetchall()
+    return {n: con.execute(f'SELECT count(*) FROM {schema}."{n}"').fetchone()[0] for (n,) in names}
 
 
 def layer_rows(con, schema: str) -> int:
     """Rows across a schema's tables and views (the layer's output)."""
-    names = con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
-        "AND table_catalog = current_database()",
-        [schema],
-    ).fetchall()
-    return sum(con.execute(f'SELECT count(*) FROM {schema}."{n}"').fetchone()[0] for (n,) in names)
+    return sum(table_rows(con, schema).values())
+
+
+def model_outcomes(ctx, con, layer: str) -> list[dict]:
+    """What a layer step did to each of its models: ``model`` (schema.model), ``rows`` now,
+    ``seconds`` spent evaluating it in this step (None: nothing of it was due) and its audits
+    ``audits_passed`` / ``audits_failed`` — the layer task's log table and Asset events."""
+    from clv import transform
+
+    seconds = dict(transform.slowest_models(ctx, n=10_000))
+    audits = transform.model_audits(ctx)
+    out = []
+    for table, rows in table_rows(con, layer).items():
+        name = f"{layer}.{table}"
+        passed, failed = audits.get(name, (0, 0))
+        sec = seconds.get(name)
+        out.append(
+            {
+                "model": name,
+                "rows": rows,
+                "seconds": None if sec is None else round(sec, 2),
+                "audits_passed": passed,
+                "audits_failed": failed,
+            }
+        )
+    return out
 
 
 def observe(

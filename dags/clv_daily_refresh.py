@@ -34,7 +34,7 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, chain, dag, task
 
 from clv.airflow import params, policy, tasks
-from clv.airflow.assets import mart_assets, serving_asset
+from clv.airflow.assets import mart_assets, raw_assets, serving_asset
 from clv.names import DAILY_DAG, POOL
 
 
@@ -62,7 +62,7 @@ def clv_daily_refresh():
 
         return tasks.run_step(pipeline.extract, context, business_date)
 
-    @task(pool=POOL, **policy.INGEST_RETRIES)
+    @task(pool=POOL, outlets=raw_assets(), **policy.INGEST_RETRIES)
     def load_raw(business_date: str, **context):
         from clv import pipeline
 
@@ -74,21 +74,7 @@ def clv_daily_refresh():
 
         return tasks.run_step(pipeline.scan_raw, context, business_date)
 
-    def transform(layer: str, outlets=()):
-        @task(
-            task_id=f"transform_{layer}",
-            pool=POOL,
-            outlets=list(outlets),
-            doc_md=f"SQLMesh run of the {layer} models, then the {layer} Soda checks.",
-        )
-        def transform_layer(business_date: str, **context):
-            from clv import pipeline
-
-            return tasks.run_step(pipeline.transform_layer, context, business_date, layer)
-
-        return transform_layer
-
-    @task(pool=POOL, outlets=[serving_asset()])
+    @task(pool=POOL, inlets=mart_assets(), outlets=[serving_asset()])
     def publish(business_date: str, **context):
         from clv import pipeline
 
@@ -101,10 +87,10 @@ def clv_daily_refresh():
         extract(day),
         load_raw(day),
         scan_raw(day),
-        transform("staging")(day),
-        transform("core")(day),
-        transform("intermediate")(day),
-        transform("marts", outlets=mart_assets())(day),
+        tasks.transform_layer("staging")(day),
+        tasks.transform_layer("core")(day),
+        tasks.transform_layer("intermediate")(day),
+        tasks.transform_layer("marts")(day),
         publish(day),
     )
 

@@ -24,7 +24,7 @@ import pendulum
 from airflow.sdk import chain, dag, task
 
 from clv.airflow import params, policy, tasks
-from clv.airflow.assets import mart_assets, serving_asset
+from clv.airflow.assets import mart_assets, raw_assets, serving_asset
 from clv.names import POOL, QUARANTINE_DAG
 
 
@@ -50,7 +50,7 @@ def clv_quarantine_reprocess():
 
         return tasks.run_step(pipeline.write_correction, context, business_date, context["params"]["file"])
 
-    @task(pool=POOL, **policy.INGEST_RETRIES)
+    @task(pool=POOL, outlets=raw_assets(), **policy.INGEST_RETRIES)
     def load_raw(business_date: str, **context):
         from clv import pipeline
 
@@ -62,16 +62,7 @@ def clv_quarantine_reprocess():
 
         return tasks.run_step(pipeline.scan_raw, context, business_date)
 
-    def transform(layer: str, outlets=()):
-        @task(task_id=f"transform_{layer}", pool=POOL, outlets=list(outlets))
-        def transform_layer(business_date: str, **context):
-            from clv import pipeline
-
-            return tasks.run_step(pipeline.transform_layer, context, business_date, layer)
-
-        return transform_layer
-
-    @task(pool=POOL, outlets=[serving_asset()])
+    @task(pool=POOL, inlets=mart_assets(), outlets=[serving_asset()])
     def publish(business_date: str, **context):
         from clv import pipeline
 
@@ -84,10 +75,10 @@ def clv_quarantine_reprocess():
         write_correction(day),
         load_raw(day),
         scan_raw(day),
-        transform("staging")(day),
-        transform("core")(day),
-        transform("intermediate")(day),
-        transform("marts", outlets=mart_assets())(day),
+        tasks.transform_layer("staging")(day),
+        tasks.transform_layer("core")(day),
+        tasks.transform_layer("intermediate")(day),
+        tasks.transform_layer("marts")(day),
         publish(day),
     )
 

@@ -21,7 +21,7 @@ from airflow.sdk import task
 
 from clv import business_date as bd
 from clv import settings
-from clv.airflow.assets import mart_assets, serving_asset
+from clv.airflow.assets import mart_assets, model_asset, model_assets, serving_asset, upstream_assets
 from clv.airflow.sensors import may_write
 from clv.errors import ClvError, UserError
 from clv.names import POOL, SUMMARY_PREFIX
@@ -61,6 +61,9 @@ def run_step(func: Callable, context, business_date: str | dt.date, *args, **kwa
         raise
     checks = result.get("checks") if isinstance(result, dict) else None
     checks = checks if isinstance(checks, dict) else None  # a layer scan's counts (check_counts)
+    models = result.get("models") if isinstance(result, dict) else None
+    if models:
+        log.info("%s", models_table(models))
     level = logging.WARNING if checks and checks["warned"] else logging.INFO
     log.log(level, "%s", summary_line(step.task_id, time.perf_counter() - t0, step.rows, checks))
     return result
@@ -81,6 +84,58 @@ def summary_line(task_id: str, seconds: float, rows: int | None, checks: dict | 
         if checks.get("report"):
             parts.append(f"report {checks['report']}")
     return " | ".join(parts)
+
+
+def models_table(models: list[dict]) -> str:
+    """The models a layer task ran, one line each: rows now, seconds spent on it in this task
+    ("-": nothing of it was due) and its audits."""
+    width = max(len(m["model"]) for m in models)
+    lines = [f"{'model':<{width}}  {'rows':>12}  {'seconds':>8}  audits"]
+    for m in models:
+        sec = "-" if m["seconds"] is None else f"{m['seconds']:.2f}"
+        audits = (
+            f"{m['audits_passed']} passed, {m['audits_failed']} failed"
+            if m["audits_passed"] or m["audits_failed"]
+            else "-"
+        )
+        lines.append(f"{m['model']:<{width}}  {m['rows']:>12,}  {sec:>8}  {audits}")
+    return "\n".join(lines)
+
+
+def model_events(context, result) -> None:
+    """Annotate the Asset event of each model this task ran with its rows, seconds and audits
+    (Airflow emits one event per outlet when the task succeeds)."""
+    models = result.get("models") if isinstance(result, dict) else None
+    events = context.get("outlet_events")
+    if not models or events is None:
+        return
+    outlets = {(a.name, a.uri) for a in context["task"].outlets}
+    for m in models:
+        asset = model_asset(m["model"])
+        if (asset.name, asset.uri) in outlets:
+            events[asset].extra = {k: v for k, v in m.items() if k != "model"}
+
+
+def transform_layer(layer: str, doc_md: str | None = None):
+    """The task running one SQLMesh layer and its Soda checks (``clv.pipeline.transform_layer``):
+    its inlets are the layer below (the raw tables for staging), its outlets the layer's models,
+    each with an Asset event carrying what the run did to it."""
+
+    @task(
+        task_id=f"transform_{layer}",
+        pool=POOL,
+        inlets=upstream_assets(layer),
+        outlets=model_assets(layer),
+        doc_md=doc_md or f"SQLMesh run of the {layer} models, then the {layer} Soda checks.",
+    )
+    def transform(business_date: str, **context):
+        from clv import pipeline
+
+        result = run_step(pipeline.transform_layer, context, business_date, layer)
+        model_events(context, result)
+        return result
+
+    return transform
 
 
 def _fail_fast(error: UserError):

@@ -38,6 +38,7 @@ PROBE = textwrap.dedent(
                                   "max_retry_delay": str(t.max_retry_delay),
                                   "on_failure": bool(t.on_failure_callback),
                                   "outlets": [getattr(o, "name", str(o)) for o in t.outlets],
+                                  "inlets": [getattr(o, "name", str(o)) for o in t.inlets],
                                   "upstream": sorted(t.upstream_task_ids)}
                       for t in dag.tasks},
         }
@@ -99,6 +100,34 @@ def test_daily_refresh_shape(dagbag):
         tasks["transform_marts"]["outlets"]
     )
     assert tasks["publish"]["outlets"] == ["serving.duckdb"]
+
+
+def test_every_model_is_an_asset_with_its_layer_upstream(dagbag, tmp_path):
+    """Issue 20, "see every model": each layer task's outlets are exactly the SQLMesh models of
+    that layer (as a loaded SQLMesh context knows them), its inlets the layer below (the raw tables
+    for staging); the load produces the raw tables and the publish reads the marts — the lineage
+    raw -> staging -> core -> intermediate -> marts -> serving file in the Assets view."""
+    from clv import transform
+    from clv.contract import SOURCES
+
+    ctx = transform.context(tmp_path)
+    try:
+        by_layer = {layer: sorted(m.name.replace('"', "") for m in ctx.models.values() if m.name.replace('"', "").split(".")[-2] == layer) for layer in LAYERS}  # fmt: skip
+    finally:
+        ctx.close()
+    by_layer = {layer: [".".join(n.split(".")[-2:]) for n in names] for layer, names in by_layer.items()}
+    raw = sorted(f"raw_data.{s}" for s in SOURCES)
+    for dag_id in ("clv_daily_refresh", "clv_quarantine_reprocess"):
+        tasks = dagbag["dags"][dag_id]["tasks"]
+        assert sorted(tasks["load_raw"]["outlets"]) == raw, dag_id
+        below = raw
+        for layer in LAYERS:
+            t = tasks[f"transform_{layer}"]
+            assert by_layer[layer] and sorted(t["outlets"]) == by_layer[layer], (dag_id, layer)
+            assert sorted(t["inlets"]) == below, (dag_id, layer)
+            below = by_layer[layer]
+        assert sorted(tasks["publish"]["inlets"]) == by_layer["marts"], dag_id
+        assert tasks["publish"]["outlets"] == ["serving.duckdb"], dag_id
 
 
 def test_the_daily_refresh_runs_on_data_intervals(dagbag):

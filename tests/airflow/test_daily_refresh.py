@@ -72,6 +72,14 @@ def test_daily_refresh_twice(tmp_path):
         and f"predicted value, next 12 months ${clv12:,.0f}" in note
     )
     assert f"customers {customers:,}" in note
+    # Every model is an Asset; its event says what the run did to it (issue 20, "see every model").
+    extras = asset_extras(data)
+    assert extras["marts.mart_customer_360"]["rows"] == customers
+    staging_orders = query(data, "SELECT count(*) FROM staging.stg_orders")[0][0]
+    assert extras["staging.stg_orders"]["rows"] == staging_orders
+    assert set(extras["staging.stg_orders"]) == {"rows", "seconds", "audits_passed", "audits_failed"}
+    # the first run builds prod in the staging task: every model's time is there
+    assert extras["staging.stg_orders"]["seconds"] is not None
 
     # Day two: the generator delivers the next business day; only that batch is loaded.
     day2 = END + dt.timedelta(days=1)
@@ -109,3 +117,17 @@ def run_note(data) -> str:
     finally:
         con.close()
     return note
+
+
+def asset_extras(data) -> dict[str, dict]:
+    """The extras of each Asset's latest event, by asset name, from Airflow's database."""
+    import json
+
+    con = sqlite3.connect(airflow_home.home(data) / "airflow.db")
+    try:
+        rows = con.execute(
+            "SELECT a.name, e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id ORDER BY e.id"
+        ).fetchall()
+    finally:
+        con.close()
+    return {name: json.loads(extra) if isinstance(extra, str) else extra for name, extra in rows}
