@@ -45,4 +45,3 @@ class TransientError(ClvError):
 
 class CheckFailed(ClvError):
     """An error-level check failed: exit code 1, not retried; downstream does not run."""
-

@@ -42,6 +42,7 @@ import datetime as dt
 import fcntl
 import fnmatch
 import html
+import importlib
 import json
 import logging
 import re
@@ -60,6 +61,7 @@ LOG_FILE = "notifications.jsonl"
 STALE_DAYS = 7  # an open problem not seen for this long is forgotten (it comes back as new)
 LOCK_WAIT_SECONDS = 5.0
 SEVERITY_LABEL = {"error": "FAIL", "warning": "WARN"}
+LABELS = {"FAIL": "failed", "WARN": "warned", "RESOLVED": "resolved"}  # a message's subject counts them
 CHECK_KINDS = ("check", "scan", "anomaly")  # the kinds a layer's checks open and resolve
 
 
@@ -312,6 +314,16 @@ def deliver(messages: list[Message], conf: settings.Notify) -> list[Message]:
     of them; what did not get through says why (``error``). Never raises."""
     if not messages:
         return messages
+    try:  # imported before the clock starts: a first import of Airflow takes seconds
+        if any(m.target.channel == "slack" for m in messages):
+            importlib.import_module("airflow.providers.slack.hooks.slack_webhook")
+        if any(m.target.channel == "email" for m in messages):
+            importlib.import_module("airflow.providers.smtp.hooks.smtp")
+    except ImportError as e:
+        for m in messages:
+            m.error = f"the notifier is not installed: {e}"
+        log.error("clv: cannot notify: %s", e)
+        return messages
 
     def run() -> None:
         for m in messages:
@@ -484,7 +496,10 @@ def _notify(conf, problems, resolved, data_dir, now, title) -> list[Message]:
         if len(m.lines) == 1:
             m.subject, m.lines = m.lines[0], []
         else:
-            m.subject = f"{title or 'clv'}: {len(m.lines)} problems changed"
+            counts = {label: sum(line.startswith(f"[{label}]") for line in m.lines) for label in LABELS}
+            m.subject = f"{title or 'clv'}: " + ", ".join(
+                f"{counts[label]} {word}" for label, word in LABELS.items() if counts[label]
+            )
     deliver(messages, conf)
     _log(data_dir, messages, now)
     reached = {f for m in messages if m.delivered for f in m.fingerprints}
@@ -699,7 +714,11 @@ def _rules(soda_results: dict) -> dict[str, str]:
     out = {}
     for c in (soda_results or {}).get("checks", []):
         text = c.get("definition") or ""
-        lines = [s.strip() for s in text.splitlines() if s.strip()]
+        lines = [
+            s.strip().lstrip("- ")
+            for s in text.splitlines()
+            if s.strip() and not s.strip().startswith(("checks for ", "name:", "filter "))
+        ]
         if not lines or not c.get("name"):
             continue
         head = lines[0].rstrip(":")
