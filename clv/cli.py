@@ -413,6 +413,32 @@ def _cmd_quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_notify(args: argparse.Namespace) -> int:
+    """The Slack and e-mail notifiers: a test message to every destination, or the open problems."""
+    from clv import notify
+
+    paths = settings.paths(args.data_dir)
+    if args.test:
+        messages = notify.send_test(data_dir=paths.data_dir)
+        for m in messages:
+            print(f"  {m.target}: " + ("sent" if m.delivered else f"FAILED ({m.error})"))
+        failed = sum(not m.delivered for m in messages)
+        print(f"{len(messages) - failed}/{len(messages)} test messages sent")
+        return 1 if failed else 0
+    conf = settings.notify_settings()
+    owners = notify.load_owners(conf)  # a malformed owners file is a one-line error here
+    state = notify.read_state(paths.data_dir)
+    if not conf.configured:
+        print("notifications: off (set CLV_SLACK_WEBHOOK_URL or CLV_SMTP_HOST; see README)")
+    else:
+        targets = notify.targets_of([owners.default, *owners.rules], conf)
+        print(f"notifications: {len(targets)} destinations, {len(owners.rules)} owner rules")
+    print(f"open problems: {len(state)}")
+    for entry in sorted(state.values(), key=lambda e: e["first_seen"]):
+        print(f"  {entry['line'][:160]} (since {entry['first_seen'][:16]}, seen {entry['seen']} times)")
+    return 0
+
+
 def _cmd_quarantine(args: argparse.Namespace) -> int:
     """The data steward's loop: list what is quarantined, export rows for correction, reprocess
     the corrected file as a new batch (and, unless --no-run, load it and refresh every layer)."""
@@ -780,6 +806,17 @@ def build_parser() -> argparse.ArgumentParser:
     qp.add_argument("--no-run", action="store_true", help="only write the batch; the next daily run loads it")
     for q in (ql, qe, qp):
         q.set_defaults(func=_cmd_quarantine)
+    nt = sub.add_parser(
+        "notify",
+        help="the Slack and e-mail notifiers: open problems, or --test to send a test message everywhere",
+    )
+    nt.add_argument("--data-dir", default=None)
+    nt.add_argument(
+        "--test",
+        action="store_true",
+        help="send a test message to every configured destination (exit 1 when one fails)",
+    )
+    nt.set_defaults(func=_cmd_notify)
     af = sub.add_parser(
         "airflow",
         help="the airflow CLI with this project's settings (e.g. clv airflow dags list)",

@@ -25,6 +25,9 @@ class ClvError(Exception):
 
     exit_code = 1
     retry = False
+    # True on an error whose owners have heard of it already (clv.notify: a layer's failed checks,
+    # sent check by check): its failure alert is recorded, not sent again
+    notified = False
 
 
 class UserError(ClvError):

@@ -7,7 +7,8 @@
   busy or broken) and handed to an optional hook for email/Slack/pager: set
   ``CLV_ALERT_HOOK=package.module:function``; the function receives the alert as a dict, in a
   thread the alert waits for at most ``ALERT_HOOK_TIMEOUT_SECONDS`` (a hook's failure or hang is
-  logged, never raised).
+  logged, never raised), and to the ready-made Slack and e-mail notifiers when they are configured
+  (``clv.notify``: the owners of what broke, once per open problem).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from clv import settings
+from clv import notify, settings
 
 log = logging.getLogger("clv")
 ALERT_HOOK_TIMEOUT_SECONDS = 10.0  # how long an alert waits for CLV_ALERT_HOOK (see _call_hook)
@@ -100,6 +101,8 @@ def recorded(data_dir: Path | None, step: StepRun) -> Iterator[StepRun]:
         status, error = "failed", f"{type(e).__name__}: {e}"
         raise
     finally:
+        if status == "success":  # its open failure, if it had one, is resolved (clv.notify)
+            notify.task_succeeded(step.dag_id, step.task_id, data_dir=data_dir)
         try:
             detail = dict(step.detail)
             if error:
@@ -148,8 +151,12 @@ def alert(
     task_id: str | None = None,
     run_id: str | None = None,
     business_date: dt.date | None = None,
+    send: bool = True,
 ) -> dict:
-    """Record an alert everywhere it must go; never raises (it runs in failure handlers)."""
+    """Record an alert everywhere it must go; never raises (it runs in failure handlers).
+
+    ``send=False`` records it without the Slack and e-mail notifiers: what it says has reached
+    its owners already, problem by problem (a layer's failed checks, its anomalies)."""
     record = {
         "alerted_at": dt.datetime.now().isoformat(timespec="seconds"),
         "severity": severity,
@@ -187,6 +194,9 @@ def alert(
     except Exception as e:  # an alert must never mask the failure that caused it
         log.error("clv: could not record the alert in the warehouse: %s", e)
     _call_hook(record)
+    if send:
+        report = paths.reports / StepRun(run_id=run_id or "", business_date=business_date).report_id
+        notify.alert(record, data_dir=data_dir, report=report if run_id else None)
     return record
 
 

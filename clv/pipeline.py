@@ -18,7 +18,7 @@ from contextlib import closing
 from pathlib import Path
 
 from clv import business_date as bd
-from clv import ops, settings
+from clv import notify, ops, settings
 from clv.errors import CheckFailed, TransientError, UserError
 from clv.names import CHECKED_LAYERS, DAILY_TASKS, DEFAULT_HISTORY_END, DEFAULT_HISTORY_START, LAYERS
 
@@ -239,7 +239,8 @@ def _scan_or_raise(
     con, layer: str, business_date: dt.date, run_id: str, data_dir: Path, environment=None, step=None
 ):
     """Record the layer's metrics and judge them against their history (prod only), then run the
-    layer's Soda checks, which gate on those verdicts too; anomalies alert with their bands."""
+    layer's Soda checks, which gate on those verdicts too; anomalies alert with their bands, and
+    in prod the failed and warned checks and the anomalies go to their owners (``clv.notify``)."""
     from clv import anomalies, quality
 
     verdicts = []
@@ -269,9 +270,14 @@ def _scan_or_raise(
             task_id=getattr(step, "task_id", None),
             run_id=getattr(step, "run_id", None),
             business_date=business_date,
+            send=False,  # notify.layer_checked sends each anomaly to its owners
         )
+    if environment in (None, "", "prod"):
+        notify.layer_checked(layer, business_date, result, verdicts, data_dir=data_dir)
     if not result.ok:
-        raise CheckFailed(f"{layer} checks failed: {result.failure_names()} (report: {result.report})")
+        failed = CheckFailed(f"{layer} checks failed: {result.failure_names()} (report: {result.report})")
+        failed.notified = environment in (None, "", "prod")  # sent check by check just above
+        raise failed
     return result
 
 

@@ -193,6 +193,89 @@ def alert_hook() -> str | None:
     return _get("CLV_ALERT_HOOK")
 
 
+SMTP_SECURITY = {"starttls": 587, "ssl": 465, "none": 25}  # mode -> default port
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Where alerts are sent (``clv.notify``); read by ``notify_settings``. Nothing is set by
+    default, and then nothing is sent."""
+
+    slack_webhook_url: str | None  # CLV_SLACK_WEBHOOK_URL: the default Slack incoming webhook
+    slack_conn_id: str | None  # CLV_SLACK_CONN_ID: ... or an Airflow connection (slackwebhook)
+    smtp_host: str | None  # CLV_SMTP_HOST
+    smtp_port: int
+    smtp_user: str | None
+    smtp_password: str | None
+    smtp_security: str  # starttls | ssl | none
+    smtp_from: str
+    smtp_conn_id: str | None  # CLV_SMTP_CONN_ID: an Airflow connection (smtp) instead of CLV_SMTP_*
+    email_to: tuple[str, ...]  # CLV_NOTIFY_EMAIL_TO: the default owners' addresses
+    owners_file: Path | None  # CLV_NOTIFY_OWNERS: who gets which alert (YAML)
+    level: str  # CLV_NOTIFY_LEVEL: warning (warnings and errors) or error
+    remind_hours: float  # CLV_NOTIFY_REMIND_HOURS: an open problem is sent again at most this often
+    resolved: bool  # CLV_NOTIFY_RESOLVED: one message when a problem clears
+    timeout_seconds: float  # CLV_NOTIFY_TIMEOUT_SECONDS: the longest an alert waits for delivery
+    reports_url: str | None  # CLV_REPORTS_URL: where <data dir>/reports is served
+
+    @property
+    def slack(self) -> bool:
+        return bool(self.slack_webhook_url or self.slack_conn_id)
+
+    @property
+    def smtp(self) -> bool:
+        return bool(self.smtp_host or self.smtp_conn_id)
+
+    @property
+    def configured(self) -> bool:
+        """A channel is set up, or an owners file names recipients of its own."""
+        return self.slack or self.smtp or self.owners_file is not None
+
+
+def _flag(name: str, default: str) -> bool:
+    value = (_get(name, default) or default).lower()
+    if value not in ("0", "1", "false", "true"):
+        raise SettingError(f"{name}={value!r} is not 0 or 1")
+    return value in ("1", "true")
+
+
+def _url(name: str) -> str | None:
+    value = _get(name)
+    if value is not None and not re.match(r"https?://[^/\s]+", value):
+        raise SettingError(f"{name}={value!r} is not an http(s):// URL")
+    return value
+
+
+def notify_settings() -> Notify:
+    """The notifiers' settings (``clv.notify``, README "Alerts that reach people")."""
+    security = _choice("CLV_SMTP_SECURITY", "starttls", tuple(SMTP_SECURITY))
+    owners = _get("CLV_NOTIFY_OWNERS")
+    if owners is not None and not Path(owners).expanduser().is_file():
+        raise SettingError(f"CLV_NOTIFY_OWNERS={owners!r} is not a file; point it at an owners YAML file")
+    email_to = tuple(a.strip() for a in re.split(r"[,;]", _get("CLV_NOTIFY_EMAIL_TO") or "") if a.strip())
+    bad = [a for a in email_to if not re.fullmatch(r"[^@\s]+@[^@\s]+", a)]
+    if bad:
+        raise SettingError(f"CLV_NOTIFY_EMAIL_TO holds {bad[0]!r}, which is not an e-mail address")
+    return Notify(
+        slack_webhook_url=_url("CLV_SLACK_WEBHOOK_URL"),
+        slack_conn_id=_get("CLV_SLACK_CONN_ID"),
+        smtp_host=_get("CLV_SMTP_HOST"),
+        smtp_port=_port("CLV_SMTP_PORT", str(SMTP_SECURITY[security])),
+        smtp_user=_get("CLV_SMTP_USER"),
+        smtp_password=_get("CLV_SMTP_PASSWORD"),
+        smtp_security=security,
+        smtp_from=_get("CLV_SMTP_FROM", "clv-alerts@localhost"),
+        smtp_conn_id=_get("CLV_SMTP_CONN_ID"),
+        email_to=email_to,
+        owners_file=Path(owners).expanduser() if owners else None,
+        level=_choice("CLV_NOTIFY_LEVEL", "warning", ("warning", "error")),
+        remind_hours=_number("CLV_NOTIFY_REMIND_HOURS", "24", float, 0, "a number of hours >= 0"),
+        resolved=_flag("CLV_NOTIFY_RESOLVED", "1"),
+        timeout_seconds=_number("CLV_NOTIFY_TIMEOUT_SECONDS", "10", float, 0.1, "a number of seconds > 0"),
+        reports_url=_url("CLV_REPORTS_URL"),
+    )
+
+
 def sqlmesh_project() -> Path:
     """The SQLMesh project: the repository's, or ``CLV_SQLMESH_PROJECT`` (a changed copy, say)."""
     return Path(_get("CLV_SQLMESH_PROJECT") or SQLMESH_PROJECT)

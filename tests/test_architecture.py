@@ -26,6 +26,7 @@ ROOMS = {
     "statistics": ("clv.stats",),
     "steps": (
         "clv.warehouse",
+        "clv.notify",
         "clv.ops",
         "clv.csv_lines",
         "clv.ingest",

@@ -1,5 +1,6 @@
 """How the DAGs behave when things go wrong: retry policies, default arguments and the failure
-callback (an alert row, `alerts.jsonl` and the optional ``CLV_ALERT_HOOK``)."""
+callback (an alert row, `alerts.jsonl`, the optional ``CLV_ALERT_HOOK`` and the Slack and e-mail
+notifiers of ``clv.notify``)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ def on_failure(context) -> None:
         task_id=getattr(ti, "task_id", None),
         run_id=getattr(ti, "run_id", None),
         business_date=business_date,
+        send=not getattr(error, "notified", False),  # failed checks were sent check by check
     )
 
 
