@@ -22,8 +22,10 @@ clearing a run or a task processes the same day again (same marts).
 `next_simulated_day` (toggle, the demo with the synthetic generator): process the day after the
 latest generated batch; the day is chosen once per run and kept when the run is cleared.
 
-The run's note (in the grid) names the business date, the rows loaded and the checks passed,
-warned and failed; each task's log ends with a `clv summary:` line.
+The run's note (in the grid) names the business date, the rows loaded, the checks passed,
+warned and failed and what it published (customers, predicted value, revenue at risk); each
+task's log ends with a `clv summary:` line. Every SQLMesh model is an Asset: each layer task
+produces its models (their events carry rows, seconds and audits) from the layer below.
 
 Each task calls one `clv.pipeline` step through `clv.airflow.tasks.run_step`.
 """
