@@ -55,25 +55,21 @@ def render(s: Serving, table_config: TableConfig) -> None:
         "(CLV_HEALTH_HISTORY_DAYS, default the last 60): the checks' outcomes per layer, metrics "
         "that left their usual range, each source's freshness and volume, the slowest models."
     )
-    checks_section(s, have, table_config)
-    anomalies_section(s, have, table_config)
-    sources_section(s, have, table_config)
-    models_section(s, have, table_config)
+    for heading, table, what, rows, empty, draw in PARTS:
+        st.markdown(f"#### {heading}")
+        if not have[table]:
+            st.info(
+                f"No {what} in this serving file (it was published by an earlier version of the pipeline)."
+            )
+            continue
+        df = rows(s)
+        if df.empty:
+            st.info(empty)
+        else:
+            draw(s, df, table_config)
 
 
-def _missing(what: str) -> None:
-    st.info(f"No {what} in this serving file (it was published by an earlier version of the pipeline).")
-
-
-def checks_section(s: Serving, have: dict[str, bool], table_config: TableConfig) -> None:
-    st.markdown("#### Check outcomes per layer")
-    if not have["check_history"]:
-        _missing("check history")
-        return
-    h = hd.check_history(s)
-    if h.empty:
-        st.info("No checks ran in the business dates on record.")
-        return
+def checks_section(s: Serving, h: pd.DataFrame, table_config: TableConfig) -> None:
     st.caption(
         "One cell per layer and business date: the outcome of the layer's Soda checks in that date's "
         "latest run (green: all passed; orange: at least one warned; red: at least one failed and "
@@ -102,24 +98,16 @@ def checks_section(s: Serving, have: dict[str, bool], table_config: TableConfig)
         st.dataframe(shown, hide_index=True, column_config=table_config(shown), key="health_check_history")
 
 
-def anomalies_section(s: Serving, have: dict[str, bool], table_config: TableConfig) -> None:
-    if not have["metric_anomalies"]:
-        st.markdown("#### Anomalies")
-        _missing("anomaly verdicts")
-        return
-    day = hd.latest_verdict_date(s)
-    st.markdown(f"#### Anomalies on {day:%Y-%m-%d}" if day else "#### Anomalies")
-    if day is None:
-        st.info("No metric has been judged yet.")
-        return
+def anomalies_section(s: Serving, v: pd.DataFrame, table_config: TableConfig) -> None:
+    day = v["business_date"].iloc[0]
     st.caption(
-        "Every layer's metrics (rows added, freshness, null shares of customer ids, business figures "
-        "such as the mean order value) are judged against their own history: expected = the median "
-        "of the metric's previous business dates; the warn and fail bands around it are as wide as "
-        "the metric usually moves (a robust spread, with a floor per metric). Outside the fail band "
-        "stops the layer; outside the warn band warns."
+        f"Business date {day:%Y-%m-%d}. Every layer's metrics (rows added, freshness, null shares of "
+        "customer ids, business figures such as the mean order value) are judged against their own "
+        "history: expected = the median of the metric's previous business dates; the warn and fail "
+        "bands around it are as wide as the metric usually moves (a robust spread, with a floor per "
+        "metric). Outside the fail band stops the layer; outside the warn band warns."
     )
-    counts = hd.verdict_counts(s)
+    counts = v["status"].value_counts().reindex(hd.STATUSES, fill_value=0)
     cols = st.columns(4)
     cols[0].metric("Inside their band", f"{counts[OK]:,}", help="Metrics judged and found normal.")
     cols[1].metric("Outside the warn band", f"{counts[WARN]:,}", help="Metrics that warned.")
@@ -132,16 +120,15 @@ def anomalies_section(s: Serving, have: dict[str, bool], table_config: TableConf
         help=f"Metrics with fewer than {hd.MIN_HISTORY} earlier business dates on record: recorded, "
         "not judged (no guess from too little history).",
     )
-    judged = counts[OK] + counts[WARN] + counts[FAIL]
-    if judged == 0 and counts[COLD]:
+    if counts[OK] + counts[WARN] + counts[FAIL] == 0 and counts[COLD]:
         st.info(
             f"**Not enough history yet.** A metric is judged once it has {hd.MIN_HISTORY} earlier "
-            f"business dates on record; the most any metric has is {hd.history_days(s)}. Until then "
-            "each run records its metrics and this section shows no verdict.",
+            f"business dates on record; the most any metric has is {v['history_days'].max()}. Until "
+            "then each run records its metrics and this section shows no verdict.",
             icon=":material/hourglass_empty:",
         )
         return
-    found = hd.anomalies(s)
+    found = v[v["status"].isin([FAIL, WARN])].drop(columns=["business_date"])
     if found.empty:
         st.success(f"Every judged metric is inside its band on {day:%Y-%m-%d}.")
         return
@@ -183,18 +170,11 @@ def band_chart(df: pd.DataFrame, title: str, y_title: str) -> None:
         )
         .properties(title=title)
     )
+    # the height goes to Streamlit: set on the chart, it left the plot a few pixels high
     st.altair_chart(chart, width="stretch", height=260)
 
 
-def sources_section(s: Serving, have: dict[str, bool], table_config: TableConfig) -> None:
-    st.markdown("#### Sources: freshness and volume")
-    if not have["metric_history"]:
-        _missing("metric history")
-        return
-    fresh = hd.freshness(s)
-    if fresh.empty:
-        st.info("No source's metrics on record yet.")
-        return
+def sources_section(s: Serving, fresh: pd.DataFrame, table_config: TableConfig) -> None:
     st.caption(
         f"Each source system's export on business date {fresh['business_date'].iloc[0]:%Y-%m-%d}: "
         "its newest event up to that date (orders: order time; sessions: session start; tickets: "
@@ -226,15 +206,7 @@ def sources_section(s: Serving, have: dict[str, bool], table_config: TableConfig
             )
 
 
-def models_section(s: Serving, have: dict[str, bool], table_config: TableConfig) -> None:
-    st.markdown("#### Slowest models")
-    if not have["model_run_times"]:
-        _missing("model run times")
-        return
-    slow = hd.slowest_models(s)
-    if slow.empty:
-        st.info("No model run times on record.")
-        return
+def models_section(s: Serving, slow: pd.DataFrame, table_config: TableConfig) -> None:
     latest = slow.iloc[0]
     st.caption(
         f"Seconds each SQLMesh model took to build on the latest run (business date "
@@ -264,3 +236,17 @@ def models_section(s: Serving, have: dict[str, bool], table_config: TableConfig)
         .properties(title=f"The latest run's {len(slow.head(TRENDED_MODELS))} slowest models, per run")
     )
     st.altair_chart(chart, width="stretch", height=300)
+
+
+# The section's parts, in order: (heading, the serving table they read, what it holds, its rows,
+# what no rows means, the drawing of the rows).
+PARTS = (
+    ("Check outcomes per layer", "check_history", "check history", hd.check_history,
+     "No checks ran in the business dates on record.", checks_section),
+    ("Anomalies", "metric_anomalies", "anomaly verdicts", hd.verdicts,
+     "No metric judged yet.", anomalies_section),
+    ("Sources: freshness and volume", "metric_history", "metric history", hd.freshness,
+     "No source's metrics on record yet.", sources_section),
+    ("Slowest models", "model_run_times", "model run times", hd.slowest_models,
+     "No model run times on record.", models_section),
+)  # fmt: skip

@@ -55,41 +55,15 @@ def check_history(s: Serving) -> pd.DataFrame:
 # --- anomalies ------------------------------------------------------------------------------
 
 
-def latest_verdict_date(s: Serving):
-    """The latest business date with anomaly verdicts, or None."""
-    return s.con.execute("SELECT max(business_date) FROM metric_anomalies").fetchone()[0]
-
-
-def verdict_counts(s: Serving) -> dict[str, int]:
-    """Monitored metrics per verdict on the latest business date (every status, 0 when none)."""
-    counts = dict(
-        s.con.execute(
-            "SELECT status, count(*) FROM metric_anomalies "
-            "WHERE business_date = (SELECT max(business_date) FROM metric_anomalies) GROUP BY status"
-        ).fetchall()
-    )
-    return {status: int(counts.get(status, 0)) for status in STATUSES}
-
-
-def history_days(s: Serving) -> int:
-    """The most earlier business dates any metric had on record on the latest date."""
-    return int(
-        s.con.execute(
-            "SELECT coalesce(max(history_days), 0) FROM metric_anomalies "
-            "WHERE business_date = (SELECT max(business_date) FROM metric_anomalies)"
-        ).fetchone()[0]
-    )
-
-
-def anomalies(s: Serving) -> pd.DataFrame:
-    """The latest business date's metrics outside their warn or fail band, failures first."""
+def verdicts(s: Serving) -> pd.DataFrame:
+    """Every monitored metric's verdict on the latest business date with verdicts: anomalies
+    first (failures, then warnings), then by layer, dataset and metric."""
     return s.df(
-        "SELECT status, layer, dataset, metric, observed, expected, warn_lower, warn_upper, fail_lower, "
-        "fail_upper, history_days, explanation FROM metric_anomalies "
-        f"WHERE status IN ('{FAIL}', '{WARN}') "
-        "AND business_date = (SELECT max(business_date) FROM metric_anomalies) "
-        f"ORDER BY status = '{WARN}', {_LAYER_ORDER}, dataset, metric",
-        [list(LAYERS)],
+        "SELECT business_date, status, layer, dataset, metric, observed, expected, warn_lower, warn_upper, "
+        "fail_lower, fail_upper, history_days, explanation FROM metric_anomalies "
+        "WHERE business_date = (SELECT max(business_date) FROM metric_anomalies) "
+        f"ORDER BY coalesce(list_position(?, status), 99), {_LAYER_ORDER}, dataset, metric",
+        [list(STATUSES), list(LAYERS)],
     )
 
 

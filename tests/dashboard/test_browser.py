@@ -313,7 +313,8 @@ def test_the_data_health_section_draws_in_chromium(history_data, tmp_path, brows
         page.get_by_test_id("stMetric").nth(4).wait_for(timeout=90_000)
         page.get_by_role("tab", name="Data health").click()
         panel = page.get_by_role("tabpanel", name="Data health")
-        panel.get_by_role("heading", name="Anomalies on 2024-12-31").wait_for(timeout=30_000)
+        panel.get_by_role("heading", name="Slowest models").wait_for(timeout=30_000)
+        panel.get_by_text("Business date 2024-12-31. Every layer").wait_for()
         charts = panel.get_by_test_id("stVegaLiteChart")
         expected = 1 + len(FAULTS) + sources + 1  # check outcomes, anomalies, volumes, model run times
         charts.nth(expected - 1).locator("canvas, svg").first.wait_for(timeout=30_000)
