@@ -7,7 +7,11 @@ the new one, never a half-written one, and a failed publish leaves the old file 
 
 Contents: every ``marts.*`` table under its own name in schema ``main``, plus
 ``serving_info`` (business date, publish time, row counts) and ``check_results`` (the latest
-outcome of every data-quality check, per layer) for the dashboard's freshness panel.
+outcome of every data-quality check, per layer) for the dashboard's freshness panel, and the
+data-health page's history of the last ``CLV_HEALTH_HISTORY_DAYS`` business dates (``HEALTH``):
+check outcomes per layer and date, the volume and freshness metrics, the anomaly verdicts with
+their bands, and the slowest models' run times. A warehouse without one of the ``ops`` tables
+they come from (one older than the feature) publishes without that table; the page says so.
 """
 
 from __future__ import annotations
@@ -55,16 +59,24 @@ def publish(
         for t in tables:
             con.execute(f'CREATE TABLE clv_serving.main."{t}" AS SELECT * FROM {schema}."{t}"')
             counts[t] = con.execute(f'SELECT count(*) FROM clv_serving.main."{t}"').fetchone()[0]
-        has_checks = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'ops' "
-            "AND table_name = 'check_results' AND table_catalog = current_database()"
-        ).fetchone()[0]
-        if has_checks:
-            con.execute("""CREATE TABLE clv_serving.main.check_results AS
-                SELECT * EXCLUDE (rn) FROM (
-                  SELECT *, row_number() OVER (PARTITION BY layer, dataset, check_name
-                                               ORDER BY scanned_at DESC) AS rn
-                  FROM ops.check_results WHERE run_id NOT LIKE '%@%') WHERE rn = 1""")
+        ops_tables = {
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'ops' "
+                "AND table_catalog = current_database()"
+            ).fetchall()
+        }
+        if "check_results" in ops_tables:
+            con.execute(
+                "CREATE TABLE clv_serving.main.check_results AS SELECT * EXCLUDE (rn) FROM "
+                + _latest_checks("layer, dataset, check_name")
+            )
+        first = business_date - dt.timedelta(days=settings.health_history_days() - 1)
+        for serving_table, (ops_table, select) in HEALTH.items():
+            if ops_table in ops_tables:
+                con.execute(
+                    f"CREATE TABLE clv_serving.main.{serving_table} AS {select}", [first, business_date]
+                )
         con.execute(
             "CREATE TABLE clv_serving.main.serving_info AS SELECT ?::DATE AS business_date, "
             "?::TIMESTAMP AS published_at, ? AS source_schema, ?::JSON AS row_counts",
@@ -78,6 +90,51 @@ def publish(
     target.with_name(target.name + ".wal").unlink(missing_ok=True)
     os.replace(tmp, target)  # atomic on POSIX: readers see the old file or the new one
     return counts
+
+
+def _latest_checks(per: str, where: str = "TRUE") -> str:
+    """Prod's checks (a SQLMesh environment's run ids carry ``@<env>``), the latest outcome ``per``
+    check: a rerun replaces the earlier outcome."""
+    return f"""(SELECT *, row_number() OVER (PARTITION BY {per} ORDER BY scanned_at DESC) AS rn
+        FROM ops.check_results WHERE run_id NOT LIKE '%@%' AND {where}) WHERE rn = 1"""
+
+
+_DATES = "business_date BETWEEN ? AND ?"
+#: The metrics of ``ops.metric_history`` the data-health page charts per source (the anomaly
+#: charts read their values from the verdicts, which carry them with their bands).
+HEALTH_METRICS = ("rows", "rows_added", "freshness_lag_days")
+#: The data-health page's tables: serving table -> (the ops table it comes from, its query over
+#: the last N business dates up to the published one, ``?`` the first and the last).
+HEALTH: dict[str, tuple[str, str]] = {
+    # checks passed, warned and failed per layer and business date (its latest scan)
+    "check_history": (
+        "check_results",
+        "SELECT business_date, layer, count(*) FILTER (outcome = 'pass') AS passed, "
+        "count(*) FILTER (outcome = 'warn') AS warned, "
+        "count(*) FILTER (outcome NOT IN ('pass', 'warn')) AS failed FROM "
+        + _latest_checks("business_date, layer, dataset, check_name", _DATES)
+        + " GROUP BY business_date, layer",
+    ),
+    "metric_history": (
+        "metric_history",
+        "SELECT business_date, layer, dataset, metric, value FROM ops.metric_history "
+        f"WHERE metric IN ({', '.join(sql_text.literal(m) for m in HEALTH_METRICS)}) AND {_DATES}",
+    ),
+    # every monitored metric's verdict: observed value, expected value and bands, status
+    "metric_anomalies": (
+        "metric_anomalies",
+        "SELECT * EXCLUDE (environment, evaluated_at) FROM ops.metric_anomalies "
+        f"WHERE environment = 'prod' AND status <> 'unmonitored' AND {_DATES}",
+    ),
+    # each transform step's slowest models (the step records its five slowest), successful tries
+    "model_run_times": (
+        "pipeline_runs",
+        "SELECT r.business_date, r.dag_id, r.run_id, r.task_id, r.finished_at, m.model, "
+        "((r.detail -> 'slowest_models') ->> m.model)::DOUBLE AS seconds "
+        "FROM ops.pipeline_runs AS r, unnest(json_keys(r.detail -> 'slowest_models')) AS m(model) "
+        f"WHERE r.task_id LIKE 'transform_%' AND r.status = 'success' AND r.{_DATES}",
+    ),
+}
 
 
 def _json(counts: dict[str, int]) -> str:

@@ -188,6 +188,13 @@ def approval_timeout_minutes() -> float:
     return _number("CLV_APPROVAL_TIMEOUT_MINUTES", "120", float, 1, "a number of minutes >= 1")
 
 
+def health_history_days() -> int:
+    """How many business dates of check outcomes, metric history, anomaly verdicts and model run
+    times the serving file keeps for the dashboard's data-health page (``CLV_HEALTH_HISTORY_DAYS``,
+    default 60). Read at each publish."""
+    return _number("CLV_HEALTH_HISTORY_DAYS", "60", int, 1, "a number of business dates (1 or more)")
+
+
 def alert_hook() -> str | None:
     """``CLV_ALERT_HOOK=package.module:function``: called with every alert (a dict)."""
     return _get("CLV_ALERT_HOOK")

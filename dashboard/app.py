@@ -20,7 +20,7 @@ import altair as alt  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from dashboard import data, model_health, subscriptions  # noqa: E402
+from dashboard import data, health, model_health, subscriptions  # noqa: E402
 
 TITLE = "Customer value & churn"
 TIER_COLOURS = alt.Scale(domain=list(data.VALUE_TIERS), range=["#1f4e79", "#3a7dbf", "#8bb8e0", "#cfd8e3"])
@@ -128,6 +128,27 @@ LABELS = {
     "next_refit_date": "Next refit",
     "trained_as_of": "Learned from data as of",
     "model_version": "Version",
+    "source": "Source",
+    "latest_event_date": "Newest event",
+    "freshness_lag_days": "Days behind the business date",
+    "rows_added": "Rows delivered",
+    "freshness_status": "Freshness verdict",
+    "volume_status": "Volume verdict",
+    "status": "Verdict",
+    "metric": "Metric",
+    "observed": "Observed",
+    "expected": "Expected (median of history)",
+    "warn_lower": "Warn band from",
+    "warn_upper": "Warn band to",
+    "fail_lower": "Fail band from",
+    "fail_upper": "Fail band to",
+    "history_days": "Earlier dates judged on",
+    "explanation": "Explanation",
+    "model": "Model",
+    "seconds": "Seconds, latest run",
+    "median_seconds": "Median seconds, earlier runs",
+    "earlier_runs": "Earlier runs on record",
+    "times_median": "Latest / median",
 }
 
 
@@ -153,13 +174,19 @@ def table_config(df: pd.DataFrame) -> dict[str, object]:
             ("share_", "avg_category", "avg_churn", "avg_leave")
         ):
             config[col] = st.column_config.NumberColumn(label, format="percent")
-        elif col in ("business_date", "fit_date", "next_refit_date", "trained_as_of"):
+        elif col in ("business_date", "fit_date", "next_refit_date", "trained_as_of", "latest_event_date"):
             config[col] = st.column_config.DateColumn(label, format="YYYY-MM-DD")
         elif col.endswith("scanned_at"):
             config[col] = st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm:ss")
         elif col in ("avg_purchase_days", "expected_purchases_365d"):
             config[col] = st.column_config.NumberColumn(label, format="%.1f")
-        elif col == "churn_reasons":
+        elif col in ("seconds", "median_seconds"):
+            config[col] = st.column_config.NumberColumn(label, format="%.2f s")
+        elif col in ("observed", "expected", "warn_lower", "warn_upper", "fail_lower", "fail_upper"):
+            config[col] = st.column_config.NumberColumn(label, format="%.4g")
+        elif col == "times_median":
+            config[col] = st.column_config.NumberColumn(label, format="%.1f×")
+        elif col in ("churn_reasons", "explanation"):
             config[col] = st.column_config.TextColumn(label, width="large")
         else:
             config[col] = label
@@ -734,6 +761,10 @@ def quality_tab(s: data.Serving) -> None:
         st.dataframe(counts, hide_index=True, column_config=table_config(counts), key="row_counts")
 
 
+def health_tab(s: data.Serving) -> None:
+    health.render(s, table_config)
+
+
 TABS = {
     "At-risk customers": at_risk_tab,
     "Value": value_tab,
@@ -744,6 +775,7 @@ TABS = {
     "Customer 360": customer_tab,
     "Model health": model_health.render,
     "Data quality": quality_tab,
+    "Data health": health_tab,
 }
 
 

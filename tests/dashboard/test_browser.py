@@ -1,6 +1,7 @@
 """A real browser against the dashboard served the way `make dashboard` serves it (`clv dashboard`,
 which runs `streamlit run` on localhost): the page renders the serving file's numbers, the at-risk
-list downloads as CSV, the retention heatmap draws, and the page fetches nothing from the internet."""
+list downloads as CSV, the retention heatmap draws, the data-health section draws its charts, and
+the page fetches nothing from the internet."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import pytest
 
 from clv.settings import PROJECT_ROOT
 from tests.browser.test_airflow_ui import CHROMIUM, chromium_or_skip, free_port
-from tests.dashboard.conftest import query
+from tests.dashboard.conftest import FAULTS, query
 
 pytestmark = pytest.mark.slow
 
@@ -299,6 +300,38 @@ def test_at_1440_px_every_support_column_and_category_shows(pipeline_data, tmp_p
         assert categories >= 10
         assert len(grid_rows(grid)) == categories
         page.screenshot(path=str(shots / "dashboard-categories-1440.png"), full_page=True)
+    finally:
+        stop(proc)
+    assert offline(requests) == []
+
+
+def test_the_data_health_section_draws_in_chromium(history_data, tmp_path, browser_page):
+    """Three weeks of history with three injected faults: the check outcomes, an anomaly chart per
+    fault, a volume chart per source and the model run times all draw."""
+    page, requests = browser_page
+    page.set_viewport_size({"width": 1440, "height": 4200})  # the whole section in one screenshot
+    url, proc, _ = serve(history_data, tmp_path)
+    ((sources,),) = query(
+        history_data,
+        "SELECT count(DISTINCT dataset) FROM metric_history WHERE layer = 'raw' AND metric = 'rows_added'",
+    )
+    try:
+        page.goto(url)
+        page.get_by_test_id("stMetric").nth(4).wait_for(timeout=90_000)
+        page.get_by_role("tab", name="Data health").click()
+        panel = page.get_by_role("tabpanel", name="Data health")
+        panel.get_by_role("heading", name="Slowest models").wait_for(timeout=30_000)
+        panel.get_by_text("Business date 2024-12-31. Every layer").wait_for()
+        charts = panel.get_by_test_id("stVegaLiteChart")
+        expected = 1 + len(FAULTS) + sources + 1  # check outcomes, anomalies, volumes, model run times
+        charts.nth(expected - 1).locator("canvas, svg").first.wait_for(timeout=30_000)
+        assert charts.count() == expected == 12
+        for i in range(expected):
+            box = charts.nth(i).bounding_box()
+            assert box and box["height"] > 150 and box["width"] > 300, i
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(screenshot_dir(tmp_path) / "dashboard-data-health.png"))
+        assert not page.get_by_test_id("stException").count()
     finally:
         stop(proc)
     assert offline(requests) == []
