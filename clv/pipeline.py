@@ -354,7 +354,15 @@ def transform_layer(
                     run_id=step.run_id,
                     business_date=business_date,
                 )
-        step.detail.update({"transform": how, "checks": len(result.checks), "slowest_models": slowest})
+        step.detail.update(
+            {
+                "transform": how,
+                "checks": len(result.checks),
+                "slowest_models": slowest,
+                # every model this step evaluated (the Data health tab's trends, the slow-model alert)
+                "model_seconds": {m["model"]: m["seconds"] for m in models if m["seconds"] is not None},
+            }
+        )
         return {
             "transform": how,
             "rows": step.rows,

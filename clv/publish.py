@@ -126,12 +126,14 @@ HEALTH: dict[str, tuple[str, str]] = {
         "SELECT * EXCLUDE (environment, evaluated_at) FROM ops.metric_anomalies "
         f"WHERE environment = 'prod' AND status <> 'unmonitored' AND {_DATES}",
     ),
-    # each transform step's slowest models (the step records its five slowest), successful tries
+    # each transform step's model times, successful tries: every model it evaluated
+    # (model_seconds), or its five slowest for steps recorded before model_seconds existed
     "model_run_times": (
         "pipeline_runs",
         "SELECT r.business_date, r.dag_id, r.run_id, r.task_id, r.finished_at, m.model, "
-        "((r.detail -> 'slowest_models') ->> m.model)::DOUBLE AS seconds "
-        "FROM ops.pipeline_runs AS r, unnest(json_keys(r.detail -> 'slowest_models')) AS m(model) "
+        "((coalesce(r.detail -> 'model_seconds', r.detail -> 'slowest_models')) ->> m.model)::DOUBLE AS seconds "
+        "FROM ops.pipeline_runs AS r, "
+        "unnest(json_keys(coalesce(r.detail -> 'model_seconds', r.detail -> 'slowest_models'))) AS m(model) "
         f"WHERE r.task_id LIKE 'transform_%' AND r.status = 'success' AND r.{_DATES}",
     ),
 }

@@ -211,8 +211,8 @@ def models_section(s: Serving, slow: pd.DataFrame, table_config: TableConfig) ->
     st.caption(
         f"Seconds each SQLMesh model took to build on the latest run (business date "
         f"{latest['business_date']:%Y-%m-%d}, finished {latest['run_finished_at']:%Y-%m-%d %H:%M}), "
-        "beside its median over the earlier runs on record. Each layer's step records its five "
-        "slowest models, so a model that was faster than those on a run has no time for that run."
+        "beside its median over the earlier runs on record. A run where a model had nothing due "
+        "(no new interval) has no time for it."
     )
     shown = slow.drop(columns=["business_date", "run_finished_at"]).assign(
         times_median=slow["seconds"] / slow["median_seconds"]

@@ -165,8 +165,8 @@ def slowest_models(s: Serving, n: int = 10) -> pd.DataFrame:
 
 
 def model_trend(s: Serving, models: list[str]) -> pd.DataFrame:
-    """Those models' seconds per run (a model's step records its five slowest models: a run
-    where it was faster than those has no point), oldest run first."""
+    """Those models' seconds per run (a run where a model had nothing due has no point for it),
+    oldest run first."""
     return s.df(
         f"WITH {_RUNS} SELECT r.run_finished_at, r.business_date, t.model, sum(t.seconds) AS seconds "
         "FROM model_run_times t JOIN runs r USING (dag_id, run_id) WHERE list_contains(?, t.model) "
