@@ -69,9 +69,11 @@ def trend_chart(s: Serving, gate: str) -> None:
             strokeDash=alt.StrokeDash("kind:N", title=None, sort=["metric", "threshold"]),
             tooltip=["business_date:T", "series", "value", "health_status"],
         )
-        .properties(title=title, height=220)
+        .properties(title=title)
     )
-    st.altair_chart(chart, width="stretch")
+    # the height goes to st.altair_chart: given in the chart, Streamlit 1.67 draws a line chart
+    # a few pixels high
+    st.altair_chart(chart, width="stretch", height=220)
 
 
 def calibration_section(s: Serving) -> None:
