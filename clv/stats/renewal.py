@@ -122,6 +122,20 @@ class SBG:
     iterations: int
     gradient_norm: float
     capped: tuple[str, ...] = ()
+    # covariance of (log α, log β) from the observed information; None when capped (no maximum)
+    cov_log: tuple[tuple[float, float], tuple[float, float]] | None = None
+
+    def intervals(self) -> dict[str, float | None]:
+        """Standard errors (delta method) and 95% intervals, exp(log θ ± 1.96 se) so they stay
+        positive: alpha_se, alpha_lower_95, alpha_upper_95 and the same for beta (None without a
+        covariance)."""
+        out: dict[str, float | None] = {}
+        for i, (name, value) in enumerate((("alpha", self.alpha), ("beta", self.beta))):
+            se_log = None if self.cov_log is None else float(np.sqrt(max(self.cov_log[i][i], 0.0)))
+            out[f"{name}_se"] = None if se_log is None else value * se_log
+            out[f"{name}_lower_95"] = None if se_log is None else float(value * np.exp(-1.96 * se_log))
+            out[f"{name}_upper_95"] = None if se_log is None else float(value * np.exp(1.96 * se_log))
+        return out
 
     def log_survival(self, t: np.ndarray) -> np.ndarray:
         t = np.asarray(t, dtype=float)
@@ -216,6 +230,30 @@ def log_likelihood(alpha: float, beta: float, periods, cancelled, weights=None) 
     return float(np.dot(w, ll)), grad
 
 
+def log_hessian(alpha: float, beta: float, periods, cancelled, weights=None) -> np.ndarray:
+    """The sBG log-likelihood's Hessian with respect to (log α, log β), analytic (trigamma):
+    with ln B(x, y) = ln Γ(x) + ln Γ(y) - ln Γ(x + y), a cancellation at renewal t contributes
+    ln B(α + 1, β + t - 1) - ln B(α, β), a subscription that survived t renewals
+    ln B(α, β + t) - ln B(α, β)."""
+    t = np.asarray(periods, dtype=float)
+    c = np.asarray(cancelled, dtype=bool)
+    w = np.ones_like(t) if weights is None else np.asarray(weights, dtype=float)
+    a, b = alpha, beta
+    ab, abt = special.polygamma(1, a + b), special.polygamma(1, a + b + t)
+    h_aa = np.where(c, special.polygamma(1, a + 1) - special.polygamma(1, a), 0.0) + ab - abt
+    h_bb = (
+        np.where(c, special.polygamma(1, b + t - 1), special.polygamma(1, b + t))
+        - special.polygamma(1, b)
+        + ab
+        - abt
+    )
+    h_ab = ab - abt
+    H = np.array([[np.dot(w, h_aa), np.dot(w, h_ab)], [np.dot(w, h_ab), np.dot(w, h_bb)]])
+    _, g = log_likelihood(a, b, t, c, w)  # (α dℓ/dα, β dℓ/dβ)
+    theta = np.array([a, b])
+    return theta[:, None] * H * theta[None, :] + np.diag(g)
+
+
 def fit_sbg(periods, cancelled) -> SBG:
     """Maximum likelihood on renewal data: `periods` = renewals survived (still paying) or the
     renewal at which the subscription was cancelled (`cancelled` true)."""
@@ -261,6 +299,12 @@ def fit_sbg(periods, cancelled) -> SBG:
     alpha, beta, _ = params(x)
     ll, _ = log_likelihood(alpha, beta, ut, uc, n)
     capped = ("alpha", "beta") if at_cap[1] else ()
+    cov = None
+    if not capped:
+        info = -log_hessian(alpha, beta, ut, uc, n)
+        if np.all(np.isfinite(info)) and np.linalg.det(info) > 0 and info[0, 0] > 0:
+            inv = np.linalg.inv(info)
+            cov = ((float(inv[0, 0]), float(inv[0, 1])), (float(inv[1, 0]), float(inv[1, 1])))
     return SBG(
         float(alpha),
         float(beta),
@@ -271,6 +315,7 @@ def fit_sbg(periods, cancelled) -> SBG:
         int(res.nit),
         grad_norm,
         capped,
+        cov,
     )
 
 
@@ -499,6 +544,12 @@ FIT_COLUMNS = {
     "periods": "INT",
     "alpha": "DOUBLE",
     "beta": "DOUBLE",
+    "alpha_se": "DOUBLE",
+    "alpha_lower_95": "DOUBLE",
+    "alpha_upper_95": "DOUBLE",
+    "beta_se": "DOUBLE",
+    "beta_lower_95": "DOUBLE",
+    "beta_upper_95": "DOUBLE",
     "mean_cancel_probability": "DOUBLE",
     "log_likelihood": "DOUBLE",
     "iterations": "INT",
@@ -508,6 +559,9 @@ FIT_COLUMNS = {
     "status": "TEXT",
     "reason": "TEXT",
 }
+
+
+INTERVAL_COLUMNS = tuple(f"{p}_{s}" for p in ("alpha", "beta") for s in ("se", "lower_95", "upper_95"))
 
 
 def fit_frame(fits: list[GroupFit], as_of: dt.date) -> pd.DataFrame:
@@ -527,6 +581,7 @@ def fit_frame(fits: list[GroupFit], as_of: dt.date) -> pd.DataFrame:
                 "periods": f.periods,
                 "alpha": m.alpha if m else None,
                 "beta": m.beta if m else None,
+                **(m.intervals() if m else dict.fromkeys(INTERVAL_COLUMNS)),
                 "mean_cancel_probability": m.mean_cancel_probability if m else None,
                 "log_likelihood": m.log_likelihood if m else None,
                 "iterations": m.iterations if m else None,
@@ -537,7 +592,9 @@ def fit_frame(fits: list[GroupFit], as_of: dt.date) -> pd.DataFrame:
                 "reason": f.reason,
             }
         )
-    return pd.DataFrame(rows, columns=list(FIT_COLUMNS)).astype({"alpha": float, "beta": float})
+    return pd.DataFrame(rows, columns=list(FIT_COLUMNS)).astype(
+        {"alpha": float, "beta": float, **dict.fromkeys(INTERVAL_COLUMNS, float)}
+    )
 
 
 def models_from_frame(frame: pd.DataFrame) -> dict[str, SBG | None]:
