@@ -121,7 +121,10 @@ def _write_history(con: duckdb.DuckDBPyConnection) -> None:
     ).fetchall()
     for k in range(1, EARLIER + 1):
         for task_id, detail, finished in steps:
-            times = {m: s / 2 for m, s in json.loads(detail)["slowest_models"].items()}
+            recorded = json.loads(detail)
+            times = {
+                m: s / 2 for m, s in (recorded.get("model_seconds") or recorded["slowest_models"]).items()
+            }
             for status, seconds in (("success", times), ("failed", {m: 999.0 for m in times})):
                 con.execute(
                     "INSERT INTO ops.pipeline_runs VALUES ('clv_daily_refresh', ?, ?, 1, ?, ?, ?, ?, 1, 0, ?)",
@@ -132,7 +135,7 @@ def _write_history(con: duckdb.DuckDBPyConnection) -> None:
                         status,
                         finished - dt.timedelta(days=k, minutes=5),
                         finished - dt.timedelta(days=k),
-                        json.dumps({"slowest_models": seconds}),
+                        json.dumps({"model_seconds": seconds}),
                     ],
                 )
     # verdicts of every date, oldest first, by the detector itself
