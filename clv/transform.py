@@ -513,8 +513,9 @@ def restate_late_loads(ctx, business_date: dt.date) -> tuple[Restatement | None,
 # shares prod's snapshot, which is unpaused, and PlanBuilder._build_restatements skips it with
 # "Cannot restate model ... because the current version is used in production"
 # (sqlmesh/core/plan/builder.py). So a restatement recomputes prod's own tables, in place, and is
-# checked after it: its intervals are cleared as late loads' are (``_clearance``) and a prod run
-# recomputes them, layer by layer, behind the models' audits.
+# checked after it: its intervals are cleared as late loads' are (``_clearance``), a prod run
+# recomputes them behind the models' audits, and the caller runs every layer's checks on prod
+# (``clv.pipeline.restate``) before anything is published.
 
 
 @dataclass
