@@ -317,7 +317,11 @@ def _cmd_environment(args: argparse.Namespace) -> int:
     # anything in --models but model names and SQLMesh selectors.
     args.environment = transform.environment_name(args.environment)
     models = transform.model_selectors(getattr(args, "models", None)) or None
+    if getattr(args, "restate", False) and not models:
+        raise UserError("--restate needs --models: name the models to recompute (e.g. staging.stg_orders)")
     paths = settings.paths(args.data_dir)
+    if getattr(args, "restate", False):
+        return _restate(args, models, paths)
     day = _business_date(paths, getattr(args, "end", None))
     try:
         staged = pipeline.stage_environment(
@@ -346,6 +350,33 @@ def _cmd_environment(args: argparse.Namespace) -> int:
     print(f"promoted {len(promoted['promoted'])} models from {args.environment} to prod")
     out = pipeline.publish(day, data_dir=paths.data_dir)
     print(f"published {out['serving']}")
+    return 0
+
+
+def _restate(args: argparse.Namespace, models: list[str] | None, paths) -> int:
+    """`clv backfill --restate`: review the restatement (in prod, in place: SQLMesh restates
+    unchanged models only there), and with --promote restate, check prod and republish."""
+    from clv import pipeline
+
+    day = _business_date(paths, args.end)
+    reviewed = pipeline.review_restatement(
+        day, data_dir=paths.data_dir, models=models, start=args.start, end=args.end
+    )
+    print(reviewed["review_markdown"])
+    if not args.promote:
+        print("not restated: prod is unchanged (restate with --promote)")
+        return 0
+    try:
+        out = pipeline.restate(day, data_dir=paths.data_dir, models=models, start=args.start, end=args.end)
+    except pipeline.CheckFailed as e:
+        print(
+            f"clv: prod's checks failed after the restatement; the serving file is unchanged: {e}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"{out['line']}: {len(out['cleared'])} models recomputed, prod's checks passed")
+    published = pipeline.publish(day, data_dir=paths.data_dir)
+    print(f"published {published['serving']}")
     return 0
 
 
@@ -754,6 +785,12 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--models", nargs="*", default=None, help="model names or selectors (marts.*)")
     bf.add_argument("--environment", default="backfill")
     bf.add_argument("--promote", action="store_true")
+    bf.add_argument(
+        "--restate",
+        action="store_true",
+        help="recompute unchanged --models for [--start, --end] in prod, in place (SQLMesh restates "
+        "only there); with --promote: restate, check prod, republish only if the checks pass",
+    )
     bf.set_defaults(func=_cmd_environment)
     rb = sub.add_parser(
         "rollback", help="undo the latest promotion: prod back to its previous versions, republish"

@@ -586,6 +586,82 @@ def promote(
         return {"environment": environment, "promoted": changed}
 
 
+def review_restatement(
+    business_date: dt.date,
+    *,
+    data_dir: Path | None = None,
+    models: list[str] | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    step: ops.StepRun | None = None,
+) -> dict:
+    """The approval page of a restatement (``clv.transform.plan_restatement``): what prod will
+    recompute, in place. Nothing is changed; a selector matching no model is refused here."""
+    from clv import review, transform
+    from clv.warehouse import connect
+
+    paths = settings.paths(data_dir)
+    step = step or ops.StepRun(task_id="review_restatement", business_date=business_date)
+    with ops.recorded(paths.data_dir, step):
+        ctx = transform.context(paths.data_dir)
+        try:
+            plan, _ = transform.plan_restatement(ctx, business_date, models or [], start, end)
+        finally:
+            ctx.close()
+        with closing(connect(paths.warehouse)) as con:
+            figures = review.totals(con, layers=("marts",))
+        markdown = review.restatement_markdown(plan, figures)
+        logger.info("%s", markdown)
+        step.rows = len(plan.cleared)
+        step.detail = {"restate": plan.models, "start": plan.start.isoformat(), "end": plan.end.isoformat()}
+        return {
+            "restate": plan.models,
+            "start": plan.start.isoformat(),
+            "end": plan.end.isoformat(),
+            "cleared": sorted(plan.cleared),
+            # nothing is built before approval: the checks run on prod after the restatement
+            "ok": True,
+            "in_place": True,
+            "review_markdown": markdown,
+        }
+
+
+def restate(
+    business_date: dt.date,
+    *,
+    data_dir: Path | None = None,
+    models: list[str] | None = None,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    step: ops.StepRun | None = None,
+) -> dict:
+    """Restate models in prod for [start, end] (``clv.transform.restate``: in place, SQLMesh
+    restates unchanged models in prod only), then run every layer's Soda checks on prod. A failed
+    model or error-level check raises: the serving file, published after this step, stays as it
+    was."""
+    from clv import transform
+
+    paths = settings.paths(data_dir)
+    step = step or ops.StepRun(task_id="restate", business_date=business_date)
+    with ops.recorded(paths.data_dir, step):
+        ctx = transform.context(paths.data_dir)
+        try:
+            plan, outcome = transform.restate(ctx, business_date, models or [], start, end)
+            if not outcome:
+                raise transform.TransformError(
+                    f"the prod run of the restatement failed ({plan.line()}): see the SQLMesh log; "
+                    "the serving file is unchanged"
+                )
+            con = ctx.engine_adapter.connection
+            for layer in CHECKED_LAYERS:
+                _scan_or_raise(con, layer, business_date, step.report_id, paths.data_dir, step=step)
+        finally:
+            ctx.close()
+        step.rows = len(plan.cleared)
+        step.detail = {"restated": plan.models, "cleared": sorted(plan.cleared), "line": plan.line()}
+        return {"restated": plan.models, "cleared": sorted(plan.cleared), "line": plan.line()}
+
+
 def write_correction(
     business_date: dt.date, file: str | Path, *, data_dir: Path | None = None, step: ops.StepRun | None = None
 ) -> dict:

@@ -485,3 +485,30 @@ def build(
 
 def _day(epoch_ms: int) -> str:
     return dt.datetime.fromtimestamp(epoch_ms / 1000, dt.UTC).date().isoformat()
+
+
+def restatement_markdown(plan, figures: list[dict] | None = None) -> str:
+    """The approval page of a restatement (``clv.transform.RestatementPlan``): SQLMesh restates
+    unchanged models in prod only, so there is no candidate to diff; the page says so plainly and
+    lists what will be recomputed. Plain text reads the same (the CLI prints it)."""
+    lines = [
+        "## Restatement in prod",
+        "",
+        f"**{plan.line()}; the serving file is republished only if prod's checks pass.**",
+        "",
+        "SQLMesh restates unchanged models only in prod (their version is prod's), so there is no "
+        "isolated build and no data diff: after approval the intervals below are cleared and a prod "
+        "run recomputes them, then every layer's Soda checks run on prod. A failed error-level check "
+        "fails the run and leaves the serving file as it was (prod's tables keep the recomputed rows: "
+        "fix the source and restate again).",
+        "",
+        f"{len(plan.cleared)} models recomputed:",
+        "",
+        "| model | from | to (exclusive) |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {m} | {_day(a)} | {_day(b)} |" for m, (a, b) in plan.cleared.items()]
+    if figures:
+        lines += ["", "Prod's figures now (before the restatement):", ""]
+        lines += [f"- {f['name']}: {f['value']} {f['unit'] or ''}".rstrip() for f in figures]
+    return "\n".join(lines) + "\n"

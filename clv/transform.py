@@ -400,12 +400,56 @@ def _short(name: str) -> str:
     return ".".join(name.replace('"', "").split(".")[-2:])
 
 
+def _clearance(
+    snapshots: dict, roots: set[str], business_date: dt.date, window: tuple[int, int] | None = None
+) -> dict[str, tuple[int, int]]:
+    """The intervals to clear so that a run recomputes ``roots`` and everything downstream of them,
+    in dependency order: ``{model: (start, end)}`` in epoch milliseconds.
+
+    A model whose restatement is disabled (its history cannot be rebuilt) re-evaluates its latest
+    interval. Without a ``window`` (late loads) the others recompute every interval they have, as
+    SQLMesh's own restatement of a unique-key parent would make them. With a ``window`` (a
+    restatement asked for a date range) a root recomputes the window — widened to its whole
+    history when its kind restates only whole (SQLMesh's ``get_removal_interval``) — and a model
+    downstream recomputes from the earliest cleared start of its parents up to its latest
+    interval: its later intervals may read the corrected rows. Models tagged ``as_known`` are
+    cleared only when the interval is the business date's own (module docstring)."""
+    from sqlmesh.utils.dag import DAG
+    from sqlmesh.utils.date import to_timestamp
+
+    dag = DAG({name: {p.name for p in s.parents} for name, s in snapshots.items()})
+    today = to_timestamp(business_date)
+    cleared: dict[str, tuple[int, int]] = {}
+    for name in dag:
+        s = snapshots[name]
+        parents = [cleared[p.name] for p in s.parents if p.name in cleared]
+        if not (name in roots or parents):
+            continue
+        if not s.is_model or s.is_seed or s.is_symbolic or not s.intervals:
+            continue
+        first, last = s.intervals[0][0], s.intervals[-1][1]
+        if s.disable_restatement:
+            start, end = to_timestamp(s.node.cron_prev(last)), last
+        elif window is None:
+            start, end = first, last
+        else:
+            ask_start = min([window[0]] * (name in roots) + [p[0] for p in parents])
+            ask_end = window[1] if not parents else last
+            start, end = s.get_removal_interval(ask_start, ask_end, strict=False)
+            start, end = max(start, first), min(end, last)
+            if start >= end:
+                continue  # the window is outside what the model has computed
+        if AS_KNOWN in s.node.tags and start != today:
+            continue  # an earlier business date's record: never re-evaluated
+        cleared[name] = (start, end)
+    return cleared
+
+
 def restate_late_loads(ctx, business_date: dt.date) -> tuple[Restatement | None, int]:
     """Find the loads past the staging watermark whose batch date prod's staging has already
     processed, and clear what must be recomputed to take them in (the run that follows does it).
     Returns the restatement (None when there was nothing late) and the latest load id seen, to
     which the watermark may advance once the run has succeeded."""
-    from sqlmesh.utils.dag import DAG
     from sqlmesh.utils.date import to_timestamp
 
     con = ctx.engine_adapter.connection
@@ -436,24 +480,7 @@ def restate_late_loads(ctx, business_date: dt.date) -> tuple[Restatement | None,
     if not late:
         return None, seen
     restated = {by_short[f"staging.stg_{source}"].name for _, source, _ in late}
-    # The restated staging models and everything downstream, in dependency order. A model whose
-    # restatement is disabled (its history cannot be rebuilt) re-evaluates its latest interval;
-    # the others recompute every interval they have, as SQLMesh's own restatement of a unique-key
-    # parent would make them.
-    dag = DAG({name: {p.name for p in s.parents} for name, s in snapshots.items()})
-    today = to_timestamp(business_date)
-    cleared: dict[str, tuple[int, int]] = {}
-    for name in dag:
-        s = snapshots[name]
-        if not (name in restated or any(p.name in cleared for p in s.parents)):
-            continue
-        if not s.is_model or s.is_seed or s.is_symbolic or not s.intervals:
-            continue
-        end = s.intervals[-1][1]
-        start = to_timestamp(s.node.cron_prev(end)) if s.disable_restatement else s.intervals[0][0]
-        if AS_KNOWN in s.node.tags and start != today:
-            continue  # an earlier business date's record: never re-evaluated
-        cleared[name] = (start, end)
+    cleared = _clearance(snapshots, restated, business_date)
     ctx.state_sync.remove_intervals(
         [(snapshots[name], interval) for name, interval in cleared.items()], remove_shared_versions=True
     )
@@ -478,6 +505,89 @@ def restate_late_loads(ctx, business_date: dt.date) -> tuple[Restatement | None,
     )
     logger.warning("clv: %s", restatement.line())
     return restatement, seen
+
+
+# --- Restatement asked for by a person (clv_backfill's restate mode, `clv backfill --restate`) ----
+#
+# SQLMesh 0.236 restates unchanged models only in prod: in a dev environment an unchanged model
+# shares prod's snapshot, which is unpaused, and PlanBuilder._build_restatements skips it with
+# "Cannot restate model ... because the current version is used in production"
+# (sqlmesh/core/plan/builder.py). So a restatement recomputes prod's own tables, in place, and is
+# checked after it: its intervals are cleared as late loads' are (``_clearance``), a prod run
+# recomputes them behind the models' audits, and the caller runs every layer's checks on prod
+# (``clv.pipeline.restate``) before anything is published.
+
+
+@dataclass
+class RestatementPlan:
+    """What a restatement of ``models`` for [start, end] recomputes in prod: the models asked for
+    (short names) and every model cleared with its interval ``(start_ms, end_ms)``."""
+
+    models: list[str]
+    start: dt.date
+    end: dt.date
+    cleared: dict[str, tuple[int, int]]
+
+    def line(self) -> str:
+        return (
+            f"restatement in place: prod's tables are recomputed for {', '.join(self.models)} "
+            f"{self.start.isoformat()}..{self.end.isoformat()}"
+        )
+
+
+def plan_restatement(
+    ctx, business_date: dt.date, models: list[str], start: dt.date | None, end: dt.date | None
+) -> tuple[RestatementPlan, dict]:
+    """The restatement of the models matching the selectors for [start, end] (inclusive dates;
+    default: the models' first day, the business date), and prod's snapshots by name. Nothing is
+    changed. A selector matching no model, or an empty range, is the user's mistake."""
+    from sqlmesh.utils.date import to_timestamp
+
+    if not models:
+        raise UserError("a restatement needs models: name the models to recompute (e.g. staging.stg_orders)")
+    env = ctx.state_reader.get_environment("prod")
+    if env is None:
+        raise UserError("there is no prod environment yet: run the daily refresh first")
+    roots = ctx._new_selector().expand_model_selections(models)  # what Context.plan's restate_models does
+    snapshots = {s.name: s for s in ctx.state_reader.get_snapshots(env.snapshots).values()}
+    roots = {name for name in roots if name in snapshots}
+    if not roots:
+        raise UserError(f"no model in prod matches {', '.join(models)}: use model names or selectors")
+    end = end or business_date
+    first = min((s.intervals[0][0] for name in roots if (s := snapshots[name]).intervals), default=None)
+    if start is None:
+        start = dt.datetime.fromtimestamp(first / 1000, dt.UTC).date() if first is not None else end
+    if start > end:
+        raise UserError(f"start {start} is after end {end}: give a range with start <= end")
+    window = (to_timestamp(start), to_timestamp(end + dt.timedelta(days=1)))
+    cleared = _clearance(snapshots, roots, business_date, window)
+    plan = RestatementPlan(
+        sorted(_short(name) for name in roots),
+        start,
+        end,
+        {_short(name): interval for name, interval in cleared.items()},
+    )
+    return plan, snapshots
+
+
+def restate(
+    ctx, business_date: dt.date, models: list[str], start: dt.date | None, end: dt.date | None
+) -> tuple[RestatementPlan, RunResult]:
+    """Restate in prod: clear the intervals ``plan_restatement`` names (recorded in
+    ``ops.restatements``), then a prod run recomputes them. Returns the plan and the run."""
+    plan, snapshots = plan_restatement(ctx, business_date, models, start, end)
+    by_short = {_short(name): s for name, s in snapshots.items()}
+    ctx.state_sync.remove_intervals(
+        [(by_short[name], interval) for name, interval in plan.cleared.items()], remove_shared_versions=True
+    )
+    con = ctx.engine_adapter.connection
+    _watermark(con)  # creates ops.restatements when missing
+    con.execute(
+        "INSERT INTO ops.restatements VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [dt.datetime.now(), business_date, [], [], plan.models, len(plan.cleared), plan.line()],
+    )
+    logger.warning("clv: %s (%d models cleared)", plan.line(), len(plan.cleared))
+    return plan, run(ctx, business_date)
 
 
 def has_prod(ctx) -> bool:

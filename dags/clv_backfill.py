@@ -5,13 +5,19 @@ Builds the local models for a date range in an **isolated SQLMesh virtual enviro
 reviews it against prod and stops for approval; approving swaps prod to the checked versions (a
 virtual update: the seed's blue-green swap) and republishes. Prod is untouched otherwise; inspect
 the environment's schemas (`marts__backfill`, ...). SQLMesh backfills models whose definition
-differs from prod; to reprocess unchanged models, restate them in prod (`sqlmesh plan
---restate-model`).
+differs from prod.
+
+**Restate mode** (`restate` on, `models` required): reprocess unchanged models for [`start`,
+`end`] after a source correction. SQLMesh restates unchanged models only in prod (in a dev
+environment they share prod's version and are skipped), so this is a restatement **in place**: the
+approval page says so and lists what is recomputed; after approval `promote` recomputes prod's
+tables and runs every layer's checks on prod, and `publish` republishes the serving file only if
+they passed.
 
 **Params** — `start`, `end` (YYYY-MM-DD, optional: default the models' whole history),
 `models` (list of model names or SQLMesh selectors such as `marts.*`, `+model`, `tag:x`; empty:
 all), `environment` (never `prod`), `promote` (promote without asking, only when every check
-passed). The first task refuses a bad param with one line.
+passed), `restate` (the restate mode). The first task refuses a bad param with one line.
 
 Tasks (`clv.airflow.tasks`, each calling one `clv.pipeline` step): check the params → wait for
 other writers → the business date (`end`, else the latest loaded batch) → plan, check and review

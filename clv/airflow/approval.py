@@ -7,6 +7,9 @@ rendered by the plan task and read from its XCom), and whose answer decides the 
   and the environment are left as they are.
 - **No answer** within ``CLV_APPROVAL_TIMEOUT_MINUTES``: the scheduler answers with the default,
   Reject.
+- A restatement (the ``restate`` param) is reviewed before anything runs: SQLMesh restates
+  unchanged models in prod only, so the page says the restatement is in place, and prod's checks
+  after it decide the publish; ``promote`` approves it without asking.
 - With the ``promote`` param set, the task approves without asking and says so in its log: the
   unattended path. It only gets that far when every check passed — a candidate with a failed
   error-level check never reaches this task: the plan task fails (the review is in its log and
@@ -26,18 +29,27 @@ PLAN_TASK = "plan_and_check_environment"
 _STAGED = "ti.xcom_pull(task_ids='" + PLAN_TASK + "')"
 
 SUBJECT = (
+    "{% if params.get('restate') %}Restate {{ (" + _STAGED + " or {}).get('restate', []) | join(', ') }} "
+    "in prod, in place, for {{ (" + _STAGED + " or {}).get('start') }}.."
+    "{{ (" + _STAGED + " or {}).get('end') }}?{% else %}"
     "Promote {{ params.environment }} to prod? "
-    "{{ (" + _STAGED + " or {}).get('changed', []) | length }} models differ from prod"
+    "{{ (" + _STAGED + " or {}).get('changed', []) | length }} models differ from prod{% endif %}"
 )
 FOOTER = """
 ---
+{{% if params.get('restate') %}}
+**Approve** restates in prod, in place: the intervals above are cleared and recomputed by a prod run,
+every layer's checks run on prod, and the serving file is republished only if they pass. **Reject**,
+or no answer within {minutes:g} minutes, leaves prod and the serving file as they are.
+{{% else %}}
 
 **Approve** promotes `{{{{ params.environment }}}}` to prod — a SQLMesh virtual update: prod's views
 are pointed at the tables checked above, nothing is recomputed — and republishes the serving file.
 **Reject**, or no answer within {minutes:g} minutes, leaves prod and the serving file as they are and
 keeps `{{{{ params.environment }}}}` for inspection (`marts__{{{{ params.environment }}}}`, ...). Undo a
-promotion with the `clv_rollback` DAG. While this task waits, the run holds the warehouse: other
-writer DAGs wait behind it.
+promotion with the `clv_rollback` DAG.
+{{% endif %}}
+While this task waits, the run holds the warehouse: other writer DAGs wait behind it.
 """
 
 
@@ -47,6 +59,12 @@ class ReviewApproval(ApprovalOperator):
 
     def execute(self, context):
         staged = context["ti"].xcom_pull(task_ids=PLAN_TASK) or {}
+        if context["params"].get("promote") and staged.get("in_place"):
+            self.log.info(
+                "promote is set: restating in prod without asking; prod's checks after the "
+                "restatement decide whether the serving file is republished"
+            )
+            return {"chosen_options": [self.APPROVE], "responded_by_user": None, "unattended": True}
         if context["params"].get("promote") and staged.get("ok"):
             warned = staged.get("warned") or 0
             self.log.info(

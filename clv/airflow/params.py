@@ -86,6 +86,12 @@ def backfill() -> dict[str, Param]:
         "models": models(),
         "environment": environment("backfill"),
         "promote": toggle(False, "swap prod to the checked versions when every check passed"),
+        "restate": toggle(
+            False,
+            "recompute unchanged models (models, required) for [start, end] after a source "
+            "correction: in prod, in place (SQLMesh restates only there); the serving file is "
+            "republished only if prod's checks pass",
+        ),
     }
 
 

@@ -216,19 +216,22 @@ def _models(context) -> list[str] | None:
 
 def check_params(context) -> None:
     """Refuse a bad ``environment`` (prod in any spelling, or not a name), ``models`` (anything
-    but model names and SQLMesh selectors), toggle, or ``start``/``end``/``business_date`` date
-    param with a one-line reason, before anything is touched: the forms' rules
-    (``clv.airflow.params``) again, for a conf that escaped them."""
+    but model names and SQLMesh selectors; none at all with ``restate``), toggle, or
+    ``start``/``end``/``business_date`` date param with a one-line reason, before anything is
+    touched: the forms' rules (``clv.airflow.params``) again, for a conf that escaped them, and the
+    one rule between fields a form cannot hold."""
     from clv import transform
 
     params = context["params"]
     try:
         if "environment" in params:
             transform.environment_name(params["environment"])
-        transform.model_selectors(params.get("models"))
-        for name in ("promote", "next_simulated_day"):
+        models = transform.model_selectors(params.get("models"))
+        for name in ("promote", "next_simulated_day", "restate"):
             if name in params and not isinstance(params[name], bool):
                 raise UserError(f"invalid {name} {params[name]!r}: use true or false")
+        if params.get("restate") and not models:
+            raise UserError("restate needs models: name the models to recompute (e.g. staging.stg_orders)")
     except UserError as e:
         raise _fail_fast(e) from e
     for name in ("start", "end", "business_date"):
@@ -264,9 +267,19 @@ def business_date(end: str | None, **context) -> str:
 def plan_and_check_environment(business_date: str, **context):
     """Plan the local models into the ``environment`` param's isolated environment, backfill the
     changed ones for [start, end], run every layer's Soda checks there and review it against prod
-    (its XCom carries the review the approval task shows)."""
+    (its XCom carries the review the approval task shows). With ``restate``: the review of a
+    restatement in prod (SQLMesh restates unchanged models only there), nothing built yet."""
     from clv import pipeline
 
+    if context["params"].get("restate"):
+        return run_step(
+            pipeline.review_restatement,
+            context,
+            business_date,
+            models=_models(context),
+            start=_date_param(context, "start"),
+            end=_date_param(context, "end"),
+        )
     return run_step(
         pipeline.stage_environment,
         context,
@@ -288,9 +301,19 @@ def approve():
 
 @task(pool=POOL, retries=0)
 def promote(business_date: str, **context):
-    """Swap prod to the versions checked in the environment (a virtual update)."""
+    """Swap prod to the versions checked in the environment (a virtual update). With ``restate``:
+    restate the models in prod, then every layer's checks on prod (a failure stops publish)."""
     from clv import pipeline
 
+    if context["params"].get("restate"):
+        return run_step(
+            pipeline.restate,
+            context,
+            business_date,
+            models=_models(context),
+            start=_date_param(context, "start"),
+            end=_date_param(context, "end"),
+        )
     return run_step(
         pipeline.promote, context, business_date, context["params"]["environment"], models=_models(context)
     )
