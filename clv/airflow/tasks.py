@@ -214,6 +214,15 @@ def _models(context) -> list[str] | None:
     return transform.model_selectors(context["params"].get("models")) or None
 
 
+def _range(context) -> dict:
+    """The ``models``, ``start`` and ``end`` params of a backfill, a deploy or a restatement."""
+    return {
+        "models": _models(context),
+        "start": _date_param(context, "start"),
+        "end": _date_param(context, "end"),
+    }
+
+
 def check_params(context) -> None:
     """Refuse a bad ``environment`` (prod in any spelling, or not a name), ``models`` (anything
     but model names and SQLMesh selectors; none at all with ``restate``), toggle, or
@@ -272,22 +281,13 @@ def plan_and_check_environment(business_date: str, **context):
     from clv import pipeline
 
     if context["params"].get("restate"):
-        return run_step(
-            pipeline.review_restatement,
-            context,
-            business_date,
-            models=_models(context),
-            start=_date_param(context, "start"),
-            end=_date_param(context, "end"),
-        )
+        return run_step(pipeline.review_restatement, context, business_date, **_range(context))
     return run_step(
         pipeline.stage_environment,
         context,
         business_date,
         context["params"]["environment"],
-        start=_date_param(context, "start"),
-        end=_date_param(context, "end"),
-        models=_models(context),
+        **_range(context),
     )
 
 
@@ -306,14 +306,7 @@ def promote(business_date: str, **context):
     from clv import pipeline
 
     if context["params"].get("restate"):
-        return run_step(
-            pipeline.restate,
-            context,
-            business_date,
-            models=_models(context),
-            start=_date_param(context, "start"),
-            end=_date_param(context, "end"),
-        )
+        return run_step(pipeline.restate, context, business_date, **_range(context))
     return run_step(
         pipeline.promote, context, business_date, context["params"]["environment"], models=_models(context)
     )
