@@ -58,12 +58,17 @@ class Band:
     weekly: bool = False  # baseline from the same weekday only
     counts: bool = False  # a count of events: its spread is at least Poisson's, sqrt(median)
     monitored: bool = True
+    rise_only: bool = False  # only a value above the band is an anomaly (a run time falling is not)
+    warn_only: bool = False  # never fails: out of its band warns, and does not stop the run
 
 
 #: First match wins. Shares are bounded, so they get an absolute floor; counts and money a
 #: relative one (a day's rows vary by a few per cent with the business, a delivery fault moves
 #: them by tens of per cent).
 RULES: tuple[tuple[str, Band], ...] = (
+    # A model's evaluation time in the day's run (the seed's "slow downstream / SLA miss"): a warning
+    # naming the model when it takes more than twice its median and at least 5 s more, never a gate.
+    ("*.run_seconds*", Band(warn_z=6.0, warn_rel=1.0, min_abs=5.0, rise_only=True, warn_only=True)),
     ("*.rows", Band(monitored=False)),  # cumulative: its daily change is `rows_added`
     ("*.distinct_customers", Band(monitored=False)),  # cumulative in every layer but raw
     ("raw.*.distinct_customers", Band(warn_rel=0.25, fail_rel=0.6, counts=True)),
@@ -104,8 +109,8 @@ class Verdict:
     expected: float | None
     mad: float | None
     history_days: int
-    warn: tuple[float, float] | None
-    fail: tuple[float, float] | None
+    warn: tuple[float | None, float] | None  # (lower, upper); lower None: only a rise counts
+    fail: tuple[float | None, float] | None
     status: str
 
     @property
@@ -122,9 +127,9 @@ class Verdict:
         band = self.fail if self.status == FAIL else self.warn
         where = {OK: "inside", WARN: "outside", FAIL: "outside"}[self.status]
         level = "fail" if self.status == FAIL else "warn"
+        span = f"up to {_fmt(band[1])}" if band[0] is None else f"{_fmt(band[0])} .. {_fmt(band[1])}"
         return (
-            f"{self.name} = {_fmt(self.observed)} {where} its {level} band {_fmt(band[0])} .. "
-            f"{_fmt(band[1])} (expected {_fmt(self.expected)}, MAD {_fmt(self.mad)}, "
+            f"{self.name} = {_fmt(self.observed)} {where} its {level} band {span} (expected {_fmt(self.expected)}, MAD {_fmt(self.mad)}, "
             f"{self.history_days} days of history)"
         )
 
@@ -158,10 +163,13 @@ def judge(name: str, observed: float | None, history: list[tuple[dt.date, float]
         sigma = max(sigma, abs(med) ** 0.5)
     warn_half = max(band.warn_z * sigma, band.warn_rel * abs(med), band.min_abs)
     fail_half = max(band.fail_z * sigma, band.fail_rel * abs(med), 2 * band.min_abs, warn_half)
-    warn = (med - warn_half, med + warn_half)
-    fail = (med - fail_half, med + fail_half)
-    dev = abs(observed - med)
-    status = FAIL if dev > fail_half else WARN if dev > warn_half else OK
+    # a rise-only band has no lower bound (None); a warn-only one no fail band
+    warn = (None if band.rise_only else med - warn_half, med + warn_half)
+    fail = None if band.warn_only else (None if band.rise_only else med - fail_half, med + fail_half)
+    dev = observed - med if band.rise_only else abs(observed - med)
+    status = WARN if dev > warn_half else OK
+    if fail is not None and dev > fail_half:
+        status = FAIL
     return Verdict(layer, dataset, metric, observed, med, mad, len(values), warn, fail, status)
 
 
@@ -239,11 +247,16 @@ def evaluate(
 
 
 def observe(
-    con: duckdb.DuckDBPyConnection, layer: str, business_date: dt.date, run_id: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    layer: str,
+    business_date: dt.date,
+    run_id: str | None = None,
+    model_seconds: dict[str, float] | None = None,
 ) -> tuple[metrics.Recorded, list[Verdict]]:
-    """Record the layer's metrics for the business date, then judge them (the daily step before
-    the layer's Soda scan, which gates on the verdicts)."""
-    recorded = metrics.record(con, layer, business_date, run_id)
+    """Record the layer's metrics for the business date (with its models' run times when the
+    step ran them), then judge them (the daily step before the layer's Soda scan, which gates on
+    the verdicts)."""
+    recorded = metrics.record(con, layer, business_date, run_id, model_seconds)
     return recorded, evaluate(con, layer, business_date)
 
 

@@ -42,6 +42,15 @@ DDL = (
         PRIMARY KEY (business_date, layer, dataset, metric))""",
 )
 
+#: A model's evaluation time in a daily layer step (recorded by the step that ran it).
+RUN_SECONDS = "run_seconds"
+#: The fitted models that refit every ``model_refit_days`` (sqlmesh_project/macros/refit.py) and
+#: the column holding their fit's business date.
+REFITTED_MODELS = {
+    "intermediate.int_churn_model": "fit_date",
+    "intermediate.int_subscription_model_fit": "business_date",
+}
+
 #: The event time of the tables that hold events: freshness is the business date minus its latest
 #: value on or before that date. Snapshots of the business date (intermediate, marts) have none.
 EVENT_COLUMNS: dict[str, str] = {
@@ -201,18 +210,51 @@ def _with_rows_added(con, layer: str, business_date: dt.date, values: list) -> l
     return out
 
 
+def run_seconds(
+    con: duckdb.DuckDBPyConnection, layer: str, business_date: dt.date, model_seconds: dict[str, float]
+) -> list[tuple[str, str, float | None]]:
+    """The layer's models' evaluation times in the step (``schema.model`` -> seconds) as metric
+    values: ``run_seconds`` per model, a model with nothing due that day left out. A fitted model
+    that refitted on the business date records ``run_seconds:refit``, judged against its earlier
+    refits: a refit every ``model_refit_days`` is not a slow model."""
+    prefix = f"{layer}."
+    out = []
+    for name, sec in sorted(model_seconds.items()):
+        if not name.startswith(prefix) or sec is None:
+            continue
+        metric = RUN_SECONDS
+        fit_date = REFITTED_MODELS.get(name)
+        if fit_date:
+            (latest,) = con.execute(f"SELECT max({_q(fit_date)}) FROM {name}").fetchone()
+            if latest == business_date:
+                metric = f"{RUN_SECONDS}:refit"
+        out.append((name.removeprefix(prefix), metric, float(sec)))
+    return out
+
+
 def record(
-    con: duckdb.DuckDBPyConnection, layer: str, business_date: dt.date, run_id: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    layer: str,
+    business_date: dt.date,
+    run_id: str | None = None,
+    model_seconds: dict[str, float] | None = None,
 ) -> Recorded:
-    """Collect the layer's metrics and replace the business date's rows of that layer."""
+    """Collect the layer's metrics and replace the business date's rows of that layer. The
+    layer step that ran the models passes their times (``model_seconds``, ``schema.model`` ->
+    seconds): recorded as ``run_seconds``; recording without them (``clv metrics``) keeps the
+    date's recorded run times."""
     t0 = time.perf_counter()
     ensure_tables(con)
     values = collect(con, layer, business_date)
+    if model_seconds is not None:
+        values += run_seconds(con, layer, business_date, model_seconds)
     cur = con.cursor()  # a transaction of its own, whatever the caller's connection is doing
     try:
         cur.execute("BEGIN TRANSACTION")
         cur.execute(
-            "DELETE FROM ops.metric_history WHERE business_date = ? AND layer = ?", [business_date, layer]
+            "DELETE FROM ops.metric_history WHERE business_date = ? AND layer = ? "
+            "AND (? OR split_part(metric, ':', 1) <> ?)",
+            [business_date, layer, model_seconds is not None, RUN_SECONDS],
         )
         if values:
             datasets, names, numbers = (list(x) for x in zip(*values, strict=True))

@@ -236,16 +236,24 @@ def check_counts(result) -> dict:
 
 
 def _scan_or_raise(
-    con, layer: str, business_date: dt.date, run_id: str, data_dir: Path, environment=None, step=None
+    con,
+    layer: str,
+    business_date: dt.date,
+    run_id: str,
+    data_dir: Path,
+    environment=None,
+    step=None,
+    model_seconds: dict[str, float] | None = None,
 ):
-    """Record the layer's metrics and judge them against their history (prod only), then run the
-    layer's Soda checks, which gate on those verdicts too; anomalies alert with their bands, and
-    in prod the failed and warned checks and the anomalies go to their owners (``clv.notify``)."""
+    """Record the layer's metrics (and the run times of the models the step ran) and judge them
+    against their history (prod only), then run the layer's Soda checks, which gate on those
+    verdicts too; anomalies alert with their bands, and in prod the failed and warned checks and
+    the anomalies go to their owners (``clv.notify``)."""
     from clv import anomalies, quality
 
     verdicts = []
     if environment in (None, "", "prod"):
-        recorded, verdicts = anomalies.observe(con, layer, business_date, run_id)
+        recorded, verdicts = anomalies.observe(con, layer, business_date, run_id, model_seconds)
         if step is not None:
             step.detail[f"metrics_{layer}"] = {
                 "values": len(recorded.rows),
@@ -337,7 +345,16 @@ def transform_layer(
                 con = ctx.engine_adapter.connection
                 models = model_outcomes(ctx, con, layer)
                 step.rows = sum(m["rows"] for m in models)
-                result = _scan_or_raise(con, layer, business_date, step.report_id, paths.data_dir, step=step)
+                seconds = {m["model"]: m["seconds"] for m in models if m["seconds"] is not None}
+                result = _scan_or_raise(
+                    con,
+                    layer,
+                    business_date,
+                    step.report_id,
+                    paths.data_dir,
+                    step=step,
+                    model_seconds=seconds,
+                )
         finally:
             if restatement:  # the intervals are cleared: said whether or not the run went through
                 step.detail["restated"] = {
@@ -360,7 +377,7 @@ def transform_layer(
                 "checks": len(result.checks),
                 "slowest_models": slowest,
                 # every model this step evaluated (the Data health tab's trends, the slow-model alert)
-                "model_seconds": {m["model"]: m["seconds"] for m in models if m["seconds"] is not None},
+                "model_seconds": seconds,
             }
         )
         return {

@@ -5,8 +5,8 @@ default), run every layer's checks there, review the candidate against prod, and
 promote it to prod and republish the serving file. Waits while another writer DAG's run holds the
 warehouse, so a deploy and the scheduled refresh never overlap.
 
-**Params** — `environment` (never `prod`), `promote` (promote without asking, only when every
-check passed). The first task refuses a bad param with one line.
+**Params** — `environment` (never `prod`), `promote` (off by default: the run stops at the approval
+page; on: promote without asking, only when every check passed). The first task refuses a bad param with one line.
 
 Tasks (`clv.airflow.tasks`, each calling one `clv.pipeline` step): check the params → wait for
 other writers → the business date (the latest loaded batch) → plan, check and review the

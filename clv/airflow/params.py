@@ -85,7 +85,9 @@ def backfill() -> dict[str, Param]:
         "end": date("last day to build; empty: the latest loaded batch"),
         "models": models(),
         "environment": environment("backfill"),
-        "promote": toggle(False, "swap prod to the checked versions when every check passed"),
+        "promote": toggle(
+            False, "promote without asking when every check passed (off: approve on the task's page)"
+        ),
         "restate": toggle(
             False,
             "recompute unchanged models (models, required) for [start, end] after a source "
@@ -98,7 +100,10 @@ def backfill() -> dict[str, Param]:
 def deploy() -> dict[str, Param]:
     return {
         "environment": environment("deploy"),
-        "promote": toggle(True, "swap prod to the checked versions when every check passed"),
+        # off: a deploy triggered from the UI stops at its approval page; on for unattended use
+        "promote": toggle(
+            False, "promote without asking when every check passed (off: approve on the task's page)"
+        ),
     }
 
 

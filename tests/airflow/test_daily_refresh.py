@@ -100,6 +100,24 @@ def test_daily_refresh_twice(tmp_path):
         )[0][0]
     )
     assert query(data, "SELECT business_date FROM serving_info", db="serving.duckdb")[0][0] == day2
+    # Each layer task recorded the run time of every model it evaluated for the slow-model
+    # detector (issue 21), judged against the model's own history (one day: not enough yet).
+    timed = dict(
+        query(
+            data,
+            "SELECT layer, count(*) FROM ops.metric_history WHERE business_date = ? "
+            "AND metric LIKE 'run_seconds%' GROUP BY layer",
+            [day2],
+        )
+    )
+    assert set(timed) == {"staging", "core", "intermediate", "marts"}, timed
+    assert timed["intermediate"] >= 10, timed
+    verdicts = query(
+        data,
+        "SELECT DISTINCT status FROM ops.metric_anomalies WHERE business_date = ? AND metric LIKE 'run_seconds%'",
+        [day2],
+    )
+    assert verdicts == [("not enough history",)], verdicts
 
 
 def rows_by_task(rows):

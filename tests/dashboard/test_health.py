@@ -243,3 +243,28 @@ def test_publish_skips_what_an_older_warehouse_lacks(pipeline_data, tmp_path):
     tables = {t for (t,) in query(data, "SELECT table_name FROM information_schema.tables")}
     assert {"check_history", "metric_history", "check_results"} <= tables
     assert not {"metric_anomalies", "model_run_times"} & tables
+
+
+def test_the_first_run_records_the_plans_model_times(pipeline_data):
+    """The slow-model detector's history: a layer step records ``run_seconds`` for the models it
+    evaluated. The first run's plan builds every model in the staging step (the later steps have
+    nothing due), so its times are staging's; every layer's on a later day:
+    tests/airflow/test_daily_refresh.py."""
+    con = duckdb.connect(str(pipeline_data / "warehouse.duckdb"), read_only=True)
+    try:
+        recorded = dict(
+            con.execute(
+                "SELECT layer, count(*) FROM ops.metric_history WHERE metric LIKE 'run_seconds%' "
+                "AND value >= 0 GROUP BY layer"
+            ).fetchall()
+        )
+        (staging_models,) = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'staging'"
+        ).fetchone()
+        judged = con.execute(
+            "SELECT DISTINCT status FROM ops.metric_anomalies WHERE metric LIKE 'run_seconds%'"
+        ).fetchall()
+    finally:
+        con.close()
+    assert recorded == {"staging": staging_models}
+    assert judged == [("not enough history",)]

@@ -167,3 +167,39 @@ def test_dashboard_service_runs_the_app_offline(compose):
     app = next(c for c in command if c.endswith(".py"))
     assert (PROJECT_ROOT / app).exists() or not (PROJECT_ROOT / "dashboard").exists()
     assert Path(app).parts[0] == "dashboard"
+
+
+def test_every_airflow_container_gets_the_notifier_settings_but_no_notifier_secret(compose, monkeypatch):
+    """Alerts reach people from the team deployment too: the notifiers' settings are passed to
+    every container that runs tasks, and their secrets are not (they live in Airflow connections,
+    encrypted with the Fernet key; .env.example says how to create them)."""
+    from clv import settings
+
+    passed = {
+        "CLV_SLACK_CONN_ID",
+        "CLV_SMTP_CONN_ID",
+        "CLV_NOTIFY_EMAIL_TO",
+        "CLV_NOTIFY_OWNERS",
+        "CLV_REPORTS_URL",
+    }
+    secrets = {"CLV_SLACK_WEBHOOK_URL", "CLV_SMTP_PASSWORD"}
+    for name in (*AIRFLOW, "airflow-init"):
+        env = env_of(compose["services"][name])
+        assert passed <= set(env), name
+        assert not secrets & set(env), name
+    # the defaults compose gives (unset variables) are valid settings: no notifier configured
+    env = {
+        k: re.sub(r"^\$\{[A-Z0-9_]+:-([^}]*)\}$", r"\1", str(v))
+        for k, v in env_of(compose["services"]["airflow-scheduler"]).items()
+    }
+    notify_env = {
+        k: v for k, v in env.items() if k.startswith(("CLV_NOTIFY", "CLV_SMTP", "CLV_SLACK", "CLV_REPORTS"))
+    }
+    for key, value in notify_env.items():
+        monkeypatch.setenv(key, value)
+    configured = settings.notify_settings()
+    assert (
+        configured.slack_conn_id is None and configured.smtp_conn_id is None and configured.level == "warning"
+    )
+    example = (PROJECT_ROOT / ".env.example").read_text()
+    assert all(f"# {var}=" in example for var in passed)

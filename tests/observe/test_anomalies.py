@@ -12,7 +12,7 @@ from contextlib import closing
 
 import pytest
 
-from clv import anomalies, ingest, metrics, quality
+from clv import anomalies, ingest, metrics, quality, settings
 from clv.settings import Paths
 from clv.warehouse import connect
 from generator import runner
@@ -126,3 +126,76 @@ def test_checks_are_generated_from_the_module():
         path = quality.CHECKS_DIR / layer / anomalies.CHECK_FILE
         assert path.read_text() == anomalies.checks_yaml(layer), f"run `clv metrics --write-checks` ({path})"
     assert metrics.EVENT_COLUMNS["raw.orders"] == "order_datetime"
+
+
+def test_a_slow_model_warns_naming_it_and_never_fails(tmp_path):
+    """The layer step's model times are recorded as ``run_seconds``; a model taking far longer
+    than its own history warns (the warn check), names the model, and never fails the layer; a
+    faster run, or a refit on its cadence judged against earlier refits, is not an anomaly."""
+    with closing(connect(tmp_path / "w.duckdb")) as con:
+        con.execute("CREATE SCHEMA intermediate")
+        con.execute("CREATE TABLE intermediate.int_churn_model (customer_id BIGINT, fit_date DATE)")
+        con.execute("CREATE TABLE intermediate.int_churn_features (customer_id BIGINT)")
+        for i in range(1, 22):  # three weeks: the churn model refits every 7th day, and is slow then
+            refit = i % 7 == 0
+            con.execute("DELETE FROM intermediate.int_churn_model")
+            con.execute("INSERT INTO intermediate.int_churn_model VALUES (1, ?)", [day(i - i % 7)])
+            anomalies.observe(
+                con, "intermediate", day(i),
+                model_seconds={
+                    "intermediate.int_churn_features": 2.0 + 0.1 * (i % 3),
+                    "intermediate.int_churn_model": 30.0 + i % 2 if refit else 1.0 + 0.1 * (i % 2),
+                    "marts.mart_clv": 1.0,  # another layer's model: not this layer's metric
+                },
+            )  # fmt: skip
+        recorded = dict(
+            con.execute(
+                "SELECT dataset || '.' || metric, count(*) FROM ops.metric_history "
+                "WHERE metric LIKE 'run_seconds%' GROUP BY 1"
+            ).fetchall()
+        )
+        assert recorded == {
+            "int_churn_features.run_seconds": 21,
+            "int_churn_model.run_seconds": 18,
+            "int_churn_model.run_seconds:refit": 3,
+        }
+        con.execute("INSERT INTO intermediate.int_churn_model VALUES (1, ?)", [day(22)])  # refits on day 22
+        slow = {"intermediate.int_churn_features": 40.0, "intermediate.int_churn_model": 31.0}
+        _, verdicts = anomalies.observe(con, "intermediate", day(22), model_seconds=slow)
+        by_name = {v.name: v for v in verdicts}
+        scoring = by_name["intermediate.int_churn_features.run_seconds"]
+        assert (
+            scoring.status == anomalies.WARN and scoring.fail is None
+        )  # 20 times its median: a warning only
+        assert scoring.explanation().startswith(
+            "intermediate.int_churn_features.run_seconds = 40 outside its warn band up to "
+        )
+        # the refit's 31 s is judged against the earlier refits (3 of them: not enough history yet)
+        assert by_name["intermediate.int_churn_model.run_seconds:refit"].status == anomalies.COLD
+        # recording the layer again without the step's times (`clv metrics`) keeps them
+        anomalies.observe(con, "intermediate", day(22))
+        (kept,) = con.execute(
+            "SELECT count(*) FROM ops.metric_history WHERE business_date = ? AND metric LIKE 'run_seconds%'",
+            [day(22)],
+        ).fetchone()
+        assert kept == 2
+    fast = anomalies.judge(
+        "intermediate.int_churn_features.run_seconds",
+        0.1,
+        [(day(i), 2.0 + 0.1 * (i % 3)) for i in range(1, 22)],
+        day(22),
+    )
+    assert fast.status == anomalies.OK and fast.warn[0] is None
+    small = anomalies.judge(  # a small model doubling its time is noise: 5 s more at least
+        "marts.mart_clv.run_seconds", 4.0, [(day(i), 1.0 + 0.01 * (i % 3)) for i in range(1, 22)], day(22)
+    )
+    assert small.status == anomalies.OK
+
+
+def test_the_refitted_models_name_their_fit_date_column():
+    """metrics.REFITTED_MODELS must follow the project: each is a model that refits on the
+    cadence and declares the column its fit's business date is in."""
+    for name, column in metrics.REFITTED_MODELS.items():
+        schema, model = name.split(".")
+        source = (settings.SQLMESH_PROJECT / "models" / schema / f"{model}.py").read_text()
+        assert "stored_fit(" in source and f'"{column}"' in source, name

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from clv import ingest, settings, transform
+from clv import ingest, metrics, settings, transform
 from clv.settings import Paths
 from clv.stats import scoring
 from generator import runner
@@ -78,7 +78,15 @@ def _run(paths: Paths, business_date: dt.date, force: bool, monkeypatch):
     ctx = transform.context(paths.data_dir)
     try:
         assert transform.run(ctx, business_date)
-        return (*_fits(ctx), ctx.console.model_seconds.copy(), _scores_from(ctx, business_date))
+        seconds = ctx.console.model_seconds.copy()
+        # the slow-model detector's metric names: a refit is judged against earlier refits
+        timed = {
+            d: m
+            for d, m, _ in metrics.run_seconds(
+                ctx.engine_adapter.connection, "intermediate", business_date, seconds
+            )
+        }
+        return (*_fits(ctx), seconds, _scores_from(ctx, business_date), timed)
     finally:
         ctx.close()
 
@@ -118,7 +126,7 @@ def test_scores_come_from_the_stored_fit_until_the_cadence_refits(tmp_path, monk
     # Day 1 (every day's batch is loaded now; each run takes in its days): no refit. The fits are the stored ones, value for value; the day's
     # scores are the stored churn model applied to the day's features.
     ingest.load(paths.data_dir)
-    churn1, renewal1, info1, seconds1, (stored, again) = _run(paths, day(1), False, monkeypatch)
+    churn1, renewal1, info1, seconds1, (stored, again), timed1 = _run(paths, day(1), False, monkeypatch)
     pd.testing.assert_frame_equal(churn1, churn0)
     pd.testing.assert_frame_equal(renewal1, renewal0)
     assert info1.loc["churn", "fit_age_days"] == 1
@@ -130,10 +138,13 @@ def test_scores_come_from_the_stored_fit_until_the_cadence_refits(tmp_path, monk
         stored.loc[again.index, "churn_probability"], again["churn_probability"], rtol=1e-12
     )
     assert "intermediate.int_churn_model" in seconds1  # evaluated (it read its own table), not skipped
+    assert timed1["int_churn_model"] == timed1["int_subscription_model_fit"] == "run_seconds"
 
     # Day 2, forced: refitted on the day's data. The coefficients move, so day 1's equality above
     # could only hold because the stored fit was kept.
-    churn2, renewal2, info2, _, (stored, again) = _run(paths, day(2), True, monkeypatch)
+    churn2, renewal2, info2, _, (stored, again), timed2 = _run(paths, day(2), True, monkeypatch)
+    assert timed2["int_churn_model"] == timed2["int_subscription_model_fit"] == "run_seconds:refit"
+    assert timed2["int_churn_scoring"] == "run_seconds"
     assert (pd.to_datetime(churn2["fit_date"]) == pd.Timestamp(day(2))).all()
     assert (pd.to_datetime(churn2["trained_as_of"]) == pd.Timestamp(day(2) - dt.timedelta(days=180))).all()
     assert (pd.to_datetime(renewal2["business_date"]) == pd.Timestamp(day(2))).all()
@@ -144,13 +155,13 @@ def test_scores_come_from_the_stored_fit_until_the_cadence_refits(tmp_path, monk
     )
 
     # Days 3-8 in one run (business date 8): the day-2 fit is 6 days old, kept.
-    churn8, _, info8, _, _ = _run(paths, day(8), False, monkeypatch)
+    churn8, _, info8, _, _, _ = _run(paths, day(8), False, monkeypatch)
     pd.testing.assert_frame_equal(churn8, churn2)
     assert info8.loc["churn", "fit_age_days"] == 6
     assert info8.loc["churn", "next_refit_date"] == pd.Timestamp(day(9))
 
     # Day 9: 7 days old, refitted on its own.
-    churn9, renewal9, info9, _, _ = _run(paths, day(9), False, monkeypatch)
+    churn9, renewal9, info9, _, _, _ = _run(paths, day(9), False, monkeypatch)
     assert (pd.to_datetime(churn9["fit_date"]) == pd.Timestamp(day(9))).all()
     assert (pd.to_datetime(renewal9["business_date"]) == pd.Timestamp(day(9))).all()
     assert not np.allclose(churn9.loc[churn2.index, "coefficient"], churn2["coefficient"], rtol=1e-9)
