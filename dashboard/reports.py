@@ -51,10 +51,10 @@ def _chosen() -> None:
 
 def _outcome(row) -> str:
     if row.failed:
-        return f"❌ {row.failed} failed"
+        return f"{row.failed} failed"
     if row.warned:
-        return f"⚠️ {row.warned} warned"
-    return "✅ all passed"
+        return f"{row.warned} warned"
+    return "all passed"
 
 
 def render(s: Serving, table_config: TableConfig) -> None:
@@ -91,9 +91,7 @@ def render(s: Serving, table_config: TableConfig) -> None:
         )
         config = table_config(shown)
         config["link"] = st.column_config.LinkColumn("Report", display_text="open")
-        with st.expander(
-            f"The latest {recent['business_date'].nunique()} business dates", expanded=not wanted
-        ):
+        with st.expander("Outcomes per layer, latest business dates", expanded=not wanted):
             st.dataframe(shown, hide_index=True, column_config=config, key="report_list")
     key = st.selectbox("Report", list(labels), format_func=labels.get, key=SELECT_KEY, on_change=_chosen)
     try:
