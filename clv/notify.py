@@ -52,7 +52,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from clv import settings
+from clv import reports, settings
 
 log = logging.getLogger("clv")
 
@@ -540,23 +540,30 @@ def _log(data_dir: Path, messages: list[Message], now: dt.datetime) -> None:
 
 
 def report_link(path: str | Path | None, data_dir: Path | None = None) -> str | None:
-    """A report's link: under ``CLV_REPORTS_URL`` when it is set and the report lies in the
-    reports folder, else the file's path."""
+    """The one link to a report, for alerts, a task's summary line and a run's note: under
+    ``CLV_REPORTS_URL`` when it is set and the report lies in the reports folder; else, for a
+    layer's report (``<run>/<layer>.md`` in that folder), the dashboard's page of it
+    (``CLV_DASHBOARD_URL``, ``clv.reports.dashboard_link``) unless that is ``none``; else the
+    file's path. A link that is already a URL is kept."""
     if path is None:
         return None
+    if re.match(r"https?://", str(path)):
+        return str(path)
     path = Path(path)
+    folder = settings.paths(data_dir).reports
     try:
         base = settings.notify_settings().reports_url
     except settings.SettingError:
         base = None
     if base:
         with contextlib.suppress(ValueError):
-            return (
-                base.rstrip("/")
-                + "/"
-                + path.resolve().relative_to(settings.paths(data_dir).reports).as_posix()
-            )
-    return str(path)
+            return base.rstrip("/") + "/" + path.resolve().relative_to(folder).as_posix()
+    try:
+        dashboard = settings.dashboard_url()
+    except settings.SettingError:
+        dashboard = None
+    key = reports.key_of(path, folder) if dashboard else None
+    return reports.dashboard_link(key, dashboard) if key else str(path)
 
 
 def alert(record: dict, *, data_dir: Path | None = None, report: Path | None = None) -> list[Message]:

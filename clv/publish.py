@@ -10,8 +10,10 @@ Contents: every ``marts.*`` table under its own name in schema ``main``, plus
 outcome of every data-quality check, per layer) for the dashboard's freshness panel, and the
 data-health page's history of the last ``CLV_HEALTH_HISTORY_DAYS`` business dates (``HEALTH``):
 check outcomes per layer and date, the volume and freshness metrics, the anomaly verdicts with
-their bands, and the slowest models' run times. A warehouse without one of the ``ops`` tables
-they come from (one older than the feature) publishes without that table; the page says so.
+their bands, and the slowest models' run times; and ``check_reports``, each layer's latest check
+report per business date of that window, its Markdown text included, for the dashboard's report
+page. A warehouse without one of the ``ops`` tables they come from (one older than the feature)
+publishes without that table; the page says so.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import duckdb
 
-from clv import settings, sql_text
+from clv import reports, settings, sql_text
 from clv.errors import UserError
 
 
@@ -77,6 +79,8 @@ def publish(
                 con.execute(
                     f"CREATE TABLE clv_serving.main.{serving_table} AS {select}", [first, business_date]
                 )
+        if "check_results" in ops_tables:
+            _copy_reports(con, settings.paths(data_dir).reports, first, business_date)
         con.execute(
             "CREATE TABLE clv_serving.main.serving_info AS SELECT ?::DATE AS business_date, "
             "?::TIMESTAMP AS published_at, ? AS source_schema, ?::JSON AS row_counts",
@@ -90,6 +94,37 @@ def publish(
     target.with_name(target.name + ".wal").unlink(missing_ok=True)
     os.replace(tmp, target)  # atomic on POSIX: readers see the old file or the new one
     return counts
+
+
+def _copy_reports(con: duckdb.DuckDBPyConnection, folder: Path, first: dt.date, last: dt.date) -> None:
+    """``check_reports``: the Markdown report of each layer's latest prod scan per business date
+    from ``first`` to ``last``, with its counts. The dashboard shows them (``?report=<key>``) from
+    the serving file because that is all it mounts in the team deployment (README "The
+    dashboard"). A report whose file is gone (or whose run id would lead out of the reports
+    folder: ``clv.reports``) is listed without its text."""
+    runs = con.execute(
+        "SELECT business_date, layer, run_id, count(*) FILTER (outcome = 'pass'), "
+        "count(*) FILTER (outcome = 'warn'), count(*) FILTER (outcome NOT IN ('pass', 'warn')), "
+        "max(scanned_at) FROM ops.check_results WHERE run_id NOT LIKE '%@%' AND business_date BETWEEN ? AND ? "
+        "GROUP BY business_date, layer, run_id QUALIFY row_number() OVER (PARTITION BY business_date, layer ORDER BY max(scanned_at) DESC) = 1 "
+        "ORDER BY business_date, layer",
+        [first, last],
+    ).fetchall()
+    con.execute(
+        "CREATE TABLE clv_serving.main.check_reports (report_key VARCHAR PRIMARY KEY, business_date DATE, "
+        "layer VARCHAR, run_id VARCHAR, passed BIGINT, warned BIGINT, failed BIGINT, scanned_at TIMESTAMP, "
+        "markdown VARCHAR)"
+    )
+    rows = []
+    for day, layer, run_id, passed, warned, failed, scanned in runs:
+        key = f"{run_id}/{layer}"
+        try:
+            text = reports.read(key, folder)
+        except reports.ReportKeyError:
+            text = None
+        rows.append([key, day, layer, run_id, passed, warned, failed, scanned, text])
+    if rows:
+        con.executemany("INSERT INTO clv_serving.main.check_reports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
 
 def _latest_checks(per: str, where: str = "TRUE") -> str:

@@ -393,3 +393,17 @@ def secret_problem(value: str) -> str | None:
 def dashboard_port() -> int:
     """Port of the Streamlit dashboard (``CLV_DASHBOARD_PORT``, default 8501)."""
     return _port("CLV_DASHBOARD_PORT", "8501")
+
+
+NO_DASHBOARD = ("none", "off")
+
+
+def dashboard_url() -> str | None:
+    """Where people open the dashboard (``CLV_DASHBOARD_URL``, default ``http://localhost:<CLV_DASHBOARD_PORT>``,
+    the address `make dashboard` serves): check reports are linked to its report page
+    (``?report=<run>/<layer>``) when ``CLV_REPORTS_URL`` is not set. ``none`` links the report
+    files' paths instead."""
+    raw = _get("CLV_DASHBOARD_URL")
+    if raw is not None and raw.lower() in NO_DASHBOARD:
+        return None
+    return _url("CLV_DASHBOARD_URL") or f"http://localhost:{dashboard_port()}"

@@ -20,7 +20,7 @@ import altair as alt  # noqa: E402
 import pandas as pd  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from dashboard import data, health, model_health, subscriptions  # noqa: E402
+from dashboard import data, health, model_health, reports, subscriptions  # noqa: E402
 
 TITLE = "Customer value & churn"
 TIER_COLOURS = alt.Scale(domain=list(data.VALUE_TIERS), range=["#1f4e79", "#3a7dbf", "#8bb8e0", "#cfd8e3"])
@@ -776,6 +776,7 @@ TABS = {
     "Model health": model_health.render,
     "Data quality": quality_tab,
     "Data health": health_tab,
+    reports.TAB: lambda s: reports.render(s, table_config),
 }
 
 
@@ -785,6 +786,7 @@ def main() -> None:
         with data.open_serving() as s:
             header(s)
             kpi_row(s)
+            reports.follow_link(TAB_KEY)  # ?report=<run>/<layer>: that report, in its tab
             for tab, render in zip(st.tabs(list(TABS), key=TAB_KEY, on_change="rerun"), TABS.values()):
                 with tab:
                     render(s)

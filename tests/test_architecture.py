@@ -22,6 +22,7 @@ ROOMS = {
         "clv.business_date",
         "clv.contract",
         "clv.sql_text",
+        "clv.reports",
     ),
     "statistics": ("clv.stats",),
     "steps": (

@@ -1,7 +1,7 @@
 """The note each run of our DAGs carries in the UI's grid: the business date it processed, the rows
-loaded, the checks passed, warned and failed, and what it published (customers, predicted value,
-revenue at risk, value already lost) — so a run that processed 2025-01-01 says so, and
-a layer whose checks warned is visible without opening a log.
+loaded, the checks passed, warned and failed with a link to each layer's check report, and what it
+published (customers, predicted value, revenue at risk, value already lost) — so a run that
+processed 2025-01-01 says so, and a layer whose checks warned is visible without opening a log.
 
 Written when a run ends, by an Airflow listener (``plugins/clv_plugin.py`` registers this module)
 in the process that records the run's end — the scheduler, or ``airflow dags test`` — from the
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from pathlib import Path
 
 from airflow.listeners import hookimpl
 
@@ -45,6 +46,9 @@ def note_text(state: str, results: dict[str, object], failed_tasks: list[str]) -
         for task_id, c in checks.items():
             if c.get("warned_checks"):
                 lines.append(f"- warned in {task_id}: " + "; ".join(c["warned_checks"]))
+        links = [_report(c["report"]) for c in checks.values() if c.get("report")]
+        if links:
+            lines.append("- check reports: " + " · ".join(links))
     figures = next(
         (
             r["figures"]
@@ -58,6 +62,16 @@ def note_text(state: str, results: dict[str, object], failed_tasks: list[str]) -
     if failed_tasks:
         lines.append("- failed: " + ", ".join(failed_tasks))
     return "\n".join(lines)
+
+
+def _report(path: str) -> str:
+    """One layer's report in the note: a Markdown link named after the layer, or its file's path
+    when there is no URL for it (``clv.notify.report_link``)."""
+    from clv.notify import report_link
+
+    link = report_link(path)
+    name = Path(path).stem
+    return f"[{name}]({link})" if link.startswith(("http://", "https://")) else f"{name} `{link}`"
 
 
 def _figure(figure: dict) -> str:

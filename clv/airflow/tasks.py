@@ -71,7 +71,10 @@ def run_step(func: Callable, context, business_date: str | dt.date, *args, **kwa
 
 def summary_line(task_id: str, seconds: float, rows: int | None, checks: dict | None) -> str:
     """One line that ends a task's log: what ran, for how long, its rows and checks (warned checks
-    by name) and the layer's report. `clv run` prints these lines as the pipeline moves."""
+    by name) and the link to the layer's report (``clv.notify.report_link``: the dashboard's page
+    of it, by default). `clv run` prints these lines as the pipeline moves."""
+    from clv.notify import report_link
+
     parts = [f"{SUMMARY_PREFIX} {task_id} done in {seconds:,.1f} s"]
     if rows is not None:
         parts.append(f"{rows:,} rows")
@@ -82,7 +85,7 @@ def summary_line(task_id: str, seconds: float, rows: int | None, checks: dict | 
         if checks["warned_checks"]:
             parts.append("WARNED: " + "; ".join(checks["warned_checks"]))
         if checks.get("report"):
-            parts.append(f"report {checks['report']}")
+            parts.append(f"report {report_link(checks['report'])}")
     return " | ".join(parts)
 
 

@@ -335,3 +335,47 @@ def test_the_data_health_section_draws_in_chromium(history_data, tmp_path, brows
     finally:
         stop(proc)
     assert offline(requests) == []
+
+
+def test_a_check_report_opens_by_its_link(pipeline_data, serving_copy, tmp_path, browser_page):
+    """The link an alert carries (`?report=<run>/<layer>`) opens that layer's report, drawn, with
+    every check of it, from a data directory holding the serving file alone (as the team
+    deployment mounts it); a link out of the reports folder is refused."""
+    from clv import notify
+
+    page, requests = browser_page
+    page.set_viewport_size({"width": 1440, "height": 2400})
+    ((key, n, warned),) = query(
+        serving_copy,
+        "SELECT report_key, passed + warned + failed, warned FROM check_reports "
+        "WHERE layer = 'raw' AND business_date = '2024-12-31'",
+    )
+    checks = query(
+        pipeline_data,
+        "SELECT check_name FROM check_results WHERE layer = 'raw' AND business_date = '2024-12-31'",
+    )
+    assert len(checks) == n > 10
+    url, proc, _ = serve(serving_copy, tmp_path)
+    link = notify.report_link(pipeline_data / "reports" / f"{key}.md", pipeline_data)
+    try:
+        assert link.endswith(f"/?report={key}")  # the one link function points at this page
+        page.goto(url + "/?report=" + key)
+        body = page.get_by_test_id("stVerticalBlock").and_(page.locator(".st-key-report_body"))
+        body.get_by_role("heading", name="raw checks — business date 2024-12-31").wait_for(timeout=90_000)
+        assert page.get_by_role("tab", name="Check reports", selected=True).count() == 1
+        table = body.locator("table").first
+        rows = table.locator("tbody tr")
+        assert rows.count() == n
+        shown = set(rows.locator("td:nth-child(2)").all_inner_texts())
+        assert shown == {c for (c,) in checks}
+        assert table.locator("td:nth-child(3)", has_text="warn").count() == warned
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(screenshot_dir(tmp_path) / "dashboard-check-report.png"))
+        assert not page.get_by_test_id("stException").count()
+        # a link leading out of the reports folder shows nothing of the file system
+        page.goto(url + "/?report=../../../etc/passwd")
+        page.get_by_text("The link's report cannot be shown").wait_for(timeout=90_000)
+        assert "root:" not in page.content()
+    finally:
+        stop(proc)
+    assert offline(requests) == []
