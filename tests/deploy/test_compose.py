@@ -187,6 +187,8 @@ def test_every_airflow_container_gets_the_notifier_settings_but_no_notifier_secr
         env = env_of(compose["services"][name])
         assert passed <= set(env), name
         assert not secrets & set(env), name
+        # report links point at the dashboard people open, not at localhost inside a container
+        assert env["CLV_DASHBOARD_URL"].startswith("${DASHBOARD_URL:-"), name
     # the defaults compose gives (unset variables) are valid settings: no notifier configured
     env = {
         k: re.sub(r"^\$\{[A-Z0-9_]+:-([^}]*)\}$", r"\1", str(v))
