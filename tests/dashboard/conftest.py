@@ -77,6 +77,8 @@ FAULTS = {
     ("device_sessions", "freshness_lag_days"): ("3", "fail"),  # sessions three days late
     ("support_tickets", "rows_added"): ("value * 1.35", "warn"),  # a third more tickets
 }
+# A slow model on D (the slow-model detector: warns, never fails): (layer, dataset, metric), change
+SLOW_MODEL = (("staging", "stg_orders", "run_seconds"), "value * 20 + 30")
 
 
 def _write_history(con: duckdb.DuckDBPyConnection) -> None:
@@ -94,6 +96,12 @@ def _write_history(con: duckdb.DuckDBPyConnection) -> None:
             "AND dataset = ? AND metric = ?",
             [D, dataset, metric],
         )
+    (layer, dataset, metric), change = SLOW_MODEL
+    con.execute(
+        f"UPDATE ops.metric_history SET value = {change} WHERE business_date = ? AND layer = ? "
+        "AND dataset = ? AND metric = ?",
+        [D, layer, dataset, metric],
+    )
     # checks: D's outcomes on every earlier date; a failure on D-3, a rerun on D-2 that warned,
     # and a SQLMesh environment's failing scan on D-1 (not prod: left out)
     con.execute(

@@ -323,9 +323,10 @@ def test_the_data_health_section_draws_in_chromium(history_data, tmp_path, brows
         panel.get_by_role("heading", name="Slowest models").wait_for(timeout=30_000)
         panel.get_by_text("Business date 2024-12-31. Every layer").wait_for()
         charts = panel.get_by_test_id("stVegaLiteChart")
-        expected = 1 + len(FAULTS) + sources + 1  # check outcomes, anomalies, volumes, model run times
+        # check outcomes, anomalies (the faults and the slow model), volumes, model run times
+        expected = 1 + len(FAULTS) + 1 + sources + 1
         charts.nth(expected - 1).locator("canvas, svg").first.wait_for(timeout=30_000)
-        assert charts.count() == expected == 12
+        assert charts.count() == expected == 13
         for i in range(expected):
             box = charts.nth(i).bounding_box()
             assert box and box["height"] > 150 and box["width"] > 300, i

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from clv import publish
-from tests.dashboard.conftest import EARLIER, FAULTS, KEPT, D, execute, query
+from tests.dashboard.conftest import EARLIER, FAULTS, KEPT, SLOW_MODEL, D, execute, query
 from tests.dashboard.test_app import chart_data, tab
 
 HEALTH_TABLES = ("check_history", "metric_history", "metric_anomalies", "model_run_times")
@@ -152,6 +152,13 @@ def test_anomalies_bands_and_trends_over_three_weeks(history_data, run_app):
     assert [tuple(r) for r in found[["layer", "dataset", "metric"]].values] == [e[:3] for e in expected]
     verdicts = {(e[1], e[2]): e[3] for e in expected if e[0] == "raw"}
     assert verdicts == {k: v for k, (_, v) in FAULTS.items()}  # the faults, and no false alarm
+    # the slow model warns, naming it, with a band that has only an upper bound
+    slow = found[found["metric"] == SLOW_MODEL[0][2]]
+    assert [tuple(r) for r in slow[["layer", "dataset", "status"]].values] == [
+        (*SLOW_MODEL[0][:2], "🟠 warn")
+    ]
+    assert " outside its warn band up to " in slow["explanation"].iloc[0]
+    assert {e[:3] for e in expected if e[0] != "raw"} == {SLOW_MODEL[0]}
     assert list(found["status"]) == [{"fail": "🔴 fail", "warn": "🟠 warn"}[e[3]] for e in expected]
     counts = dict(
         query(
@@ -162,7 +169,9 @@ def test_anomalies_bands_and_trends_over_three_weeks(history_data, run_app):
     )
     metrics = {m.label: m.value for m in section.metric}
     assert metrics["Outside the fail band"] == str(counts["fail"]) == "2"
-    assert metrics["Outside the warn band"] == str(counts["warn"]) == "1"
+    assert (
+        metrics["Outside the warn band"] == str(counts["warn"]) == "2"
+    )  # a third more tickets, the slow model
     assert metrics["Inside their band"] == f"{counts['ok']:,}" and counts["ok"] > 50
     assert not section.info
     # each anomaly's chart: the metric and the bands it was judged against on every date kept
@@ -191,6 +200,14 @@ def test_anomalies_bands_and_trends_over_three_weeks(history_data, run_app):
         volume.sort_values(["series", "business_date"]).values.tolist()
         == orders.sort_values(["series", "business_date"]).values.tolist()
     )
+    # the slow model's chart: its seconds, the expected value and a warn band's upper edge only
+    slow_chart = titled(at, ".".join(SLOW_MODEL[0]))
+    drawn = set(slow_chart.dropna(subset=["value"])["series"])
+    assert {"observed", "expected", "warn_upper"} <= drawn and not drawn & {
+        "warn_lower",
+        "fail_lower",
+        "fail_upper",
+    }
     # check outcomes per date: the failure of D-3 and the rerun's warning on D-2 in raw's row
     (heatmap,) = [
         chart_data(c)
