@@ -5,7 +5,10 @@ they were and keeps the environment.
 
 The DAG runs under `airflow dags test` (which keeps a run waiting at a Human-in-the-loop task
 until an answer is recorded in the metadata database); the answer goes through the API server's
-own app in a second process (tests/airflow/approval_client.py) rather than a started server."""
+own app in a second process (tests/airflow/approval_client.py) rather than a started server.
+One test takes the person's path instead: a real `airflow api-server` on the same metadata
+database, and a headless Chromium that opens the task's Required Action page, reads the review
+and clicks Reject."""
 
 from __future__ import annotations
 
@@ -224,7 +227,7 @@ def test_the_approval_page_in_a_browser_shows_the_review_and_its_reject_button_a
     built, tmp_path, monkeypatch
 ):
     """The person's path: while the run waits at `approve`, a real Chromium opens the task's
-    Required actions page in the UI of a running `airflow api-server` (same metadata database),
+    Required Action page in the UI of a running `airflow api-server` (same metadata database),
     sees the plan and the business deltas, and clicks Reject; the run ends with prod untouched."""
     from playwright.sync_api import expect, sync_playwright
 
@@ -250,23 +253,34 @@ def test_the_approval_page_in_a_browser_shows_the_review_and_its_reject_button_a
                 page.goto(page_url, wait_until="networkidle")
                 page.get_by_text("Promote candidate to prod?").first.wait_for(timeout=60_000)
                 # the plan: the changed mart, directly modified and breaking
-                plan = page.locator("tr", has_text="marts.mart_churn_risk").filter(
-                    has_text="directly modified"
+                plan = page.locator("tr", has_text="marts.mart_churn_risk").filter(has_text="directly")
+                expect(plan.first.locator("td")).to_have_text(
+                    ["marts.mart_churn_risk", "directly modified", "breaking"]
                 )
-                expect(plan.first).to_contain_text("breaking")
-                # the business deltas: the high risk band, prod vs candidate
+                # the business deltas: the high risk band, prod vs candidate (as check_page expects)
                 band = page.locator("tr", has_text="customers in risk band high")
-                for figure in (f"{high:,}", f"{high + between:,}", f"+{between:,}"):
-                    expect(band.first).to_contain_text(figure)
-                page.screenshot(path=str(tmp_path / "approval-page.png"), full_page=True)
+                expect(band.first.locator("td")).to_have_text(
+                    [
+                        "customers in risk band high",
+                        f"{high:,}",
+                        f"{high + between:,}",
+                        f"+{between:,} ({between / high:+.1%})",
+                    ]
+                )
+                page.screenshot(path=str(tmp_path / "approval-page.png"))  # the subject and the plan
+                band.first.scroll_into_view_if_needed()
+                page.screenshot(path=str(tmp_path / "approval-page-figures.png"))  # the business figures
                 reject = page.get_by_role("button", name="Reject", exact=True)
                 with page.expect_response(
                     lambda r: r.request.method == "PATCH" and "hitlDetails" in r.url, timeout=60_000
                 ) as answered:
                     reject.click()
                 assert answered.value.ok, f"the answer failed: HTTP {answered.value.status}"
+                assert answered.value.json()["chosen_options"] == ["Reject"]
+                expect(page.get_by_text("Response received at").first).to_be_visible(timeout=30_000)
+                page.screenshot(path=str(tmp_path / "approval-page-answered.png"))
             except Exception:
-                page.screenshot(path=str(tmp_path / "approval-page-failed.png"), full_page=True)
+                page.screenshot(path=str(tmp_path / "approval-page-failed.png"))
                 raise
             finally:
                 browser.close()
@@ -277,3 +291,4 @@ def test_the_approval_page_in_a_browser_shows_the_review_and_its_reject_button_a
     assert states["promote"] == "skipped" and states["publish"] == "skipped"
     assert high_band(data) == high, "prod changed after a reject"
     assert sha256(data / "serving.duckdb") == serving
+    assert high_band(data, "marts__candidate") == high + between, "the environment was not kept"
