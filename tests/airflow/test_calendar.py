@@ -23,7 +23,7 @@ from clv.names import DAILY_DAG, DEFAULT_HISTORY_END
 from clv.settings import PROJECT_ROOT, Paths
 from generator import runner
 from tests.airflow.helpers import query
-from tests.browser.test_airflow_ui import free_port
+from tests.browser.helpers import free_port
 
 # A live `airflow standalone` running the pipeline five times: about 25 minutes on the loaded 2-core
 # machine it was written on — beyond `make test`'s budget. Run it with CLV_TEST_LIVE_AIRFLOW=1

@@ -7,37 +7,20 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from clv.names import DAG_IDS
 from clv.settings import PROJECT_ROOT
+from tests.browser.helpers import CHROMIUM, chromium_or_skip, free_port, log_in
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = os.environ.get("CLV_CHROMIUM", "/usr/bin/chromium")
 DAGS = DAG_IDS
-
-
-def chromium_or_skip() -> str:
-    if Path(CHROMIUM).exists():
-        return CHROMIUM
-    reason = f"no Chromium at {CHROMIUM} (Debian's chromium package; .ci/run installs it)"
-    if os.environ.get("CLV_REQUIRE_BROWSER"):
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -94,11 +77,7 @@ def test_log_in_see_the_dags_trigger_the_daily_refresh_and_watch_it_succeed(airf
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         try:
-            page.goto(url, wait_until="networkidle")
-            page.get_by_label("Username").fill("admin")
-            page.get_by_label("Password").fill(password)
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url(f"{url}/", timeout=30_000)
+            log_in(page, url, password)
 
             page.goto(f"{url}/dags", wait_until="networkidle")
             for dag_id in DAGS:

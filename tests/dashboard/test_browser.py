@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from clv.settings import PROJECT_ROOT
-from tests.browser.test_airflow_ui import CHROMIUM, chromium_or_skip, free_port
+from tests.browser.helpers import CHROMIUM, chromium_or_skip, free_port
 from tests.dashboard.conftest import FAULTS, query
 
 pytestmark = pytest.mark.slow
