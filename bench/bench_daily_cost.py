@@ -6,7 +6,7 @@ confirmation of a published day switched on (the defaults) and off.
 and renewal models refit every day), ``CLV_REUSE_SQLMESH_CONTEXT=0`` (every layer task loads
 SQLMesh) and, for a second run of a published day, ``clv run --rerun``. The days run on one
 warehouse, alternating on/off, so the two settings see the same sizes; each run's per-task time
-comes from ``ops.pipeline_runs``, each model's from the layer steps' ``slowest_models``. Wall time
+comes from ``ops.pipeline_runs``, each model's from the layer steps' ``model_seconds``. Wall time
 and the CPU time of the whole process tree (user + system, from ``getrusage`` of the children) are
 both reported: on a shared machine the CPU time is the steadier of the two.
 
@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
+import re
 import resource
 import sys
 import tempfile
@@ -37,16 +39,34 @@ ON = {"CLV_FORCE_REFIT": "0", "CLV_REUSE_SQLMESH_CONTEXT": "1"}
 LAYER_TASKS = ("transform_staging", "transform_core", "transform_intermediate", "transform_marts")
 
 
+# Runs a command and prints the peak resident memory of its largest process (this wrapper's
+# children only, so each run is measured on its own; `airflow dags test` runs every task in one).
+PEAK = (
+    "import resource, subprocess, sys\n"
+    "rc = subprocess.run(sys.argv[1:]).returncode\n"
+    "print(f'peak-rss-kb {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}', flush=True)\n"
+    "sys.exit(rc)\n"
+)
+
+
 def clv_run(data: Path, env: dict, *args: str) -> dict:
-    """One `clv run`: wall seconds, CPU seconds of its process tree, load average before."""
+    """One `clv run`: wall seconds, CPU seconds of its process tree, the peak memory of its
+    largest process, load average before."""
     load = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    out = run([PY, "-m", "clv.cli", "run", "--data-dir", str(data), *args], env=env).stdout
+    out = run([PY, "-c", PEAK, PY, "-m", "clv.cli", "run", "--data-dir", str(data), *args], env=env).stdout
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall": wall, "cpu": cpu, "load": load, "out": out}
+    peak = [int(line.split()[1]) for line in out.splitlines() if line.startswith("peak-rss-kb ")]
+    return {
+        "wall": wall,
+        "cpu": cpu,
+        "load": load,
+        "out": out,
+        "peak_mb": peak[-1] / 1024 if peak else float("nan"),
+    }
 
 
 def last_run(data: Path, business_date: dt.date) -> dict:
@@ -65,14 +85,16 @@ def last_run(data: Path, business_date: dt.date) -> dict:
         ).fetchall()
     finally:
         con.close()
-    tasks, contexts, models = {}, {}, {}
+    tasks, contexts, models, metrics = {}, {}, {}, 0.0
     for task, seconds, detail in rows:
         tasks[task] = seconds
         d = json.loads(detail) if detail else {}
         if "sqlmesh_context" in d:
             contexts[task] = d["sqlmesh_context"]
-        models.update(d.get("slowest_models") or {})
-    return {"tasks": tasks, "contexts": contexts, "models": models}
+        models.update(d.get("model_seconds") or {})  # every model the step evaluated
+        # recording and judging the layer's metric history (the anomaly detectors' cost)
+        metrics += sum(v["seconds"] for k, v in d.items() if k.startswith("metrics_"))
+    return {"tasks": tasks, "contexts": contexts, "models": models, "metrics": metrics}
 
 
 def latest_batch(data: Path) -> dt.date:
@@ -86,6 +108,12 @@ def main() -> None:
     ap.add_argument(
         "--data-dir", type=Path, default=None, help="a data directory `clv run` built (else built)"
     )
+    ap.add_argument("--section", default="daily_cost", help="the bench/RESULTS.md section to write")
+    ap.add_argument(
+        "--on-only",
+        action="store_true",
+        help="next days with the defaults only (no `off` days, no second runs): for large scales",
+    )
     args = ap.parse_args()
     data = args.data_dir or Path(tempfile.mkdtemp(prefix="bench-daily-")) / "data"
     first = None
@@ -96,6 +124,8 @@ def main() -> None:
     days: dict[str, list[dict]] = {"on": [], "off": []}
     for i in range(2 * args.repeats):
         name, env = ("on", ON) if i % 2 == 0 else ("off", OFF)
+        if args.on_only and name == "off":
+            continue
         r = clv_run(data, env, "--next-day")
         day = latest_batch(data)
         r.update(last_run(data, day), day=day)
@@ -103,7 +133,7 @@ def main() -> None:
         print(f"next day {day} ({name}): {r['wall']:.1f} s wall, {r['cpu']:.1f} s CPU (load {r['load']:.2f})")
 
     again: dict[str, list[dict]] = {"on": [], "off": []}
-    for i in range(2 * args.repeats):
+    for i in range(0 if args.on_only else 2 * args.repeats):
         name = "off" if i % 2 == 0 else "on"  # --rerun first: it publishes again, the confirmation follows
         r = clv_run(data, OFF if name == "off" else ON, *(["--rerun"] if name == "off" else []))
         assert ("is already published" in r["out"]) == (name == "on"), r["out"][-2000:]
@@ -111,24 +141,22 @@ def main() -> None:
         print(f"again ({name}): {r['wall']:.1f} s wall, {r['cpu']:.1f} s CPU (load {r['load']:.2f})")
 
     def med(rows: list[dict], key: str) -> float:
-        return median([r[key] for r in rows])
+        return median([r[key] for r in rows]) if rows else math.nan  # --on-only: no `off` runs
 
     def task_med(rows: list[dict], task: str) -> float:
-        return median([r["tasks"].get(task, 0.0) for r in rows])
+        return median([r["tasks"].get(task, 0.0) for r in rows]) if rows else math.nan
 
     def model_med(rows: list[dict], model: str) -> str:
-        """A layer step records its 5 slowest models: a model missing from a run took less than
-        the fifth of that run."""
-        if all(model in r["models"] for r in rows):
-            return f"{median([r['models'][model] for r in rows]):.2f} s"
-        below = max(min(r["models"].values()) for r in rows if r["models"])
-        return f"< {below:.2f} s (not among the 5 slowest)"
+        """A model missing from a run's steps had nothing due that day."""
+        times = [r["models"][model] for r in rows if model in r["models"]]
+        return f"{median(times):.2f} s" if times else "not evaluated"
 
     lines = [
         "## Daily cost: refit cadence, one SQLMesh context, confirming a published day (issue 22)",
         "",
         f"Machine: {machine()}. Command: `python bench/bench_daily_cost.py --customers {args.customers} "
-        f"--repeats {args.repeats}`. {args.customers:,} customers; days alternate on/off on one warehouse.",
+        f"--repeats {args.repeats}{' --on-only' if args.on_only else ''}"
+        f"{'' if args.section == 'daily_cost' else ' --section ' + args.section}`. {args.customers:,} customers; days alternate on/off on one warehouse.",
         "**on** = the defaults (refit every `model_refit_days` = 7, one SQLMesh context per process, a "
         "published day confirmed); **off** = `CLV_FORCE_REFIT=1 CLV_REUSE_SQLMESH_CONTEXT=0` and "
         "`--rerun` (the behaviour before issue 22). Medians; CPU = user + system of the process tree; "
@@ -138,7 +166,8 @@ def main() -> None:
     if first:
         lines.append(
             f"First `clv run` (generate, load, build, publish): {first['wall']:.1f} s wall, "
-            f"{first['cpu']:.1f} s CPU, load {first['load']:.2f}."
+            f"{first['cpu']:.1f} s CPU, peak memory {first['peak_mb']:,.0f} MB (largest process), "
+            f"load {first['load']:.2f}."
         )
         lines.append("")
     lines += [
@@ -150,6 +179,10 @@ def main() -> None:
         f"| `clv run` again with nothing new, wall | {med(again['on'], 'wall'):.1f} s | "
         f"{med(again['off'], 'wall'):.1f} s | {args.repeats} |",
         f"| again with nothing new, CPU | {med(again['on'], 'cpu'):.1f} s | {med(again['off'], 'cpu'):.1f} s | |",
+        f"| next business day, peak memory (largest process) | {med(days['on'], 'peak_mb'):,.0f} MB | "
+        f"{med(days['off'], 'peak_mb'):,.0f} MB | |",
+        f"| next day: metric history and anomaly verdicts, every layer | {med(days['on'], 'metrics'):.2f} s | "
+        f"{med(days['off'], 'metrics'):.2f} s | |",
     ]
     for task in ("load_raw", "scan_raw", *LAYER_TASKS, "publish"):
         lines.append(
@@ -168,15 +201,17 @@ def main() -> None:
     lines += [
         "",
         f"Load average before the runs: {min(loads):.2f} to {max(loads):.2f}.",
-        "SQLMesh context per layer task, last `on` day: "
-        + "; ".join(f"{t}: {days['on'][-1]['contexts'].get(t, '?')}" for t in LAYER_TASKS)
-        + ". Last `off` day: "
-        + "; ".join(f"{t}: {days['off'][-1]['contexts'].get(t, '?')}" for t in LAYER_TASKS)
-        + ".",
+        " ".join(
+            f"SQLMesh context per layer task, last `{name}` day: "
+            + "; ".join(f"{t}: {days[name][-1]['contexts'].get(t, '?')}" for t in LAYER_TASKS)
+            + "."
+            for name in ("on", "off")
+            if days[name]
+        ),
     ]
-    body = "\n".join(lines)
+    body = re.sub(r"\bnan (s|MB)\b", "not run", "\n".join(lines))
     print(body)
-    write_section("daily_cost", body)
+    write_section(args.section, body)
 
 
 if __name__ == "__main__":
