@@ -53,10 +53,17 @@ def _quote(name: str) -> str:
 def load(
     con: duckdb.DuckDBPyConnection, path: Path, customer_col: str, date_col: str, amount_col: str
 ) -> int:
-    """Read the CSV into table `tx(line, customer_id, purchase_date, amount)`; every bad value is
-    reported with its line number (the header is line 1). Returns the number of transactions."""
+    """Read the CSV into table `tx(customer_id, purchase_date, amount)`; every bad value is
+    reported with its line number (the header is line 1). Returns the number of transactions.
+
+    A clean file with ISO dates takes one typed pass (`_load_clean`); anything else (another date
+    format, a bad value, a malformed file) takes the checked pass, which parses every value as text
+    and numbers the lines to say where the problem is."""
     if not path.is_file():
         raise FitInputError(f"no such file: {path}")
+    n = _load_clean(con, path, customer_col, date_col, amount_col)
+    if n is not None:
+        return n
     try:
         con.execute(
             "CREATE TEMP TABLE raw AS SELECT row_number() OVER () + 1 AS line, * "
@@ -113,6 +120,38 @@ def load(
         if row:
             more = f" (and {row[3] - 1:,} more)" if row[3] > 1 else ""
             raise FitInputError(message(row) + more)
+    return n
+
+
+def _load_clean(
+    con: duckdb.DuckDBPyConnection, path: Path, customer_col: str, date_col: str, amount_col: str
+) -> int | None:
+    """The common case in one pass: DuckDB's CSV reader parses the dates (`%Y-%m-%d`, the first
+    format the checked pass tries) and amounts itself, with no line numbers and no text copies kept
+    for error messages. Half of the whole command's time at 1,000,000 customers went to that
+    checked pass (two materialised tables, five date formats tried per row). None, and nothing
+    left behind, when the reader fails or any value would be rejected: the checked pass then finds
+    the same values the same way and says where they are."""
+    if len({customer_col, date_col, amount_col}) < 3:
+        return None
+    c, d, a = _quote(customer_col), _quote(date_col), _quote(amount_col)
+    types = "{" + f"{sql_text.literal(date_col)}: 'DATE', {sql_text.literal(amount_col)}: 'DOUBLE'" + "}"
+    try:
+        con.execute(
+            f"CREATE TEMP TABLE tx AS SELECT NULLIF(trim({c}), '') AS customer_id, {d} AS purchase_date, "
+            f"{a} AS amount FROM read_csv(?, header = true, all_varchar = true, types = {types}, "
+            "dateformat = '%Y-%m-%d')",
+            [sql_text.exact_file(path)],
+        )
+    except duckdb.Error:
+        return None
+    n, bad = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE customer_id IS NULL OR purchase_date IS NULL "
+        "OR amount IS NULL OR NOT isfinite(amount) OR amount < 0) FROM tx"
+    ).fetchone()
+    if n == 0 or bad:
+        con.execute("DROP TABLE tx")
+        return None
     return n
 
 
