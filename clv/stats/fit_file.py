@@ -407,15 +407,16 @@ def fit_file(
             raise FitInputError(
                 f"the calibration end {calibration_end} is before the first transaction ({first}): nothing to fit"
             )
-        summary = _columns(
-            con.execute(
-                btyd.summary_sql("tx", calibration_end, time_unit, "customer_id", "purchase_date", "amount")
-            )
-        )
+        # the ids only when a row per customer leaves the command (a tenth of the fetch otherwise)
+        columns = ["frequency", "recency", "T", "monetary_value"]
+        if output is not None or holdout_end is not None or series:
+            columns.insert(0, "customer_id")
+        sql = btyd.summary_sql("tx", calibration_end, time_unit, "customer_id", "purchase_date", "amount")
+        summary = _columns(con.execute(f"SELECT {', '.join(columns)} FROM ({sql}) ORDER BY customer_id"))
         n_cal = con.execute(
             f"SELECT count(*) FROM tx WHERE purchase_date <= DATE '{calibration_end}'"
         ).fetchone()[0]
-        customers = len(summary["customer_id"])
+        customers = len(summary["frequency"])
         say(f"summarised {customers:,} customers up to {calibration_end}")
         x, tx, T, m = _xtTm(summary)
         fitted = {}
