@@ -46,6 +46,12 @@ _DATE_SQL = (
 )
 
 
+def _file(path: Path) -> str:
+    """The file name as a literal, not a bound parameter: with DuckDB 1.5 the same read_csv took
+    0.3-0.6 s more per command when its file was a parameter (measured at 100,000 customers)."""
+    return sql_text.literal(sql_text.exact_file(path))
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -67,8 +73,7 @@ def load(
     try:
         con.execute(
             "CREATE TEMP TABLE raw AS SELECT row_number() OVER () + 1 AS line, * "
-            "FROM read_csv(?, header = true, all_varchar = true)",
-            [sql_text.exact_file(path)],
+            f"FROM read_csv({_file(path)}, header = true, all_varchar = true)"
         )
     except duckdb.Error as e:
         first = str(e).strip().splitlines()[0]
@@ -139,9 +144,8 @@ def _load_clean(
     try:
         con.execute(
             f"CREATE TEMP TABLE tx AS SELECT NULLIF(trim({c}), '') AS customer_id, {d} AS purchase_date, "
-            f"{a} AS amount FROM read_csv(?, header = true, all_varchar = true, types = {types}, "
-            "dateformat = '%Y-%m-%d')",
-            [sql_text.exact_file(path)],
+            f"{a} AS amount FROM read_csv({_file(path)}, header = true, all_varchar = true, "
+            f"types = {types}, dateformat = '%Y-%m-%d')"
         )
     except duckdb.Error:
         return None
