@@ -411,7 +411,7 @@ def fit_file(
             raise FitInputError(
                 f"the calibration end {calibration_end} is before the first transaction ({first}): nothing to fit"
             )
-        # the ids only when a row per customer leaves the command (a tenth of the fetch otherwise)
+        # the ids only when a row per customer leaves the command (half of the fetch otherwise)
         columns = ["frequency", "recency", "T", "monetary_value"]
         if output is not None or holdout_end is not None or series:
             columns.insert(0, "customer_id")
@@ -465,7 +465,7 @@ def fit_file(
 
 def _columns(relation) -> dict[str, np.ndarray]:
     """A query's result as numpy columns, NULL as NaN: the command's plain path never needs pandas
-    (importing it took a tenth of the whole command at 100,000 customers)."""
+    (importing it took 0.3-0.5 s of every command)."""
     return {
         k: np.ma.filled(v.astype(float), np.nan) if np.ma.isMaskedArray(v) and v.dtype.kind in "fiu" else v
         for k, v in relation.fetchnumpy().items()
