@@ -17,6 +17,7 @@ the project's environment, lifetimes 0.11.3 (with its defaults) in bench/.venv-l
 and is never a project dependency.
 
     python bench/bench_btyd.py [--customers 1000000] [--repeats 5] [--lifetimes-repeats 3] [--parts compare,pnbd,command]
+                               [--command-also 100000]
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 from pathlib import Path
 
@@ -88,6 +90,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--lifetimes-repeats", type=int, default=3)
     ap.add_argument("--parts", default="compare,pnbd,command")
+    ap.add_argument(
+        "--command-also", default="100000", help="command part: more sizes, comma-separated (default 100000)"
+    )
     args = ap.parse_args()
     parts = set(args.parts.split(","))
     if "compare" in parts:
@@ -319,9 +324,19 @@ def make_transactions(path: Path, customers: int) -> int:
     return len(df)
 
 
-def command(args) -> None:
-    path = ROOT / "bench" / "out" / f"transactions-{args.customers}.csv"
-    rows = make_transactions(path, args.customers)
+def _timed(cmd: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system, every thread of the child) and peak PSS of one run:
+    on a shared machine the CPU time moves much less with the load than the wall time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    r = run(cmd)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return r.seconds, cpu, r.peak_rss_mb
+
+
+def command_size(customers: int, repeats: int, lifetimes_repeats: int) -> dict:
+    path = ROOT / "bench" / "out" / f"transactions-{customers}.csv"
+    rows = make_transactions(path, customers)
     mb = path.stat().st_size / 2**20
     print(f"transactions: {path} ({rows:,} rows, {mb:,.0f} MB)", flush=True)
     base = [PY, "-m", "clv.cli", "fit", str(path), "--calibration-end", "2023-12-31", "--json"]
@@ -330,50 +345,85 @@ def command(args) -> None:
         "BG/NBD + Pareto/NBD + Gamma-Gamma (--model both)": [*base, "--model", "both"],
         "both, with --holdout-end 2024-12-31": [*base, "--model", "both", "--holdout-end", "2024-12-31"],
     }
+    lifetimes = [str(LIFETIMES_PY), str(ROOT / "bench" / "lifetimes_fit.py"), str(path), "--transactions",
+                 "--calibration-end", "2023-12-31"]  # fmt: skip
+    out = {"customers": customers, "rows": rows, "mb": mb, "ours": {}, "theirs": None}
+    # the plain command and lifetimes alternate, so both see the same load
+    plain, theirs = [], []
+    for i in range(max(repeats, lifetimes_repeats if LIFETIMES_PY.exists() else 0)):
+        if i < repeats:
+            plain.append(_timed(base))
+        if LIFETIMES_PY.exists() and i < lifetimes_repeats:
+            theirs.append(_timed(lifetimes))
+    runs = {"BG/NBD + Gamma-Gamma": plain}
+    for name, cmd in list(cases.items())[1:]:
+        runs[name] = [_timed(cmd) for _ in range(repeats)]
+    for name, rs in runs.items():
+        out["ours"][name] = _summary(rs)
+        print(f"{customers:,}: clv fit, {name}: {out['ours'][name][0]:.1f} s", flush=True)
+    if theirs:
+        out["theirs"] = _summary(theirs)
+        print(f"{customers:,}: lifetimes: {out['theirs'][0]:.1f} s", flush=True)
+    return out
+
+
+def _summary(rs: list[tuple[float, float, float]]) -> tuple[float, float, float, int]:
+    return median([r[0] for r in rs]), median([r[1] for r in rs]), max(r[2] for r in rs), len(rs)
+
+
+def command(args) -> None:
+    """The whole command at --customers and at each of --command-also (default 100,000), one section."""
+    sizes = [args.customers, *(int(n) for n in args.command_also.split(",") if n)]
     repeats = max(1, min(args.repeats, 3))
-    ours = {}
-    for name, cmd in cases.items():
-        runs = [run(cmd) for _ in range(repeats)]
-        ours[name] = (median([r.seconds for r in runs]), max(r.peak_rss_mb for r in runs))
-        print(f"clv fit, {name}: {ours[name][0]:.1f} s", flush=True)
-    theirs = None
-    if LIFETIMES_PY.exists():
-        r = run([str(LIFETIMES_PY), str(ROOT / "bench" / "lifetimes_fit.py"), str(path), "--transactions",
-                 "--calibration-end", "2023-12-31"])  # fmt: skip
-        theirs = (r.seconds, r.peak_rss_mb)
+    load_start = os.getloadavg()[0]
+    results = [command_size(n, repeats, args.lifetimes_repeats) for n in sizes]
+    load_end = os.getloadavg()[0]
     lines = [
         "## `clv fit`: the whole command (issue 18)",
         "",
-        f"Machine: {machine()}; load average at the end {os.getloadavg()[0]:.1f} (shared machine: wall-clock "
-        "times vary with the load). Command: `python bench/bench_btyd.py --parts command`.",
-        f"Input: {rows:,} transactions of {args.customers:,} customers ({mb:,.0f} MB CSV: customer_id, "
-        "date, amount), BG/NBD (r, α, a, b) = (0.75, 320, 0.8, 5) per day + Gamma-Gamma (4, 4, 60) customers acquired over 2022-2023 and followed to 2024-12-31; "
+        f"Machine: {machine()}; load average {load_start:.1f} at the start, {load_end:.1f} at the end "
+        "(shared machine: wall-clock times vary with the load; CPU time, user + system over every "
+        "thread, much less). Command: `python bench/bench_btyd.py --parts command "
+        f"--customers {args.customers} --command-also {args.command_also} --repeats {args.repeats} "
+        f"--lifetimes-repeats {args.lifetimes_repeats}`.",
+        "Input: BG/NBD (r, α, a, b) = (0.75, 320, 0.8, 5) per day + Gamma-Gamma (4, 4, 60) customers "
+        "acquired over 2022-2023 and followed to 2024-12-31, one CSV (customer_id, date, amount); "
         "calibration end 2023-12-31. Each time is the whole process, `python -m clv.cli fit ... --json` "
-        f"(interpreter start, imports, reading, summarising, fitting, printing), median of {repeats}.",
-        "",
-        "| command | wall time | peak memory (PSS) |",
-        "| --- | ---: | ---: |",
+        "(interpreter start, imports, reading, summarising, fitting, printing); the lifetimes side is "
+        "`bench/lifetimes_fit.py --transactions` (pandas read_csv, summary_data_from_transaction_data, "
+        "BetaGeoFitter, GammaGammaFitter) in bench/.venv-lifetimes. Medians; the plain command and "
+        "lifetimes' runs alternate.",
     ]
-    for name, (sec, mem) in ours.items():
-        lines.append(f"| clv fit, {name} | {sec:.1f} s | {mem:,.0f} MB |")
-    if theirs:
-        lines.append(
-            f"| lifetimes: summary_data_from_transaction_data + BetaGeoFitter + GammaGammaFitter | "
-            f"{theirs[0]:.1f} s | {theirs[1]:,.0f} MB |"
-        )
+    for res in results:
         lines += [
             "",
-            f"Speed-up of the whole command, BG/NBD + Gamma-Gamma: {theirs[0] / ours['BG/NBD + Gamma-Gamma'][0]:.1f}x.",
-        ]
-    else:
-        lines += [
+            f"{res['customers']:,} customers ({res['rows']:,} transactions, {res['mb']:,.0f} MB):",
             "",
-            "lifetimes' side (`bench/lifetimes_fit.py --transactions`: summary_data_from_transaction_data "
-            "+ BetaGeoFitter + GammaGammaFitter) needs bench/.venv-lifetimes, not installed on this "
-            "machine (`make bench-lifetimes-env`): the 10x whole-command target is not measured here.",
+            "| command | wall time | CPU time | peak memory (PSS) | runs |",
+            "| --- | ---: | ---: | ---: | ---: |",
         ]
+        for name, (sec, cpu, mem, n) in res["ours"].items():
+            lines.append(f"| clv fit, {name} | {sec:.1f} s | {cpu:.1f} s | {mem:,.0f} MB | {n} |")
+        if res["theirs"]:
+            sec, cpu, mem, n = res["theirs"]
+            lines.append(
+                "| lifetimes: summary_data_from_transaction_data + BetaGeoFitter + GammaGammaFitter | "
+                f"{sec:.1f} s | {cpu:.1f} s | {mem:,.0f} MB | {n} |"
+            )
+            ours = res["ours"]["BG/NBD + Gamma-Gamma"]
+            lines += [
+                "",
+                f"Speed-up of the whole command, BG/NBD + Gamma-Gamma, at {res['customers']:,} customers: "
+                f"{sec / ours[0]:.1f}x in wall time, {cpu / ours[1]:.1f}x in CPU time.",
+            ]
+        else:
+            lines += [
+                "",
+                "lifetimes' side needs bench/.venv-lifetimes, not installed on this machine "
+                "(`make bench-lifetimes-env`): the 10x whole-command target is not measured here.",
+            ]
     write_section("fit_command", "\n".join(lines))
-    print("\n".join(lines[5:]))
+    print("\n".join(lines[4:]))
 
 
 if __name__ == "__main__":

@@ -406,3 +406,33 @@ def test_bad_flags_are_one_line_and_exit_code_2(tmp_path, capsys, tx, args, mess
     assert code == 2, (out, err)
     assert message in err and err.count("\n") == 1, err
     assert not any(p.suffix in (".csv", ".parquet") and p.name != "tx.csv" for p in tmp_path.iterdir())
+
+
+def test_clean_pass_reads_the_same_rows_as_the_checked_pass(tmp_path):
+    """An ISO-dated file takes the one typed pass (`_load_clean`); the same rows with compact dates
+    take the checked pass. Both must leave the same `tx` table, values at the edges included."""
+    import duckdb
+
+    from clv.stats import fit_file
+
+    rows = [
+        (" C1 ", dt.date(2022, 1, 1), "10.5"),  # ids are trimmed by both
+        ("C1", dt.date(2022, 1, 1), "0"),  # a zero amount is allowed
+        ("C2", dt.date(2024, 2, 29), "1e2"),
+        ("C2", dt.date(2022, 12, 31), "0.01"),
+        ("C3", dt.date(2023, 6, 1), "12345678.9"),
+    ]
+    tables = {}
+    for fmt, name in (("%Y-%m-%d", "clean"), ("%Y%m%d", "checked")):
+        con = duckdb.connect()
+        n = fit_file.load(con, write(tmp_path / f"{name}.csv", rows, fmt), "customer", "day", "value")
+        assert n == len(rows)
+        columns = [r[0] for r in con.execute("DESCRIBE tx").fetchall()]
+        assert ("line" in columns) == (name == "checked")  # which pass read it
+        tables[name] = con.execute(
+            "SELECT customer_id, purchase_date, amount FROM tx ORDER BY ALL"
+        ).fetchall()
+        con.close()
+    assert tables["clean"] == tables["checked"]
+    assert tables["clean"][0] == ("C1", dt.date(2022, 1, 1), 0.0)
+    assert [r[2] for r in tables["clean"]].count(100.0) == 1
