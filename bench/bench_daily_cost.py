@@ -136,7 +136,8 @@ def main() -> None:
         return f"{median(times):.2f} s" if times else "not evaluated"
 
     lines = [
-        "## Daily cost: refit cadence, one SQLMesh context, confirming a published day (issue 22)",
+        f"## Daily cost at {args.customers:,} customers: refit cadence, one SQLMesh context, confirming "
+        "a published day (issue 22)",
         "",
         f"Machine: {machine()}. Command: `python bench/bench_daily_cost.py --customers {args.customers} "
         f"--repeats {args.repeats}{' --on-only' if args.on_only else ''}"
