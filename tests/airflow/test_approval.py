@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -32,7 +30,7 @@ from clv.airflow import home as airflow_home
 from clv.business_date import logical_date
 from clv.names import DEFAULT_HISTORY_END
 from tests.airflow.helpers import query, sha256, small_run
-from tests.browser.helpers import CHROMIUM, chromium_or_skip, free_port, log_in
+from tests.browser.helpers import CHROMIUM, chromium_or_skip, free_port, log_in, stop_group
 
 pytestmark = pytest.mark.slow
 
@@ -125,12 +123,7 @@ def api_server(env: dict, port: int, log: Path):
                 time.sleep(2)
             yield url
         finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_group(proc)
 
 
 def api(url: str, path: str, token: str | None = None, body: dict | None = None) -> dict:
@@ -198,18 +191,24 @@ def check_page(page: dict, high: int, between: int) -> None:
     assert "**Approve** promotes `candidate` to prod" in body
 
 
-def test_reject_leaves_prod_and_the_serving_file_and_keeps_the_environment(built, tmp_path, monkeypatch):
-    high, between = moved(built / "data")
-    serving = sha256(built / "data" / "serving.duckdb")
-    data, page = deploy_and_answer(built, tmp_path, monkeypatch, "Reject")
-    assert page["status"] == 200 and page["answer"]["chosen_options"] == ["Reject"]
-    check_page(page, high, between)
+def assert_rejected(data: Path, high: int, between: int, serving: str) -> None:
+    """A rejected deploy: answered, nothing promoted or published, prod's marts and the serving
+    file as they were, and the candidate environment kept for inspection."""
     states = task_states(data)
     assert states["approve"] == "success"
     assert states["promote"] == "skipped" and states["publish"] == "skipped"
     assert high_band(data) == high, "prod changed after a reject"
     assert sha256(data / "serving.duckdb") == serving
     assert high_band(data, "marts__candidate") == high + between, "the environment was not kept"
+
+
+def test_reject_leaves_prod_and_the_serving_file_and_keeps_the_environment(built, tmp_path, monkeypatch):
+    high, between = moved(built / "data")
+    serving = sha256(built / "data" / "serving.duckdb")
+    data, page = deploy_and_answer(built, tmp_path, monkeypatch, "Reject")
+    assert page["status"] == 200 and page["answer"]["chosen_options"] == ["Reject"]
+    check_page(page, high, between)
+    assert_rejected(data, high, between, serving)
 
 
 def test_approve_promotes_and_republishes(built, tmp_path, monkeypatch):
@@ -286,9 +285,4 @@ def test_the_approval_page_in_a_browser_shows_the_review_and_its_reject_button_a
                 browser.close()
         rc = run.wait(timeout=900)
     assert rc == 0, log.read_text()[-3000:]
-    states = task_states(data)
-    assert states["approve"] == "success"
-    assert states["promote"] == "skipped" and states["publish"] == "skipped"
-    assert high_band(data) == high, "prod changed after a reject"
-    assert sha256(data / "serving.duckdb") == serving
-    assert high_band(data, "marts__candidate") == high + between, "the environment was not kept"
+    assert_rejected(data, high, between, serving)

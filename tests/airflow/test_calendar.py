@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from clv.names import DAILY_DAG, DEFAULT_HISTORY_END
 from clv.settings import PROJECT_ROOT, Paths
 from generator import runner
 from tests.airflow.helpers import query
-from tests.browser.helpers import free_port
+from tests.browser.helpers import free_port, stop_group
 
 # A live `airflow standalone` running the pipeline five times: about 25 minutes on the loaded 2-core
 # machine it was written on — beyond `make test`'s budget. Run it with CLV_TEST_LIVE_AIRFLOW=1
@@ -82,11 +81,7 @@ def standalone(tmp_path):
         )
         yield paths.data_dir, proc, tmp_path
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc, 60)
         log.close()
 
 

@@ -1,10 +1,12 @@
 """What the browser tests share: the Chromium they drive, a free port for the server they start,
-and the Airflow UI's login."""
+stopping that server, and the Airflow UI's login."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def stop_group(proc: subprocess.Popen, wait_seconds: float = 30) -> None:
+    """Stop a server started in a process group of its own (``start_new_session``): SIGTERM to
+    the group, SIGKILL when it is still there after ``wait_seconds``."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(wait_seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def log_in(page, url: str, password: str, user: str = "admin") -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import pytest
 
 from clv.names import DAG_IDS
 from clv.settings import PROJECT_ROOT
-from tests.browser.helpers import CHROMIUM, chromium_or_skip, free_port, log_in
+from tests.browser.helpers import CHROMIUM, chromium_or_skip, free_port, log_in, stop_group
 
 pytestmark = pytest.mark.slow
 
@@ -61,11 +60,7 @@ def airflow_ui(tmp_path):
         password = json.loads((data / "airflow" / "passwords.json").read_text())["admin"]
         yield url, password, data, tmp_path
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)
         log.close()
 
 
