@@ -341,3 +341,34 @@ def test_the_model_curve_declines_through_an_annual_plans_year():
     assert annual[0] == 1 and annual[12] == pytest.approx(0.5)  # B(2, 3) / B(2, 2) after a renewal
     assert (np.diff(annual) < 0).all()  # through the year, not a step at the renewal
     assert "PLS-M" not in curve.index.get_level_values(0)  # not fitted: no curve
+
+
+def test_value_draws_are_the_distribution_of_the_charges_paid():
+    """One running monthly subscription: its 12-month value is price x K, K the charges paid before
+    it cancels, P(K >= k) = P(charge k paid); the draws read that distribution at stratified
+    levels, so their mean is the expectation (returns off) and their shares are its
+    probabilities. Two subscriptions of one customer add up: the mean doubles and the spread
+    grows less than twice (independent)."""
+    as_of = dt.date(2023, 12, 31)
+    models = {"BAS-M": renewal.SBG(1.0, 3.0, 0, 0, 0, 0, 0, 0)}
+    one = subs(("S1", "C1", "BAS-M", "2023-10-05", None))
+    eps = renewal.episodes(one, PLANS, as_of)
+    off = renewal.ReturnModel(0.0, np.zeros(13), 0, "off")
+    value = renewal.value_frame(eps, models, as_of, returns=off)
+    ids, draws = renewal.value_samples(eps, models, as_of, samples=1000)
+    assert ids.tolist() == ["C1"] and draws.shape == (1, 1000)
+    expected = value["predicted_subscription_value_12m_usd"].iloc[0]
+    assert draws.mean() == pytest.approx(expected, rel=2e-3)
+    e = renewal.expected_charges(eps[eps["is_active"]].reset_index(drop=True), models, as_of, 365)
+    price = PLANS.set_index("plan_id").loc["BAS-M", "list_price_usd"]
+    paid = np.round(draws[0] / price).astype(int)
+    assert paid.min() == 0 and paid.max() == 12  # the next 12 monthly charges fall in 365 days
+    surv = e["survival"][0]
+    assert (paid == 0).mean() == pytest.approx(1 - surv[0], abs=2e-3)
+    assert (paid == 12).mean() == pytest.approx(surv[11], abs=2e-3)
+
+    two = subs(("S1", "C1", "BAS-M", "2023-10-05", None), ("S2", "C1", "BAS-M", "2023-10-05", None))
+    eps2 = renewal.episodes(two, PLANS, as_of)
+    _, draws2 = renewal.value_samples(eps2, models, as_of, samples=1000)
+    assert draws2.mean() == pytest.approx(2 * expected, rel=5e-3)
+    assert draws[0].std() < draws2[0].std() < 2 * draws[0].std()

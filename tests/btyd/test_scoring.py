@@ -124,3 +124,25 @@ def test_pareto_nbd_through_the_pipeline_functions():
     assert outcome.r == fit.purchase.r and outcome.alpha == fit.purchase.alpha
     with pytest.raises(btyd.BtydError, match="clv_purchase_model 'weibull' is not a purchase model"):
         scoring.fit_clv(s, BUSINESS, "day", "weibull")
+
+
+def test_the_whole_value_interval_adds_the_subscription_draws_to_the_order_part():
+    """No subscription value: the whole interval is the order interval (read at 200 stratified
+    levels instead of tabulated ones, so close, not equal). A fixed subscription value c shifts
+    every quantile by c. A customer with no order history brings their subscriptions alone."""
+    s = summary(800)
+    row = scoring.fit_frame(scoring.fit_clv(s, BUSINESS, "day"))
+    bg, gg, unit, share = scoring.models_from_frame(row)
+    pred = scoring.predictions_frame(s, bg, gg, unit, share)
+    ids = pred["customer_id"].to_numpy()
+    zero = scoring.value_quantiles_with_subscriptions(row, pred, ids, np.zeros((len(ids), 200)))
+    orders = pred[["clv_12m_p10_usd", "clv_12m_p50_usd", "clv_12m_p90_usd"]].to_numpy()
+    scale = np.maximum(orders[:, 2], 1.0)
+    error = np.abs(zero - orders).max(axis=1) / scale
+    # (a customer whose P(alive) sits at a level has a jump there: the two readings straddle it)
+    assert np.median(error) < 0.02 and np.quantile(error, 0.95) < 0.04
+    shifted = scoring.value_quantiles_with_subscriptions(row, pred, ids, np.full((len(ids), 200), 120.0))
+    np.testing.assert_allclose(shifted, zero + 120.0, rtol=1e-9, atol=1e-6)
+    draws = np.tile(np.linspace(0, 300, 200), (2, 1))
+    alone = scoring.value_quantiles_with_subscriptions(row, pred, np.array(["nobody", "else"]), draws)
+    np.testing.assert_allclose(alone, np.quantile(draws, [0.1, 0.5, 0.9], axis=1).T)

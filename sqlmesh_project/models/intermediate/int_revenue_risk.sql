@@ -47,6 +47,7 @@ MODEL (
     accepted_range(column := subscription_cancel_probability_90d, min_v := 0, max_v := 1),
     accepted_range(column := p_purchase_90d, min_v := 0, max_v := 1),
     quantiles_in_order(low := order_value_12m_p10_usd, middle := order_value_12m_p50_usd, high := order_value_12m_p90_usd),
+    quantiles_in_order(low := value_12m_p10_usd, middle := value_12m_p50_usd, high := value_12m_p90_usd),
     risk_within_remaining_value
   ),
   description 'Remaining 12-month value per customer (orders + subscriptions) split into revenue at risk (90 days), value kept and value already lost.',
@@ -67,6 +68,9 @@ MODEL (
     order_value_12m_p10_usd = 'Orders: 10th percentile of what the customer may actually spend over the next 12 months (int_clv_predictions clv_12m_p10_usd: purchases, spend per purchase and parameter uncertainty, with the purchase model''s P(alive))',
     order_value_12m_p50_usd = 'Orders: median of the next 12 months'' net order revenue (0 when no purchase is more likely than not)',
     order_value_12m_p90_usd = 'Orders: 90th percentile of the next 12 months'' net order revenue; with order_value_12m_p10_usd an 80% predictive interval',
+    value_12m_p10_usd = 'Orders + running subscriptions: 10th percentile of what the customer may bring over the next 12 months (int_subscription_value; the order interval for a customer without a running subscription)',
+    value_12m_p50_usd = 'Orders + running subscriptions: median of the next 12 months'' value',
+    value_12m_p90_usd = 'Orders + running subscriptions: 90th percentile; with value_12m_p10_usd an 80% predictive interval of the customer''s whole value',
     predicted_remaining_order_value_usd = 'Orders: net revenue expected over the next 12 months if the customer is still active and stays (R)',
     predicted_remaining_clv_usd = 'Value over the next 12 months if the customer stays: the order part R + the subscription part V',
     predicted_order_value_12m_usd = 'Orders: expected net revenue over the next 12 months, R x (1 - churn_probability)',
@@ -88,7 +92,10 @@ WITH fit AS (
     active_subscriptions,
     mrr_usd,
     predicted_subscription_value_12m_usd,
-    subscription_cancel_probability_90d
+    subscription_cancel_probability_90d,
+    value_12m_p10_usd,
+    value_12m_p50_usd,
+    value_12m_p90_usd
   FROM intermediate.int_subscription_value
 ), leaving AS (
   SELECT
@@ -105,6 +112,9 @@ WITH fit AS (
     p.clv_12m_p10_usd,
     p.clv_12m_p50_usd,
     p.clv_12m_p90_usd,
+    COALESCE(v.value_12m_p10_usd, p.clv_12m_p10_usd) AS value_12m_p10_usd,
+    COALESCE(v.value_12m_p50_usd, p.clv_12m_p50_usd) AS value_12m_p50_usd,
+    COALESCE(v.value_12m_p90_usd, p.clv_12m_p90_usd) AS value_12m_p90_usd,
     COALESCE(v.active_subscriptions, 0) AS active_subscriptions,
     COALESCE(v.mrr_usd, 0) AS mrr_usd,
     COALESCE(v.predicted_subscription_value_12m_usd, 0) AS subscription_value,
@@ -156,6 +166,9 @@ SELECT
   CAST(clv_12m_p10_usd AS DECIMAL(14, 2)) AS order_value_12m_p10_usd,
   CAST(clv_12m_p50_usd AS DECIMAL(14, 2)) AS order_value_12m_p50_usd,
   CAST(clv_12m_p90_usd AS DECIMAL(14, 2)) AS order_value_12m_p90_usd,
+  CAST(value_12m_p10_usd AS DECIMAL(14, 2)) AS value_12m_p10_usd,
+  CAST(value_12m_p50_usd AS DECIMAL(14, 2)) AS value_12m_p50_usd,
+  CAST(value_12m_p90_usd AS DECIMAL(14, 2)) AS value_12m_p90_usd,
   order_remaining_usd AS predicted_remaining_order_value_usd,
   CAST(order_remaining_usd + subscription_value_usd AS DECIMAL(14, 2)) AS predicted_remaining_clv_usd,
   order_value_usd AS predicted_order_value_12m_usd,

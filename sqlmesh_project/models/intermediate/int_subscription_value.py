@@ -4,7 +4,13 @@ charged its plan's list price at every future billing date of its current plan (
 billing_months, core.fct_revenue's convention); the charge is paid if the subscription survives
 every renewal up to it: sBG conditional survival given the renewals it has already survived.
 Paused subscriptions are valued as paying: billing charges them (fct_revenue) and the generator's
-truth counts those charges. A cancelled customer's return (a new subscription) is not forecast.
+truth counts those charges. A customer whose subscription was cancelled may come back: the return
+model (`renewal.fit_returns`) adds what a return would bring to the expectations.
+How sure: value_12m_p10/p50/p90_usd, an 80% predictive interval of what a customer with a running
+subscription may bring over the next 12 months, orders and subscriptions together (the order part
+from int_clv_predictions' purchase model, the subscription part from the renewal model's
+distribution of the charges paid, `renewal.value_samples` and
+`scoring.value_quantiles_with_subscriptions`).
 Grain: one row per customer_id with a subscription started by the business date."""
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from sqlmesh import ExecutionContext, model
 from sqlmesh.core.model.kind import ModelKindName
 
 from clv.business_date import from_execution_time
-from clv.stats import renewal
+from clv.stats import renewal, scoring
+
+INTERVAL_COLUMNS = {f"value_12m_{q}_usd": "DOUBLE" for q in ("p10", "p50", "p90")}
 
 
 @model(
@@ -26,12 +34,14 @@ from clv.stats import renewal
     kind=dict(name=ModelKindName.FULL),
     grain="customer_id",
     tags=["intermediate"],
-    columns=renewal.VALUE_COLUMNS,
+    columns={**renewal.VALUE_COLUMNS, **INTERVAL_COLUMNS},
     depends_on=[
         "staging.stg_subscriptions",
         "core.dim_plans",
         "core.dim_customers",
         "intermediate.int_subscription_model_fit",
+        "intermediate.int_clv_model_fit",
+        "intermediate.int_clv_predictions",
     ],
     audits=[
         ("unique_values", {"columns": [exp.column("customer_id")]}),
@@ -57,6 +67,14 @@ from clv.stats import renewal
         ),
         ("accepted_range", {"column": exp.column("expected_subscription_revenue_90d_usd"), "min_v": 0}),
         ("accepted_range", {"column": exp.column("predicted_subscription_value_12m_usd"), "min_v": 0}),
+        (
+            "quantiles_in_order",
+            {
+                "low": exp.column("value_12m_p10_usd"),
+                "middle": exp.column("value_12m_p50_usd"),
+                "high": exp.column("value_12m_p90_usd"),
+            },
+        ),
     ],
     description="Expected subscription revenue per customer over 90 and 365 days from the sBG renewal model.",
     column_descriptions={
@@ -71,6 +89,9 @@ from clv.stats import renewal
         "p_subscription_paying_90d": "Probability that at least one subscription still pays at day 90 (subscriptions independent); 0 without one running",
         "subscription_cancel_probability_90d": "Probability of cancelling at a renewal within 90 days, weighted by each running subscription's 12-month value (one subscription: 1 - its survival to day 90); 0 without one",
         "renewals_survived": "Most renewals survived by a running subscription of the customer",
+        "value_12m_p10_usd": "Orders + running subscriptions: 10th percentile of what the customer may bring over the next 12 months (net, discounted like the value); NULL without a running subscription (the order interval is then the whole)",
+        "value_12m_p50_usd": "Orders + running subscriptions: median of the next 12 months' value",
+        "value_12m_p90_usd": "Orders + running subscriptions: 90th percentile; with value_12m_p10_usd an 80% predictive interval (a return after cancelling is in the expectation, not in the interval)",
     },
 )
 def execute(
@@ -85,6 +106,16 @@ def execute(
     paused = set(subscriptions.loc[running, "subscription_id"].astype(str))
     discount = float(context.var("clv_discount_rate", 0.0))
     frame = renewal.value_frame(eps, models, business, discount, paused)
+    ids, draws = renewal.value_samples(eps, models, business, discount)
+    bands = pd.DataFrame(index=pd.Index(ids, name="customer_id"), columns=list(INTERVAL_COLUMNS), dtype=float)
+    if len(ids):
+        bands[:] = scoring.value_quantiles_with_subscriptions(
+            read_model(context, "intermediate.int_clv_model_fit"),
+            read_model(context, "intermediate.int_clv_predictions"),
+            ids,
+            draws,
+        )
+    frame[list(INTERVAL_COLUMNS)] = bands.reindex(frame["customer_id"].astype(str)).to_numpy(dtype=float)
     if frame.empty:  # no subscriber yet: SQLMesh takes no frame, not an empty one
         yield from ()
     else:

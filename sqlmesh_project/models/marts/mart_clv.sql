@@ -4,9 +4,11 @@
    bring over the next 12 months if retained (predicted_remaining_clv_usd), not the
    churn-discounted prediction: a valuable customer who is slipping stays in a high tier, which is
    what retention targets. predicted_clv_12m_usd keeps the churn-discounted expectation. Value is
-   orders + subscriptions (int_revenue_risk), both parts kept as columns. How sure: the order
-   part's 80% predictive interval (order_value_12m_p10/p50/p90_usd: what the customer may actually
-   spend, by the purchase model with parameter uncertainty) and P(at least one purchase).
+   orders + subscriptions (int_revenue_risk), both parts kept as columns. How sure: an 80%
+   predictive interval of the whole next 12 months (value_12m_p10/p50/p90_usd: orders by the
+   purchase model with parameter uncertainty, plus the charges running subscriptions may pay by the
+   renewal model), the order part's own interval (order_value_12m_p10/p50/p90_usd) and
+   P(at least one purchase).
    Grain: one row per customer_id. */
 MODEL (
   name marts.mart_clv,
@@ -17,7 +19,8 @@ MODEL (
     unique_values(columns := (customer_id)),
     not_null(columns := (customer_id, historical_clv_usd, predicted_clv_12m_usd, value_tier)),
     accepted_values(column := value_tier, is_in := ('Top 10%', 'High', 'Medium', 'Low')),
-    quantiles_in_order(low := order_value_12m_p10_usd, middle := order_value_12m_p50_usd, high := order_value_12m_p90_usd)
+    quantiles_in_order(low := order_value_12m_p10_usd, middle := order_value_12m_p50_usd, high := order_value_12m_p90_usd),
+    quantiles_in_order(low := value_12m_p10_usd, middle := value_12m_p50_usd, high := value_12m_p90_usd)
   ),
   description 'Historical and predicted CLV per customer with value tier.',
   column_descriptions (
@@ -36,6 +39,9 @@ MODEL (
     order_value_12m_p10_usd = 'Orders: 10th percentile of what the customer may actually spend over the next 12 months (purchases, spend per purchase and parameter uncertainty)',
     order_value_12m_p50_usd = 'Orders: median net order revenue of the next 12 months (0 when no purchase is more likely than not)',
     order_value_12m_p90_usd = 'Orders: 90th percentile; with order_value_12m_p10_usd an 80% predictive interval (subscriptions are not in it)',
+    value_12m_p10_usd = 'Orders + running subscriptions: 10th percentile of what the customer may bring over the next 12 months (net, discounted like predicted_clv_12m_usd)',
+    value_12m_p50_usd = 'Orders + running subscriptions: median of the next 12 months'' value',
+    value_12m_p90_usd = 'Orders + running subscriptions: 90th percentile; with value_12m_p10_usd an 80% predictive interval (by the purchase model''s P(alive); a return after cancelling a subscription is in the expectation only)',
     total_clv_usd = 'Historical plus predicted 12-month value',
     value_tier = 'Top 10%, High, Medium or Low by value at stake',
     value_rank = 'Rank by value at stake, 1 = highest',
@@ -62,6 +68,9 @@ WITH ranked AS (
     r.order_value_12m_p10_usd,
     r.order_value_12m_p50_usd,
     r.order_value_12m_p90_usd,
+    r.value_12m_p10_usd,
+    r.value_12m_p50_usd,
+    r.value_12m_p90_usd,
     c.purchase_days,
     c.avg_order_value_usd,
     c.tenure_months,
@@ -87,6 +96,9 @@ SELECT
   order_value_12m_p10_usd,
   order_value_12m_p50_usd,
   order_value_12m_p90_usd,
+  value_12m_p10_usd,
+  value_12m_p50_usd,
+  value_12m_p90_usd,
   CAST(historical_clv_usd + predicted_clv_12m_usd AS DECIMAL(14, 2)) AS total_clv_usd,
   CASE
     WHEN value_percentile < 0.1 THEN 'Top 10%'
