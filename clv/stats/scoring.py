@@ -316,7 +316,9 @@ def value_quantiles_with_subscriptions(
     purchase, parameter uncertainty; net of refunds and discounted), read at the same stratified
     levels as `subscription_draws` (`renewal.value_samples`, one row per customer), the two paired
     at random (independent given the customer's history: a permutation per customer, fixed by
-    `seed`) and added. A customer with no order history brings their subscriptions alone."""
+    `seed`) and added. A customer with no order history brings their subscriptions alone. The
+    columns clv_12m_p10/p50/p90_usd of `predictions` (the order part's own quantiles) are lower
+    bounds of the result."""
     ids = np.asarray(customer_ids).astype(str)
     n, samples = subscription_draws.shape
     p = predictions.assign(customer_id=predictions["customer_id"].astype(str)).set_index("customer_id")
@@ -344,7 +346,13 @@ def value_quantiles_with_subscriptions(
                 vd, x[r], T[r], m[r], alive[r], value[r], levels=levels
             )
         out[rows] = np.quantile(total, uncertainty.LEVELS, axis=1).T
-    return out
+        # both parts are never negative, so the whole is at least either part at every level: the
+        # draws' reading (200 levels) is held to the order part's tabulated quantiles and the
+        # subscriptions' own, which it could otherwise miss by a level's width
+        subscriptions = np.quantile(np.asarray(subscription_draws[rows], dtype=float), uncertainty.LEVELS, axis=1).T
+        out[rows] = np.maximum(out[rows], subscriptions)
+    order_bands = p[["clv_12m_p10_usd", "clv_12m_p50_usd", "clv_12m_p90_usd"]].fillna(0.0).to_numpy(dtype=float)
+    return np.maximum(out, np.where(has[:, None], order_bands, 0.0))
 
 
 # --------------------------------------------------------------------------------------------

@@ -128,8 +128,8 @@ def test_pareto_nbd_through_the_pipeline_functions():
 
 def test_the_whole_value_interval_adds_the_subscription_draws_to_the_order_part():
     """No subscription value: the whole interval is the order interval (read at 200 stratified
-    levels instead of tabulated ones, so close, not equal). A fixed subscription value c shifts
-    every quantile by c. A customer with no order history brings their subscriptions alone."""
+    levels instead of tabulated ones, so close, not equal, and never below it). A fixed
+    subscription value c shifts every quantile by c. A customer with no order history brings their subscriptions alone."""
     s = summary(800)
     row = scoring.fit_frame(scoring.fit_clv(s, BUSINESS, "day"))
     bg, gg, unit, share = scoring.models_from_frame(row)
@@ -141,8 +141,11 @@ def test_the_whole_value_interval_adds_the_subscription_draws_to_the_order_part(
     error = np.abs(zero - orders).max(axis=1) / scale
     # (a customer whose P(alive) sits at a level has a jump there: the two readings straddle it)
     assert np.median(error) < 0.02 and np.quantile(error, 0.95) < 0.04
+    assert (zero >= orders - 1e-9).all()  # the whole is never below its order part
     shifted = scoring.value_quantiles_with_subscriptions(row, pred, ids, np.full((len(ids), 200), 120.0))
-    np.testing.assert_allclose(shifted, zero + 120.0, rtol=1e-9, atol=1e-6)
+    moved = np.abs(shifted - 120.0 - orders).max(axis=1) / scale
+    assert np.median(moved) < 0.02 and np.quantile(moved, 0.95) < 0.04
+    assert (shifted >= 120.0 - 1e-9).all() and (shifted >= orders - 1e-9).all()
     draws = np.tile(np.linspace(0, 300, 200), (2, 1))
     alone = scoring.value_quantiles_with_subscriptions(row, pred, np.array(["nobody", "else"]), draws)
     np.testing.assert_allclose(alone, np.quantile(draws, [0.1, 0.5, 0.9], axis=1).T)
