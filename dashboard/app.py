@@ -52,6 +52,9 @@ LABELS = {
     "order_value_12m_p10_usd": "Orders next 12 months, low (P10)",
     "order_value_12m_p50_usd": "Orders next 12 months, median",
     "order_value_12m_p90_usd": "Orders next 12 months, high (P90)",
+    "value_12m_p10_usd": "Value next 12 months, low (P10)",
+    "value_12m_p50_usd": "Value next 12 months, median",
+    "value_12m_p90_usd": "Value next 12 months, high (P90)",
     "measure": "Total",
     "expected_usd": "Expected",
     "p10_usd": "Low (P10)",
@@ -681,13 +684,19 @@ def customer_tab(s: data.Serving) -> None:
         st.markdown(" · ".join(who))
     cols = st.columns(6)
     cols[0].metric("Value tier", str(row["value_tier"]))
-    low, high = row.get("order_value_12m_p10_usd"), row.get("order_value_12m_p90_usd")
+    low, high = row.get("value_12m_p10_usd"), row.get("value_12m_p90_usd")
+    o_low, o_high = row.get("order_value_12m_p10_usd"), row.get("order_value_12m_p90_usd")
+    if low is None:  # a serving file from before the whole value's interval: orders alone
+        low, high, whole = o_low, o_high, False
+    else:
+        whole = True
+    what = "orders and subscriptions" if whole else "orders alone"
     cols[1].metric(
         "Predicted 12-month CLV",
         money(row["predicted_clv_12m_usd"]),
         help=None
         if low is None
-        else f"Orders alone: 80% likely between {money(low)} and {money(high)} over the next 12 months.",
+        else f"{what.capitalize()}: 80% likely between {money(low)} and {money(high)} over the next 12 months.",
     )
     cols[2].metric("Churn probability", pct(row["churn_probability"]))
     cols[3].metric("Revenue at risk", money(row["revenue_at_risk_usd"]))
@@ -695,9 +704,11 @@ def customer_tab(s: data.Serving) -> None:
     cols[5].metric("Lifecycle stage", str(row["lifecycle_stage"]))
     if low is not None:
         buys = row.get("p_purchase_90d")
+        orders = f" (orders alone {money(o_low)} to {money(o_high)})" if whole and o_low is not None else ""
         st.markdown(
-            f"**How sure:** orders over the next 12 months 80% likely between {money(low)} and "
-            f"{money(high)}" + (f"; {pct(buys)} likely to buy within 90 days." if buys is not None else ".")
+            f"**How sure:** the next 12 months' value ({what}) 80% likely between {money(low)} and "
+            f"{money(high)}{orders}"
+            + (f"; {pct(buys)} likely to buy within 90 days." if buys is not None else ".")
         )
     if row.get("churn_reasons"):
         st.markdown(f"**Why:** {row['churn_reasons']}")

@@ -349,9 +349,13 @@ def value_quantiles_with_subscriptions(
         # both parts are never negative, so the whole is at least either part at every level: the
         # draws' reading (200 levels) is held to the order part's tabulated quantiles and the
         # subscriptions' own, which it could otherwise miss by a level's width
-        subscriptions = np.quantile(np.asarray(subscription_draws[rows], dtype=float), uncertainty.LEVELS, axis=1).T
+        subscriptions = np.quantile(
+            np.asarray(subscription_draws[rows], dtype=float), uncertainty.LEVELS, axis=1
+        ).T
         out[rows] = np.maximum(out[rows], subscriptions)
-    order_bands = p[["clv_12m_p10_usd", "clv_12m_p50_usd", "clv_12m_p90_usd"]].fillna(0.0).to_numpy(dtype=float)
+    order_bands = (
+        p[["clv_12m_p10_usd", "clv_12m_p50_usd", "clv_12m_p90_usd"]].fillna(0.0).to_numpy(dtype=float)
+    )
     return np.maximum(out, np.where(has[:, None], order_bands, 0.0))
 
 

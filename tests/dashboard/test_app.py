@@ -585,14 +585,17 @@ def test_how_sure_the_totals_and_a_customers_value_are(pipeline_data, run_app):
     assert set(tiers["value_tier"]) >= {"all customers", "Top 10%"}
     assert (tiers["p10_usd"] <= tiers["p90_usd"]).all()
 
-    ((cid, c_lo, c_hi, buys),) = query(
+    ((cid, c_lo, c_hi, o_lo, o_hi, buys),) = query(
         pipeline_data,
-        "SELECT customer_id, order_value_12m_p10_usd, order_value_12m_p90_usd, p_purchase_90d "
-        "FROM mart_customer_360 WHERE order_value_12m_p90_usd > 0 ORDER BY value_at_stake_usd DESC, customer_id LIMIT 1",
+        "SELECT customer_id, value_12m_p10_usd, value_12m_p90_usd, order_value_12m_p10_usd, "
+        "order_value_12m_p90_usd, p_purchase_90d FROM mart_customer_360 WHERE order_value_12m_p90_usd > 0 "
+        "AND mrr_usd > 0 ORDER BY value_at_stake_usd DESC, customer_id LIMIT 1",
     )
+    assert c_lo >= o_lo and c_hi >= o_hi  # a subscriber: the whole is at least the order part
     at.text_input(key="customer_id").set_value(cid)
     at = run_app(pipeline_data, at)
     assert (
-        f"**How sure:** orders over the next 12 months 80% likely between ${c_lo:,.0f} and ${c_hi:,.0f}; "
+        f"**How sure:** the next 12 months' value (orders and subscriptions) 80% likely between "
+        f"${c_lo:,.0f} and ${c_hi:,.0f} (orders alone ${o_lo:,.0f} to ${o_hi:,.0f}); "
         f"{buys:.0%} likely to buy within 90 days." in markdown(at)
     )
