@@ -41,6 +41,45 @@ def implied_inside(p10: np.ndarray, p90: np.ndarray, buy: np.ndarray) -> np.ndar
     return np.where(p10 > 0, 0.8, np.where(p90 > 0, 0.9, 1 - buy))
 
 
+def whole_value_lines(w: pd.DataFrame) -> list[str]:
+    """The whole value's 80% interval (orders + running subscriptions, int_revenue_risk
+    value_12m_p10/p50/p90_usd) against the truth's whole revenue of the next 365 days (net order
+    revenue + subscription charges), for subscribers and the others."""
+    actual = w["future_total_revenue_365d"].to_numpy(dtype=float)
+    p10, p50, p90 = (w[f"value_12m_{k}_usd"].astype(float).to_numpy() for k in ("p10", "p50", "p90"))
+    inside = (actual >= p10 - 0.005) & (actual <= p90 + 0.005)
+    subscriber = w["active_subscriptions"].to_numpy() > 0
+    lines = [
+        "",
+        "### The whole value: orders + running subscriptions",
+        "",
+        "`value_12m_p10_usd` .. `value_12m_p90_usd` (int_revenue_risk, also in mart_clv and "
+        "mart_customer_360): the order part's distribution (above) plus the charges a running "
+        "subscription pays before it is cancelled at a renewal (sBG, `renewal.value_samples`), against "
+        "the truth's net order revenue + subscription charges of the next 365 days "
+        "(`future_total_revenue_365d`). A return after cancelling is in the expectation, not in the "
+        "interval. Where P10 is 0 the interval holds more than 80% by construction (see above).",
+        "",
+        "| customers | count | inside [P10, P90] | below P10 | above P90 | actual <= P50 | P10 above 0: count, inside | mean actual | mean predicted |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
+    ]
+    for label, sel in (
+        ("with a running subscription", subscriber),
+        ("without one (the order interval)", ~subscriber),
+        ("**all**", np.ones(len(w), dtype=bool)),
+    ):
+        if not sel.any():
+            continue
+        pos = sel & (p10 > 0)
+        pos_text = f"{int(pos.sum()):,}, {inside[pos].mean():.1%}" if pos.any() else "0"
+        lines.append(
+            f"| {label} | {int(sel.sum()):,} | {inside[sel].mean():.1%} | {(actual[sel] < p10[sel] - 0.005).mean():.1%} | "
+            f"{(actual[sel] > p90[sel] + 0.005).mean():.1%} | {(actual[sel] <= p50[sel] + 0.005).mean():.1%} | "
+            f"{pos_text} | ${actual[sel].mean():,.2f} | ${w.loc[sel, 'predicted_clv_12m_usd'].astype(float).mean():,.2f} |"
+        )
+    return lines
+
+
 def brier(p: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean((p - y) ** 2))
 
@@ -90,6 +129,10 @@ def main() -> None:
     try:
         fit = con.execute("SELECT * FROM intermediate.int_clv_model_fit").df()
         pred = con.execute("SELECT * FROM intermediate.int_clv_predictions").df()
+        whole = con.execute(
+            "SELECT customer_id, active_subscriptions, predicted_clv_12m_usd, predicted_remaining_clv_usd, "
+            "value_12m_p10_usd, value_12m_p50_usd, value_12m_p90_usd FROM intermediate.int_revenue_risk"
+        ).df()
         totals = con.execute("SELECT * FROM marts.mart_value_intervals").df()
         tiers = con.execute(
             "SELECT customer_id, value_tier, lifecycle_stage FROM marts.mart_customer_segments"
@@ -193,6 +236,7 @@ def main() -> None:
             f"| `p_purchase_{days}d` | {len(p):,} | {p.mean():.3f} | {y.mean():.3f} | **{brier(p, y):.4f}** | "
             f"{brier(np.full(len(y), y.mean()), y):.4f} |"
         )
+    lines += whole_value_lines(whole.merge(truth, on="customer_id", validate="one_to_one"))
     # totals
     act_all = df.set_index("customer_id")["future_revenue_365d"]
     lines += [

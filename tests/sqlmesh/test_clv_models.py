@@ -339,3 +339,31 @@ def test_customer_value_is_orders_plus_subscriptions(project):
         0
     ]
     assert float(mart_sub) == pytest.approx(float(sub_value), abs=1)
+
+
+def test_the_whole_value_interval_covers_orders_and_running_subscriptions(project):
+    """mart_clv's value_12m_p10/p50/p90_usd: for a customer with a running subscription, the
+    distribution of orders + subscription charges (at least the order part's quantiles, and
+    above them where the subscription surely pays something); for the others, the order interval."""
+    _, ctx, _ = project
+    frame = ctx.engine_adapter.fetchdf(
+        "SELECT c.customer_id, c.value_12m_p10_usd, c.value_12m_p50_usd, c.value_12m_p90_usd, "
+        "c.order_value_12m_p10_usd, c.order_value_12m_p50_usd, c.order_value_12m_p90_usd, "
+        "c.predicted_subscription_value_12m_usd, COALESCE(s.active_subscriptions, 0) AS running, "
+        "m.value_12m_p90_usd AS m360_p90 "
+        "FROM marts.mart_clv c LEFT JOIN intermediate.int_subscription_value s USING (customer_id) "
+        "JOIN marts.mart_customer_360 m USING (customer_id)"
+    ).astype({c: float for c in ("value_12m_p10_usd", "value_12m_p50_usd", "value_12m_p90_usd",
+                                 "order_value_12m_p10_usd", "order_value_12m_p50_usd", "order_value_12m_p90_usd",
+                                 "predicted_subscription_value_12m_usd", "m360_p90")})  # fmt: skip
+    whole = frame[[f"value_12m_{q}_usd" for q in ("p10", "p50", "p90")]].to_numpy()
+    orders = frame[[f"order_value_12m_{q}_usd" for q in ("p10", "p50", "p90")]].to_numpy()
+    assert not np.isnan(whole).any()
+    assert (whole[:, 0] <= whole[:, 1]).all() and (whole[:, 1] <= whole[:, 2]).all()
+    assert (whole >= orders - 0.005).all()
+    running = frame["running"].to_numpy() > 0
+    assert running.sum() > 50 and (~running).sum() > 50
+    np.testing.assert_allclose(whole[~running], orders[~running])
+    # a subscriber's interval holds their subscription: its P90 is above the order part's
+    assert (whole[running, 2] > orders[running, 2]).mean() > 0.95
+    assert frame["m360_p90"].to_numpy() == pytest.approx(whole[:, 2])
