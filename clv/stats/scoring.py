@@ -346,13 +346,10 @@ def value_quantiles_with_subscriptions(
                 vd, x[r], T[r], m[r], alive[r], value[r], levels=levels
             )
         out[rows] = np.quantile(total, uncertainty.LEVELS, axis=1).T
-        # both parts are never negative, so the whole is at least either part at every level: the
-        # draws' reading (200 levels) is held to the order part's tabulated quantiles and the
-        # subscriptions' own, which it could otherwise miss by a level's width
-        subscriptions = np.quantile(
-            np.asarray(subscription_draws[rows], dtype=float), uncertainty.LEVELS, axis=1
-        ).T
-        out[rows] = np.maximum(out[rows], subscriptions)
+    # both parts are never negative, so the whole is at least either part at every level: the sums
+    # are at least their subscription draws one by one, so their quantiles are at least the draws'
+    # own; the order part's tabulated quantiles, which the 200 levels' reading could miss by a
+    # level's width, are held here
     order_bands = (
         p[["clv_12m_p10_usd", "clv_12m_p50_usd", "clv_12m_p90_usd"]].fillna(0.0).to_numpy(dtype=float)
     )
