@@ -295,18 +295,36 @@ def main() -> None:
         "| group | customers | expected | P10 | P50 | P90 | actual | inside |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
-    vt = totals[totals.measure == "value_12m"]
-    for _, t in vt[vt.group_kind.isin(["all", "value_tier", "lifecycle_stage"])].iterrows():
-        if t.group_kind == "all":
-            members = df["customer_id"]
-        else:
-            members = df.loc[df[t.group_kind] == t.group_value, "customer_id"]
-        actual_total = float(act_all.loc[members].sum())
-        ok = t.p10_usd <= actual_total <= t.p90_usd
-        lines.append(
-            f"| {t.group_kind}: {t.group_value} | {int(t.customers):,} | ${t.expected_usd:,.0f} | ${t.p10_usd:,.0f} | "
-            f"${t.p50_usd:,.0f} | ${t.p90_usd:,.0f} | ${actual_total:,.0f} | {'yes' if ok else 'no'} |"
-        )
+    act_whole = df.set_index("customer_id")["future_total_revenue_365d"]
+
+    def total_rows(measure: str, actual: pd.Series) -> list[str]:
+        vt = totals[totals.measure == measure]
+        out = []
+        for _, t in vt[vt.group_kind.isin(["all", "value_tier", "lifecycle_stage"])].iterrows():
+            if t.group_kind == "all":
+                members = df["customer_id"]
+            else:
+                members = df.loc[df[t.group_kind] == t.group_value, "customer_id"]
+            actual_total = float(actual.loc[members].sum())
+            ok = t.p10_usd <= actual_total <= t.p90_usd
+            out.append(
+                f"| {t.group_kind}: {t.group_value} | {int(t.customers):,} | ${t.expected_usd:,.0f} | ${t.p10_usd:,.0f} | "
+                f"${t.p50_usd:,.0f} | ${t.p90_usd:,.0f} | ${actual_total:,.0f} | {'yes' if ok else 'no'} |"
+            )
+        return out
+
+    lines += total_rows("value_12m", act_all)
+    if (totals.measure == "clv_12m").any():
+        lines += [
+            "",
+            "The whole 12-month value (`clv_12m`: orders as above plus the subscriptions' expected "
+            "charges, their variance from the renewal model added to every parameter draw), against the "
+            "truth's net order revenue + subscription charges of the next 365 days:",
+            "",
+            "| group | customers | expected | P10 | P50 | P90 | actual | inside |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+            *total_rows("clv_12m", act_whole),
+        ]
     risk = totals[(totals.measure == "revenue_at_risk") & (totals.group_kind == "all")].iloc[0]
     lines += [
         "",

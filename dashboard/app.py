@@ -269,26 +269,38 @@ def kpi_row(s: data.Serving) -> None:
 
 
 def interval_sentence(intervals: dict[tuple[str, str], data.Interval]) -> str | None:
-    """How sure the totals are, in one sentence: the 80% intervals of the order part (what the
-    purchase model can bracket; subscription value has no interval yet)."""
-    value, risk = (
+    """How sure the totals are, in one sentence: the 80% intervals of the next 12 months' value
+    (orders and subscriptions), of its order part and of the order part of the revenue at risk."""
+    whole, value, risk = (
+        intervals.get(("all customers", "clv_12m")),
         intervals.get(("all customers", "value_12m")),
         intervals.get(("all customers", "revenue_at_risk")),
     )
     if value is None:
         return None
-    text = (
-        f"**How sure:** of the predicted 12-month value, the order part is {money(value.expected_usd)}, "
-        f"80% likely between {money(value.p10_usd)} and {money(value.p90_usd)}"
-    )
+    if whole is not None:
+        text = (
+            f"**How sure:** the predicted 12-month value, {money(whole.expected_usd)}, is 80% likely "
+            f"between {money(whole.p10_usd)} and {money(whole.p90_usd)}; its order part "
+            f"{money(value.expected_usd)} between {money(value.p10_usd)} and {money(value.p90_usd)}"
+        )
+    else:  # a serving file from before the whole value's interval
+        text = (
+            f"**How sure:** of the predicted 12-month value, the order part is {money(value.expected_usd)}, "
+            f"80% likely between {money(value.p10_usd)} and {money(value.p90_usd)}"
+        )
     if risk is not None:
         text += (
             f"; the order part of the revenue at risk is {money(risk.expected_usd)}, 80% likely "
             f"between {money(risk.p10_usd)} and {money(risk.p90_usd)}"
         )
     return text + (
-        " (purchases, spend per purchase and the models' parameter uncertainty; subscriptions are "
-        "not in these intervals)."
+        " (purchases, spend per purchase and the models' parameter uncertainty"
+        + (
+            "; the running subscriptions' renewals)."
+            if whole is not None
+            else "; subscriptions are not in these intervals)."
+        )
     )
 
 
@@ -471,11 +483,11 @@ def value_tab(s: data.Serving) -> None:
     if intervals is not None and not intervals.empty:
         st.subheader("How sure: 80% intervals of the totals")
         st.caption(
-            "The order part of each tier's next 12 months and of its revenue at risk: 80% likely "
-            "between Low and High (purchases, spend per purchase and the models' parameter "
-            "uncertainty). A total's interval is not the sum of its customers' intervals: their "
-            "good and bad years offset, while the parameters' uncertainty is shared. Subscriptions "
-            "are not in these intervals."
+            "Each tier's next 12 months (orders and subscriptions, then the order part alone) and "
+            "the order part of its revenue at risk: 80% likely between Low and High (purchases, "
+            "spend per purchase, the models' parameter uncertainty and the running subscriptions' "
+            "renewals). A total's interval is not the sum of its customers' intervals: their "
+            "good and bad years offset, while the parameters' uncertainty is shared."
         )
         st.dataframe(
             intervals, hide_index=True, column_config=table_config(intervals), key="value_intervals_table"

@@ -361,12 +361,16 @@ def value_tiers(s: Serving) -> pd.DataFrame:
 
 # --- how sure -------------------------------------------------------------------------------
 
-INTERVAL_MEASURES = {"value_12m": "Orders, next 12 months", "revenue_at_risk": "Revenue at risk from orders"}
+INTERVAL_MEASURES = {
+    "clv_12m": "Value, next 12 months (orders + subscriptions)",
+    "value_12m": "Orders, next 12 months",
+    "revenue_at_risk": "Revenue at risk from orders",
+}
 
 
 @dataclass(frozen=True)
 class Interval:
-    """An 80% interval of a total, next to the pipeline's expected figure (order part only)."""
+    """An 80% interval of a total, next to the pipeline's expected figure."""
 
     customers: int
     expected_usd: float
@@ -377,8 +381,9 @@ class Interval:
 
 def total_intervals(s: Serving, group_kind: str = "all") -> dict[tuple[str, str], Interval]:
     """(group, measure) -> the 80% interval of the group's total from mart_value_intervals: the
-    order part of the next 12 months' value and of the revenue at risk, with purchase, spend and
-    parameter uncertainty. Empty when the serving file predates the mart."""
+    next 12 months' value (clv_12m; its order part value_12m) and the order part of the revenue at
+    risk, with purchase, spend and parameter uncertainty (and the subscriptions' renewals in
+    clv_12m). Empty when the serving file predates the mart."""
     if not s.has("mart_value_intervals"):
         return {}
     rows = s.con.execute(
@@ -393,15 +398,16 @@ def total_intervals(s: Serving, group_kind: str = "all") -> dict[tuple[str, str]
 
 
 def interval_table(s: Serving) -> pd.DataFrame | None:
-    """Per value tier, the 80% intervals of the order part's totals, in tier order; None without
-    mart_value_intervals."""
+    """Per value tier, the 80% intervals of the totals (INTERVAL_MEASURES, in that order), in tier
+    order; None without mart_value_intervals."""
     if not s.has("mart_value_intervals"):
         return None
     df = s.df(
         "SELECT group_value AS value_tier, measure, customers, expected_usd, p10_usd, p50_usd, p90_usd "
         "FROM mart_value_intervals WHERE group_kind IN ('all', 'value_tier') "
-        "ORDER BY group_kind, coalesce(list_position(?, group_value), 99), measure DESC",
-        [list(VALUE_TIERS)],
+        "ORDER BY group_kind, coalesce(list_position(?, group_value), 99), "
+        "coalesce(list_position(?, measure), 99)",
+        [list(VALUE_TIERS), list(INTERVAL_MEASURES)],
     )
     df["measure"] = df["measure"].map(INTERVAL_MEASURES).fillna(df["measure"])
     return df

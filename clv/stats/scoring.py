@@ -370,17 +370,28 @@ VALUE_INTERVAL_COLUMNS = {
     "p90_usd": "DOUBLE",
 }
 INTERVAL_GROUPS = ("value_tier", "lifecycle_stage", "contract_segment")
-MEASURES = {  # measure: the pipeline's expectation of its order part, per customer (int_revenue_risk)
-    "value_12m": "predicted_order_value_12m_usd",
+MEASURES = {  # measure: the pipeline's expectation, per customer (int_revenue_risk)
+    "clv_12m": "predicted_clv_12m_usd",  # orders + subscriptions
+    "value_12m": "predicted_order_value_12m_usd",  # the order part
     "revenue_at_risk": "order_revenue_at_risk_usd",  # revenue_at_risk_usd - subscription_revenue_at_risk_usd
 }
 
 
 def value_interval_frame(
-    fit_row: pd.DataFrame, predictions: pd.DataFrame, risk: pd.DataFrame, segments: pd.DataFrame
+    fit_row: pd.DataFrame,
+    predictions: pd.DataFrame,
+    risk: pd.DataFrame,
+    segments: pd.DataFrame,
+    subscriptions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """80% intervals of the next 12 months' total value and of the total revenue at risk, for all
+    """80% intervals of the next 12 months' total value (`clv_12m`: orders and subscriptions;
+    `value_12m`: the order part) and of the total revenue at risk (its order part), for all
     customers, per value tier and per segment (`INTERVAL_GROUPS` columns of `segments`).
+
+    The subscription part of `clv_12m` adds, per group, the expected subscription value
+    (int_revenue_risk's predicted_subscription_value_12m_usd) and the variance of the running
+    subscriptions' charges (`subscriptions`: customer_id, subscription_value_12m_sd_usd from
+    int_subscription_value; customers independent), the same in every parameter draw.
 
     The value counts with the pipeline's probabilities (int_revenue_risk): the churn model's
     1 − churn_probability that the customer is still active, for the 12-month value, and the
@@ -391,12 +402,14 @@ def value_interval_frame(
     frame = (
         predictions[["customer_id", "frequency", "age", "monetary_value_usd", "predicted_remaining_clv_usd"]]
         .merge(risk[["customer_id", "churn_probability", "leave_probability_90d", "is_reachable",
-                     "predicted_order_value_12m_usd", "revenue_at_risk_usd", "subscription_revenue_at_risk_usd"]],
+                     "predicted_clv_12m_usd", "predicted_order_value_12m_usd",
+                     "predicted_subscription_value_12m_usd", "revenue_at_risk_usd",
+                     "subscription_revenue_at_risk_usd"]],
                on="customer_id", validate="one_to_one")
         .merge(segments[["customer_id", *INTERVAL_GROUPS]], on="customer_id", validate="one_to_one")
     )  # fmt: skip
-    # the intervals describe order value (BG/NBD x Gamma-Gamma): the expectations they sit beside
-    # are the order parts of the value and of the revenue at risk, not the subscription parts
+    # value_12m and revenue_at_risk describe order value (the purchase model x Gamma-Gamma): the
+    # expectations they sit beside are the order parts; clv_12m adds the subscriptions
     frame["order_revenue_at_risk_usd"] = frame["revenue_at_risk_usd"].astype(float) - frame[
         "subscription_revenue_at_risk_usd"
     ].astype(float)
@@ -418,13 +431,29 @@ def value_interval_frame(
     if has.any():
         unit = btyd.TIME_UNITS[time_unit]
         vd = uncertainty.value_distribution(bg, gg, 365 / unit, x[has], T[has], m[has])
+    sub_mean = frame["predicted_subscription_value_12m_usd"].astype(float).fillna(0.0).to_numpy()
+    sub_sd = np.zeros(len(frame))
+    if subscriptions is not None and len(subscriptions):
+        sd = subscriptions.set_index(subscriptions["customer_id"].astype(str))[
+            "subscription_value_12m_sd_usd"
+        ]
+        sub_sd = frame["customer_id"].astype(str).map(sd).astype(float).fillna(0.0).to_numpy()
     for measure, point in MEASURES.items():
-        prob = active if measure == "value_12m" else leaving
+        prob = leaving if measure == "revenue_at_risk" else active
         for kind, code, names in kinds:
+            extra_mean = extra_var = None
+            if measure == "clv_12m":
+                extra_mean = np.bincount(code, weights=sub_mean, minlength=len(names))
+                extra_var = np.bincount(code, weights=sub_sd**2, minlength=len(names))
             if vd is not None:
                 tot = uncertainty.total_quantiles(
-                    vd, x[has], T[has], m[has], prob[has], value[has], code[has], len(names)
-                ).quantiles
+                    vd, x[has], T[has], m[has], prob[has], value[has], code[has], len(names),
+                    extra_mean=extra_mean, extra_var=extra_var,
+                ).quantiles  # fmt: skip
+            elif extra_mean is not None:
+                tot = uncertainty._mixture_quantiles(
+                    extra_mean[None, :], np.sqrt(extra_var)[None, :], uncertainty.LEVELS
+                )
             else:
                 tot = np.zeros((len(names), 3))
             for i, name in enumerate(names):

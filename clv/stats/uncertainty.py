@@ -320,12 +320,15 @@ def total_quantiles(
     groups: int,
     levels=LEVELS,
     seed: int = 0,
+    extra_mean: np.ndarray | None = None,
+    extra_var: np.ndarray | None = None,
 ) -> TotalInterval:
     """Quantiles of the total value of each group: Σ B_i V_i with B_i ~ Bernoulli(probability_i)
     (alive, or alive and leaving: whatever the total counts) independent of V_i, the value if
     alive. Given a parameter draw the customers are independent: the total has the summed means
     and variances (`_mixture_quantiles` gives it their gamma); over the draws, a mixture. `group` holds each
-    customer's group number (0 .. groups − 1)."""
+    customer's group number (0 .. groups − 1). `extra_mean` and `extra_var` (per group) add an
+    independent part whose uncertainty is not drawn (the subscriptions' charges) to every draw."""
     x = np.asarray(frequency, dtype=np.float64)
     T = np.asarray(T, dtype=np.float64)
     m = np.nan_to_num(np.asarray(monetary, dtype=np.float64))
@@ -355,7 +358,12 @@ def total_quantiles(
         mean = v * (mu1 @ a0.T) + mu1 @ a1.T  # (draw, group)
         second = v**2 * (mu2 @ b0.T) + 2 * v * (mu2 @ b1.T) + mu2 @ b2.T
         square = v**2 * (mu1**2 @ c0.T) + 2 * v * (mu1**2 @ c1.T) + mu1**2 @ c2.T
-    sd = np.sqrt(np.maximum(second - square, 0))
+    var = np.maximum(second - square, 0)
+    if extra_mean is not None:
+        mean = mean + np.asarray(extra_mean, dtype=np.float64)[None, :]
+    if extra_var is not None:
+        var = var + np.asarray(extra_var, dtype=np.float64)[None, :]
+    sd = np.sqrt(var)
     return TotalInterval(mean.mean(axis=0), _mixture_quantiles(mean, sd, levels), tuple(levels))
 
 

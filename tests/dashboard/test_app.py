@@ -566,18 +566,27 @@ def test_the_age_of_the_churn_fit_is_shown(serving_copy, run_app):
 
 
 def test_how_sure_the_totals_and_a_customers_value_are(pipeline_data, run_app):
-    """Issue 18: the KPIs carry the 80% intervals of the order part's totals (mart_value_intervals),
-    the value tab a table of them per tier, and a customer's 360 view their own interval and
+    """Issue 18: the KPIs carry the 80% intervals of the totals (mart_value_intervals: the whole
+    12-month value and its order part), the value tab a table of them per tier, and a customer's 360 view their own interval and
     P(buys within 90 days) from mart_customer_360."""
     ((expected, lo, hi),) = query(
         pipeline_data,
         "SELECT expected_usd, p10_usd, p90_usd FROM mart_value_intervals "
         "WHERE group_kind = 'all' AND measure = 'value_12m'",
     )
-    assert lo < expected < hi
+    ((w_expected, w_lo, w_hi, kpi),) = query(
+        pipeline_data,
+        "SELECT i.expected_usd, i.p10_usd, i.p90_usd, (SELECT sum(predicted_clv_12m_usd) FROM mart_clv) "
+        "FROM mart_value_intervals i WHERE group_kind = 'all' AND measure = 'clv_12m'",
+    )
+    assert lo < expected < hi and w_lo < w_expected < w_hi
+    assert w_expected == pytest.approx(float(kpi)) and w_expected > expected  # the KPI's figure
     at = run_app(pipeline_data)
     caption = "\n".join(c.value for c in at.caption)
-    assert f"the order part is ${expected:,.0f}, 80% likely between ${lo:,.0f} and ${hi:,.0f}" in caption
+    assert (
+        f"the predicted 12-month value, ${w_expected:,.0f}, is 80% likely between ${w_lo:,.0f} and "
+        f"${w_hi:,.0f}; its order part ${expected:,.0f} between ${lo:,.0f} and ${hi:,.0f}" in caption
+    )
     tables = [d.value for d in at.dataframe if "p10_usd" in d.value.columns]
     assert tables, "no interval table on the value tab"
     (tiers,) = tables

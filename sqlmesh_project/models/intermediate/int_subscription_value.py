@@ -26,7 +26,10 @@ from sqlmesh.core.model.kind import ModelKindName
 from clv.business_date import from_execution_time
 from clv.stats import renewal, scoring
 
-INTERVAL_COLUMNS = {f"value_12m_{q}_usd": "DOUBLE" for q in ("p10", "p50", "p90")}
+INTERVAL_COLUMNS = {
+    **{f"value_12m_{q}_usd": "DOUBLE" for q in ("p10", "p50", "p90")},
+    "subscription_value_12m_sd_usd": "DOUBLE",
+}
 
 
 @model(
@@ -92,6 +95,7 @@ INTERVAL_COLUMNS = {f"value_12m_{q}_usd": "DOUBLE" for q in ("p10", "p50", "p90"
         "value_12m_p10_usd": "Orders + running subscriptions: 10th percentile of what the customer may bring over the next 12 months (net, discounted like the value); NULL without a running subscription (the order interval is then the whole)",
         "value_12m_p50_usd": "Orders + running subscriptions: median of the next 12 months' value",
         "value_12m_p90_usd": "Orders + running subscriptions: 90th percentile; with value_12m_p10_usd an 80% predictive interval (a return after cancelling is in the expectation, not in the interval)",
+        "subscription_value_12m_sd_usd": "Standard deviation of the running subscriptions' charges over the next 12 months (the renewal model's distribution; mart_value_intervals adds it up for the totals); NULL without a running subscription",
     },
 )
 def execute(
@@ -109,12 +113,13 @@ def execute(
     ids, draws = renewal.value_samples(eps, models, business, discount)
     bands = pd.DataFrame(index=pd.Index(ids, name="customer_id"), columns=list(INTERVAL_COLUMNS), dtype=float)
     if len(ids):
-        bands[:] = scoring.value_quantiles_with_subscriptions(
+        bands.iloc[:, :3] = scoring.value_quantiles_with_subscriptions(
             read_model(context, "intermediate.int_clv_model_fit"),
             read_model(context, "intermediate.int_clv_predictions"),
             ids,
             draws,
         )
+        bands["subscription_value_12m_sd_usd"] = draws.std(axis=1, dtype=float)
     frame[list(INTERVAL_COLUMNS)] = bands.reindex(frame["customer_id"].astype(str)).to_numpy(dtype=float)
     if frame.empty:  # no subscriber yet: SQLMesh takes no frame, not an empty one
         yield from ()

@@ -4,7 +4,10 @@ segment, next to the pipeline's expected figure. A total's interval is not the s
 customers' intervals: given the model's parameters the customers are independent, so their good
 and bad years offset (the total is normal by the central limit theorem), while the parameters'
 uncertainty is shared by all of them and does not average out (clv/stats/uncertainty.py).
-Order value only (BG/NBD x Gamma-Gamma). Grain: one row per group_kind, group_value and measure."""
+Measures: clv_12m, orders + subscriptions (the running subscriptions' charges by the renewal
+model, their variance from int_subscription_value, added to every parameter draw); value_12m and
+revenue_at_risk, their order parts (the purchase model x Gamma-Gamma).
+Grain: one row per group_kind, group_value and measure."""
 
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from clv.stats import scoring
         "intermediate.int_clv_model_fit",
         "intermediate.int_clv_predictions",
         "intermediate.int_revenue_risk",
+        "intermediate.int_subscription_value",
         "marts.mart_customer_segments",
     ],
     audits=[
@@ -49,10 +53,10 @@ from clv.stats import scoring
     column_descriptions={
         "group_kind": "all, value_tier, lifecycle_stage or contract_segment",
         "group_value": "The tier or segment (all customers for group_kind all)",
-        "measure": "value_12m (next 12 months' net order value) or revenue_at_risk (reachable customers leaving within 90 days)",
+        "measure": "clv_12m (next 12 months' value, orders + subscriptions), value_12m (its order part) or revenue_at_risk (its order part: reachable customers leaving within 90 days)",
         "customers": "Customers in the group",
-        "expected_usd": "The pipeline's expected total of the order part: sum of predicted_order_value_12m_usd, or of revenue_at_risk_usd - subscription_revenue_at_risk_usd",
-        "p10_usd": "10th percentile of the total (purchases, spend and parameter uncertainty)",
+        "expected_usd": "The pipeline's expected total: sum of predicted_clv_12m_usd (clv_12m), of predicted_order_value_12m_usd (value_12m), or of revenue_at_risk_usd - subscription_revenue_at_risk_usd (revenue_at_risk)",
+        "p10_usd": "10th percentile of the total (purchases, spend and parameter uncertainty; clv_12m also the subscriptions' renewals)",
         "p50_usd": "Median of the total",
         "p90_usd": "90th percentile of the total",
     },
@@ -65,4 +69,5 @@ def execute(
         read_model(context, "intermediate.int_clv_predictions"),
         read_model(context, "intermediate.int_revenue_risk"),
         read_model(context, "marts.mart_customer_segments"),
+        read_model(context, "intermediate.int_subscription_value"),
     )
