@@ -80,7 +80,9 @@ def whole_value_lines(w: pd.DataFrame) -> list[str]:
     return lines
 
 
-def whole_value_timing(con, business, copies: int, repeats: int) -> dict[str, list[float]]:
+def whole_value_timing(
+    con, business, fit: pd.DataFrame, pred: pd.DataFrame, copies: int, repeats: int
+) -> dict[str, list[float]]:
     """Seconds of the whole value's interval (int_subscription_value's extra step) on the
     warehouse's own subscriptions and predictions, each customer repeated `copies` times under new
     ids (10 copies of a 100,000-customer warehouse: 1,000,000 customers' worth)."""
@@ -94,8 +96,6 @@ def whole_value_timing(con, business, copies: int, repeats: int) -> dict[str, li
     models = renewal.models_from_frame(
         con.execute("SELECT * FROM intermediate.int_subscription_model_fit").df()
     )
-    fit = con.execute("SELECT * FROM intermediate.int_clv_model_fit").df()
-    pred = con.execute("SELECT * FROM intermediate.int_clv_predictions").df()
 
     def copied(frame: pd.DataFrame, cols: tuple[str, ...]) -> pd.DataFrame:
         parts = []
@@ -180,7 +180,7 @@ def main() -> None:
             "SELECT customer_id, value_tier, lifecycle_stage FROM marts.mart_customer_segments"
         ).df()
         business = pd.Timestamp(fit.business_date.iloc[0]).date()
-        whole_time = whole_value_timing(con, business, args.copies, args.repeats)
+        whole_time = whole_value_timing(con, business, fit, pred, args.copies, args.repeats)
     finally:
         con.close()
     if business.isoformat() != meta["end"]:

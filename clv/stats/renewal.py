@@ -849,12 +849,17 @@ def lapsed_returns(
     keep = ~last["customer_id"].isin(running).to_numpy() & ~np.isnan(ago) & (ago < RETURN_FOLLOW_UP_DAYS)
     last, ago = last[keep], ago[keep]
     parts = []
+    # the revenue depends on the customer only through the plan and the whole days since the
+    # cancellation (0 .. RETURN_FOLLOW_UP_DAYS - 1): tabulated once per plan, then looked up
+    days = np.arange(RETURN_FOLLOW_UP_DAYS, dtype=float)
     for plan, rows in last.groupby("plan_id", sort=False).groups.items():
         sel = last.index.get_indexer(rows)
         first = last.iloc[sel[0]]
         args = (models.get(plan), returns, float(first["price_usd"]), int(first["billing_months"]))
-        r90, _ = _return_revenue(*args, np.full(len(sel), 90.0), discount_rate, ago[sel])
-        r365, v365 = _return_revenue(*args, np.full(len(sel), 365.0), discount_rate, ago[sel])
+        t90, _ = _return_revenue(*args, np.full(len(days), 90.0), discount_rate, days)
+        t365, tv365 = _return_revenue(*args, np.full(len(days), 365.0), discount_rate, days)
+        at = np.clip(ago[sel], 0, RETURN_FOLLOW_UP_DAYS - 1).astype(np.int64)
+        r90, r365, v365 = t90[at], t365[at], tv365[at]
         parts.append(
             pd.DataFrame(
                 {"customer_id": last["customer_id"].to_numpy()[sel], "r90": r90, "r365": r365, "v365": v365}
