@@ -903,7 +903,9 @@ def value_samples(
     counts = np.diff(below, axis=1, prepend=0)
     draws = np.repeat(cum.astype(np.float32).ravel(), counts.ravel()).reshape(len(active), samples)
     ids = active["customer_id"].astype(str).to_numpy()
-    order = np.argsort(ids, kind="stable")
+    # by customer, then episode: the same rows meet the same permutations whatever order the
+    # episodes came in (a warehouse read has none)
+    order = np.lexsort((active["episode_id"].astype(str).to_numpy(), ids))
     ids, draws = ids[order], draws[order]
     customers, first = np.unique(ids, return_index=True)
     if len(customers) < len(ids):  # more than one running subscription: independent draws, added

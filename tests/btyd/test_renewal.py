@@ -372,3 +372,14 @@ def test_value_draws_are_the_distribution_of_the_charges_paid():
     _, draws2 = renewal.value_samples(eps2, models, as_of, samples=1000)
     assert draws2.mean() == pytest.approx(2 * expected, rel=5e-3)
     assert draws[0].std() < draws2[0].std() < 2 * draws[0].std()
+    # the same draws whatever order the episodes come in (a warehouse read has none)
+    mixed = renewal.episodes(
+        subs(("S1", "C1", "BAS-M", "2023-10-05", None), ("S2", "C1", "PRM-M", "2023-06-20", None)),
+        PLANS,
+        as_of,
+    )
+    _, forward = renewal.value_samples(mixed, models | {"PRM-M": models["BAS-M"]}, as_of, samples=1000)
+    _, backward = renewal.value_samples(
+        mixed.iloc[::-1].reset_index(drop=True), models | {"PRM-M": models["BAS-M"]}, as_of, samples=1000
+    )
+    np.testing.assert_array_equal(backward, forward)
