@@ -363,7 +363,7 @@ def _segments(subscriptions: pd.DataFrame, plans: pd.DataFrame, as_of: dt.date) 
     end = s["end"].to_numpy()
     s["end"] = np.where(~np.isnat(end) & (end <= day), end, np.datetime64("NaT"))
     p = plans[list(PLAN_COLUMNS)].drop_duplicates("plan_id")
-    s = s.merge(p, on="plan_id", how="left", validate="many_to_one")
+    s = s.merge(p, on="plan_id", how="left")  # one row per plan_id: de-duplicated above
     unknown = s.loc[s["billing_months"].isna(), "plan_id"].unique()
     if len(unknown):
         raise RenewalError(
