@@ -702,10 +702,9 @@ def expected_charges(
             active, models, returns, surv, ahead_days, horizon_days, discount_rate
         )
     return {
-        "charge_value": price
-        * in_h
-        * disc,  # (episode, charge): each future charge's value, 0 outside the horizon
-        "survival": surv,  # (episode, charge): P(that charge is paid)
+        # (episode, charge): each future charge's value (0 outside the horizon), P(it is paid)
+        "charge_value": price * in_h * disc,
+        "survival": surv,
         "revenue_90d": (price * surv * in_90).sum(axis=1) + back["r90"],
         "revenue_horizon": (price * surv * in_h).sum(axis=1) + back["rh"],
         "value_horizon": (price * surv * in_h * disc).sum(axis=1) + back["vh"],
