@@ -696,12 +696,9 @@ def customer_tab(s: data.Serving) -> None:
         st.markdown(" · ".join(who))
     cols = st.columns(6)
     cols[0].metric("Value tier", str(row["value_tier"]))
-    low, high = row.get("value_12m_p10_usd"), row.get("value_12m_p90_usd")
     o_low, o_high = row.get("order_value_12m_p10_usd"), row.get("order_value_12m_p90_usd")
-    if low is None:  # a serving file from before the whole value's interval: orders alone
-        low, high, whole = o_low, o_high, False
-    else:
-        whole = True
+    whole = row.get("value_12m_p10_usd") is not None  # not in a serving file from before it
+    low, high = (row["value_12m_p10_usd"], row["value_12m_p90_usd"]) if whole else (o_low, o_high)
     what = "orders and subscriptions" if whole else "orders alone"
     cols[1].metric(
         "Predicted 12-month CLV",
